@@ -1,0 +1,1353 @@
+// SPDX-License-Identifier: MIT
+/*
+ * meta — the LMDB metadata store (see meta.h for the contract).
+ *
+ * One environment in DIR/meta with eight named databases. Keys are built so
+ * that LMDB's default memcmp order is the order callers want:
+ *
+ *   inodes    ino (BE u64)                  -> inode record (below)
+ *   dentries  parent (BE u64) + name bytes  -> child ino (LE u64)
+ *   chunks    ino (BE u64) + index (BE u64) -> ()
+ *   lru       access ns (BE u64, sign bit flipped) + ino (BE u64) -> ()
+ *   dirty     ino (BE u64)                  -> ()
+ *   xattrs    ino (BE u64) + name bytes     -> value bytes
+ *   tasks     task id bytes                 -> JSON text (no NUL)
+ *   super     name bytes                    -> value (u64 as LE u64)
+ *
+ * The inode record is a versioned little-endian serialisation, never the C
+ * struct (which holds a pointer): see inode_encode().
+ *
+ * Errors: MDB_* codes become -errno once, in lmdb_err(). The first error of a
+ * transaction sticks (txn->err): every later call returns it untouched and
+ * meta_txn_commit() aborts. Answers do not stick: -ENOENT from a lookup or
+ * from deleting an absent key, -ERANGE for a caller's buffer that is too
+ * small, -ENAMETOOLONG from a lookup of an over-long name. Deleting an
+ * absent dirty/lru entry, or clearing chunks/xattrs that are not there, is
+ * not an error (those are index maintenance and meant to be idempotent).
+ *
+ * Iteration (the *_foreach calls) re-seeks by a copy of the current key
+ * after each callback, so a callback may modify the table it is walking in
+ * the same write transaction.
+ */
+#include "cache/meta.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define META_FORMAT	   1
+#define META_MAP_DEFAULT   (64ULL << 30)
+#define META_MAXREADERS	   512
+#define META_NAME_MAX	   255
+#define META_XATTR_VAL_MAX (64u * 1024)
+#define META_KEY_MAX	   (8 + META_NAME_MAX + 8)
+#define INODE_REC_VERSION  1
+#define INODE_REC_FIXED	   108	      /* bytes before the variable part */
+#define INODE_KEY_NULL	   UINT32_MAX /* s3_key length meaning NULL */
+
+enum meta_table {
+	T_INODES,
+	T_DENTRIES,
+	T_CHUNKS,
+	T_LRU,
+	T_DIRTY,
+	T_XATTRS,
+	T_TASKS,
+	T_SUPER,
+	T_COUNT,
+};
+
+static const char *const table_names[T_COUNT] = {
+	"inodes", "dentries", "chunks", "lru",
+	"dirty",  "xattrs",   "tasks",	"super",
+};
+
+struct meta_db {
+	MDB_env *env;
+	MDB_dbi dbi[T_COUNT]; /* opened once at meta_open, read-only after */
+};
+
+struct meta_txn {
+	struct meta_db *db;
+	MDB_txn *txn;
+	bool write;
+	int err; /* first error, sticky */
+};
+
+/* ---- errors ---- */
+
+static int lmdb_err(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+		log_warn("meta: %s: the metadata map is full", what);
+		return -ENOSPC;
+	case MDB_READERS_FULL:
+		log_warn("meta: %s: too many readers", what);
+		return -EAGAIN;
+	default:
+		break;
+	}
+	if (rc > 0) /* an errno from the OS */
+		return -rc;
+	log_error("meta: %s: %s", what, mdb_strerror(rc));
+	return -EIO;
+}
+
+/* Record ret as the sticky error (if it is one) and return it. */
+static int stick(struct meta_txn *txn, int ret)
+{
+	if (ret && !txn->err)
+		txn->err = ret;
+	return ret;
+}
+
+/* Sticky unless it is an answer (-ENOENT). */
+static int stick_lookup(struct meta_txn *txn, int ret)
+{
+	if (ret == -ENOENT)
+		return ret;
+	return stick(txn, ret);
+}
+
+static int need_write(struct meta_txn *txn)
+{
+	if (txn->err)
+		return txn->err;
+	if (!txn->write)
+		return stick(txn, -EBADF);
+	return 0;
+}
+
+const char *meta_state_name(enum meta_state s)
+{
+	switch (s) {
+	case META_NEW:
+		return "new";
+	case META_DIRTY:
+		return "dirty";
+	case META_ARCHIVED:
+		return "archived";
+	case META_RELEASED:
+		return "released";
+	case META_LOST:
+		return "lost";
+	}
+	return "unknown";
+}
+
+void meta_inode_release(struct meta_inode *ino)
+{
+	if (!ino)
+		return;
+	free(ino->s3_key);
+	memset(ino, 0, sizeof(*ino));
+}
+
+/* ---- byte order ---- */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- keys ---- */
+
+static MDB_val key_u64(uint8_t buf[8], uint64_t v)
+{
+	put_be64(buf, v);
+	return (MDB_val){.mv_size = 8, .mv_data = buf};
+}
+
+static MDB_val key_u64_u64(uint8_t buf[16], uint64_t a, uint64_t b)
+{
+	put_be64(buf, a);
+	put_be64(buf + 8, b);
+	return (MDB_val){.mv_size = 16, .mv_data = buf};
+}
+
+/* id + name; name must be 1..255 bytes: -EINVAL / -ENAMETOOLONG. */
+static int key_name(uint8_t buf[META_KEY_MAX], uint64_t id, const char *name,
+		    MDB_val *out)
+{
+	size_t n;
+
+	if (!name || !*name)
+		return -EINVAL;
+	n = strlen(name);
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	put_be64(buf, id);
+	memcpy(buf + 8, name, n);
+	*out = (MDB_val){.mv_size = 8 + n, .mv_data = buf};
+	return 0;
+}
+
+/* A plain name key (tasks, super). */
+static int key_str(const char *name, MDB_val *out)
+{
+	size_t n;
+
+	if (!name || !*name)
+		return -EINVAL;
+	n = strlen(name);
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	*out = (MDB_val){.mv_size = n, .mv_data = (void *)name};
+	return 0;
+}
+
+/* Access times may be negative: flip the sign bit so BE order is numeric. */
+static uint64_t bias_i64(int64_t v)
+{
+	return (uint64_t)v ^ (1ULL << 63);
+}
+
+static int64_t unbias_i64(uint64_t v)
+{
+	return (int64_t)(v ^ (1ULL << 63));
+}
+
+/* ---- raw operations (no sticky handling) ---- */
+
+static int raw_get(struct meta_txn *txn, enum meta_table t, MDB_val *k,
+		   MDB_val *v)
+{
+	return lmdb_err(mdb_get(txn->txn, txn->db->dbi[t], k, v), "get");
+}
+
+static int raw_put(struct meta_txn *txn, enum meta_table t, MDB_val *k,
+		   MDB_val *v, unsigned flags)
+{
+	return lmdb_err(mdb_put(txn->txn, txn->db->dbi[t], k, v, flags), "put");
+}
+
+static int raw_del(struct meta_txn *txn, enum meta_table t, MDB_val *k)
+{
+	return lmdb_err(mdb_del(txn->txn, txn->db->dbi[t], k, NULL), "del");
+}
+
+static MDB_val empty_val(void)
+{
+	return (MDB_val){.mv_size = 0, .mv_data = (void *)""};
+}
+
+/*
+ * Walk table t from the first key >= start (start NULL: from the first key),
+ * strictly after start when skip_equal, while keys begin with prefix (plen 0:
+ * no bound). fn returns 0 to go on, non-zero to stop (returned). Errors of
+ * LMDB stick; errors of fn are the caller's and only returned.
+ */
+typedef int (*walk_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
+
+static int walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
+		size_t plen, const void *start, size_t slen, bool skip_equal,
+		walk_fn fn, void *ctx)
+{
+	uint8_t cur_key[META_KEY_MAX];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_cursor_op op;
+	int rc, ret = 0;
+
+	rc = mdb_cursor_open(txn->txn, txn->db->dbi[t], &cur);
+	if (rc)
+		return stick(txn, lmdb_err(rc, "cursor"));
+	if (!start) {
+		start = prefix;
+		slen = plen;
+	}
+	op = start && slen ? MDB_SET_RANGE : MDB_FIRST;
+	for (;;) {
+		if (op == MDB_SET_RANGE)
+			k = (MDB_val){.mv_size = slen,
+				      .mv_data = (void *)start};
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc)
+			break;
+		op = MDB_NEXT;
+		if (plen &&
+		    (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+			break;
+		if (skip_equal && k.mv_size == slen &&
+		    memcmp(k.mv_data, start, slen) == 0)
+			continue;
+		if (k.mv_size > sizeof(cur_key)) { /* not one of our keys */
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(cur_key, k.mv_data, k.mv_size);
+		ret = fn(ctx, &k, &v);
+		if (ret)
+			break;
+		if (txn->err) { /* fn used this transaction and it failed */
+			ret = txn->err;
+			break;
+		}
+		/* Re-seek strictly after the key just visited: fn may have
+		 * changed the table (even deleted that key). */
+		start = cur_key;
+		slen = k.mv_size;
+		skip_equal = true;
+		op = MDB_SET_RANGE;
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	if (rc && rc != MDB_NOTFOUND)
+		return stick(txn, lmdb_err(rc, "cursor get"));
+	return 0;
+}
+
+/* ---- environment ---- */
+
+static int check_format(struct meta_txn *txn, const char *path)
+{
+	uint64_t format;
+	int ret;
+
+	ret = meta_super_get_u64(txn, "format", &format);
+	if (ret == -ENOENT)
+		return meta_super_put_u64(txn, "format", META_FORMAT);
+	if (ret)
+		return ret;
+	if (format != META_FORMAT) {
+		log_error("meta: %s has metadata format %llu; this tidefs "
+			  "reads format %d only",
+			  path, (unsigned long long)format, META_FORMAT);
+		return -EPROTONOSUPPORT;
+	}
+	return 0;
+}
+
+static int open_tables(struct meta_db *db, const char *path)
+{
+	struct meta_txn txn = {.db = db, .write = true};
+	int rc;
+
+	rc = mdb_txn_begin(db->env, NULL, 0, &txn.txn);
+	if (rc)
+		return lmdb_err(rc, "begin");
+	for (int i = 0; i < T_COUNT; i++) {
+		rc = mdb_dbi_open(txn.txn, table_names[i], MDB_CREATE,
+				  &db->dbi[i]);
+		if (rc) {
+			mdb_txn_abort(txn.txn);
+			return lmdb_err(rc, table_names[i]);
+		}
+	}
+	rc = check_format(&txn, path);
+	if (rc) {
+		mdb_txn_abort(txn.txn);
+		return rc;
+	}
+	return lmdb_err(mdb_txn_commit(txn.txn), "commit");
+}
+
+int meta_open(const char *dir, uint64_t map_size, bool nosync,
+	      struct meta_db **out)
+{
+	struct meta_db *db = NULL;
+	unsigned flags = MDB_NOTLS;
+	char *path = NULL;
+	int rc, dead = 0, ret;
+
+	*out = NULL;
+	if (asprintf(&path, "%s/meta", dir) < 0)
+		return -ENOMEM;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		log_error("meta: mkdir %s: %s", path, strerror(errno));
+		goto out_free_path;
+	}
+	db = calloc(1, sizeof(*db));
+	if (!db) {
+		ret = -ENOMEM;
+		goto out_free_path;
+	}
+	rc = mdb_env_create(&db->env);
+	if (rc) {
+		ret = lmdb_err(rc, "env create");
+		goto out_free_db;
+	}
+	if (!map_size)
+		map_size = META_MAP_DEFAULT;
+	if (nosync)
+		flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+	rc = mdb_env_set_maxdbs(db->env, T_COUNT);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(db->env, META_MAXREADERS);
+	if (!rc)
+		rc = mdb_env_set_mapsize(db->env, (size_t)map_size);
+	if (!rc)
+		rc = mdb_env_open(db->env, path, flags, 0600);
+	if (rc) {
+		ret = lmdb_err(rc, "env open");
+		log_error("meta: cannot open %s: %s", path, mdb_strerror(rc));
+		goto out_close_env;
+	}
+	/* Readers left behind by a killed process pin old pages forever. */
+	rc = mdb_reader_check(db->env, &dead);
+	if (rc) {
+		ret = lmdb_err(rc, "reader check");
+		goto out_close_env;
+	}
+	if (dead)
+		log_info("meta: cleared %d stale reader slot(s)", dead);
+	ret = open_tables(db, path);
+	if (ret)
+		goto out_close_env;
+	free(path);
+	*out = db;
+	return 0;
+
+out_close_env:
+	mdb_env_close(db->env);
+out_free_db:
+	free(db);
+out_free_path:
+	free(path);
+	return ret;
+}
+
+void meta_close(struct meta_db *db)
+{
+	if (!db)
+		return;
+	mdb_env_close(db->env);
+	free(db);
+}
+
+int meta_sync(struct meta_db *db)
+{
+	return lmdb_err(mdb_env_sync(db->env, 1), "sync");
+}
+
+/* ---- transactions ---- */
+
+int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
+{
+	struct meta_txn *txn;
+	int rc;
+
+	*out = NULL;
+	txn = calloc(1, sizeof(*txn));
+	if (!txn)
+		return -ENOMEM;
+	txn->db = db;
+	txn->write = write;
+	rc = mdb_txn_begin(db->env, NULL, write ? 0 : MDB_RDONLY, &txn->txn);
+	if (rc == MDB_READERS_FULL) {
+		/* Maybe slots of dead processes: reclaim them, try once more.
+		 */
+		int dead = 0;
+
+		if (mdb_reader_check(db->env, &dead) == 0 && dead > 0)
+			rc = mdb_txn_begin(db->env, NULL,
+					   write ? 0 : MDB_RDONLY, &txn->txn);
+	}
+	if (rc) {
+		free(txn);
+		return lmdb_err(rc, "begin");
+	}
+	*out = txn;
+	return 0;
+}
+
+int meta_txn_commit(struct meta_txn *txn)
+{
+	int ret;
+
+	if (!txn)
+		return -EINVAL;
+	if (txn->err) {
+		ret = txn->err;
+		mdb_txn_abort(txn->txn);
+	} else {
+		ret = lmdb_err(mdb_txn_commit(txn->txn), "commit");
+	}
+	free(txn);
+	return ret;
+}
+
+void meta_txn_abort(struct meta_txn *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn->txn);
+	free(txn);
+}
+
+int meta_txn_error(const struct meta_txn *txn)
+{
+	return txn->err;
+}
+
+/* ---- super ---- */
+
+/* Copy a stored value out: at most len bytes, *outlen the stored length. */
+static void copy_out(const MDB_val *v, void *buf, size_t len, size_t *outlen)
+{
+	if (buf && len)
+		memcpy(buf, v->mv_data, MIN(len, v->mv_size));
+	if (outlen)
+		*outlen = v->mv_size;
+}
+
+int meta_super_get(struct meta_txn *txn, const char *name, void *buf,
+		   size_t len, size_t *outlen)
+{
+	MDB_val k, v;
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	ret = key_str(name, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? ret : stick(txn, ret);
+	ret = raw_get(txn, T_SUPER, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	copy_out(&v, buf, len, outlen);
+	return 0;
+}
+
+int meta_super_put(struct meta_txn *txn, const char *name, const void *val,
+		   size_t len)
+{
+	MDB_val k, v = {.mv_size = len, .mv_data = (void *)val};
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	if (!val && len)
+		return stick(txn, -EINVAL);
+	if (!len)
+		v = empty_val();
+	ret = key_str(name, &k);
+	if (!ret)
+		ret = raw_put(txn, T_SUPER, &k, &v, 0);
+	return stick(txn, ret);
+}
+
+/* -ERANGE (not sticky) when the value and its NUL do not fit in len. */
+int meta_super_get_str(struct meta_txn *txn, const char *name, char *buf,
+		       size_t len)
+{
+	size_t n;
+	int ret;
+
+	if (!len)
+		return -ERANGE;
+	ret = meta_super_get(txn, name, buf, len, &n);
+	if (ret)
+		return ret;
+	if (n >= len) {
+		buf[len - 1] = '\0';
+		return -ERANGE;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+int meta_super_put_str(struct meta_txn *txn, const char *name, const char *val)
+{
+	return meta_super_put(txn, name, val, val ? strlen(val) : 0);
+}
+
+/* Stored as 8 bytes little-endian; another length is -EPROTO (sticky). */
+int meta_super_get_u64(struct meta_txn *txn, const char *name, uint64_t *v)
+{
+	uint8_t b[8];
+	size_t n;
+	int ret;
+
+	ret = meta_super_get(txn, name, b, sizeof(b), &n);
+	if (ret)
+		return ret;
+	if (n != sizeof(b))
+		return stick(txn, -EPROTO);
+	*v = get_le64(b);
+	return 0;
+}
+
+int meta_super_put_u64(struct meta_txn *txn, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+
+	put_le64(b, v);
+	return meta_super_put(txn, name, b, sizeof(b));
+}
+
+/* ---- inodes ---- */
+
+int meta_ino_alloc(struct meta_txn *txn, uint64_t *ino)
+{
+	uint64_t next = META_ROOT_INO + 1;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = meta_super_get_u64(txn, "next_ino", &next);
+	if (ret && ret != -ENOENT)
+		return ret;
+	ret = meta_super_put_u64(txn, "next_ino", next + 1);
+	if (ret)
+		return ret;
+	*ino = next;
+	return 0;
+}
+
+/*
+ * Inode record, version 1, all little-endian:
+ *   0 u32 version   4 u32 mode   8 u32 uid   12 u32 gid   16 u32 nlink
+ *  20 u32 state    24 u32 flags 28 u64 rdev  36 u64 size
+ *  44 i64 atime    52 i64 mtime 60 i64 ctime 68 u64 generation
+ *  76 u64 cached_bytes          84 i64 last_access
+ *  92 u64 s3_size 100 i64 s3_mtime
+ * 108 u32 etag length, etag bytes, u32 s3_key length (UINT32_MAX: NULL),
+ *     s3_key bytes
+ * A reader refuses other versions (-EPROTO); a new field means a new version
+ * and a conversion at meta_open.
+ */
+static size_t inode_rec_size(const struct meta_inode *in, size_t *elen,
+			     size_t *klen)
+{
+	*elen = strnlen(in->etag, sizeof(in->etag) - 1);
+	*klen = in->s3_key ? strlen(in->s3_key) : 0;
+	return INODE_REC_FIXED + 4 + *elen + 4 + *klen;
+}
+
+static void inode_encode(const struct meta_inode *in, uint8_t *p, size_t elen,
+			 size_t klen)
+{
+	put_le32(p + 0, INODE_REC_VERSION);
+	put_le32(p + 4, in->mode);
+	put_le32(p + 8, in->uid);
+	put_le32(p + 12, in->gid);
+	put_le32(p + 16, in->nlink);
+	put_le32(p + 20, in->state);
+	put_le32(p + 24, in->flags);
+	put_le64(p + 28, in->rdev);
+	put_le64(p + 36, in->size);
+	put_le64(p + 44, (uint64_t)in->atime_ns);
+	put_le64(p + 52, (uint64_t)in->mtime_ns);
+	put_le64(p + 60, (uint64_t)in->ctime_ns);
+	put_le64(p + 68, in->generation);
+	put_le64(p + 76, in->cached_bytes);
+	put_le64(p + 84, (uint64_t)in->last_access_ns);
+	put_le64(p + 92, in->s3_size);
+	put_le64(p + 100, (uint64_t)in->s3_mtime_ns);
+	p += INODE_REC_FIXED;
+	put_le32(p, (uint32_t)elen);
+	memcpy(p + 4, in->etag, elen);
+	p += 4 + elen;
+	put_le32(p, in->s3_key ? (uint32_t)klen : INODE_KEY_NULL);
+	if (klen)
+		memcpy(p + 4, in->s3_key, klen);
+}
+
+/* Decode into out (zeroed first); s3_key is malloc'ed. */
+static int inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out)
+{
+	const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+	uint32_t elen, klen;
+
+	memset(out, 0, sizeof(*out));
+	if (v->mv_size < INODE_REC_FIXED + 8 ||
+	    get_le32(p) != INODE_REC_VERSION) {
+		log_error("meta: inode %llu: bad record",
+			  (unsigned long long)ino);
+		return -EPROTO;
+	}
+	out->ino = ino;
+	out->mode = get_le32(p + 4);
+	out->uid = get_le32(p + 8);
+	out->gid = get_le32(p + 12);
+	out->nlink = get_le32(p + 16);
+	out->state = get_le32(p + 20);
+	out->flags = get_le32(p + 24);
+	out->rdev = get_le64(p + 28);
+	out->size = get_le64(p + 36);
+	out->atime_ns = (int64_t)get_le64(p + 44);
+	out->mtime_ns = (int64_t)get_le64(p + 52);
+	out->ctime_ns = (int64_t)get_le64(p + 60);
+	out->generation = get_le64(p + 68);
+	out->cached_bytes = get_le64(p + 76);
+	out->last_access_ns = (int64_t)get_le64(p + 84);
+	out->s3_size = get_le64(p + 92);
+	out->s3_mtime_ns = (int64_t)get_le64(p + 100);
+	p += INODE_REC_FIXED;
+	elen = get_le32(p);
+	p += 4;
+	if (elen >= sizeof(out->etag) || (size_t)(end - p) < elen + 4u)
+		goto bad;
+	memcpy(out->etag, p, elen);
+	p += elen;
+	klen = get_le32(p);
+	p += 4;
+	if (klen == INODE_KEY_NULL)
+		return p == end ? 0 : -EPROTO;
+	if ((size_t)(end - p) != klen)
+		goto bad;
+	out->s3_key = malloc((size_t)klen + 1);
+	if (!out->s3_key)
+		return -ENOMEM;
+	memcpy(out->s3_key, p, klen);
+	out->s3_key[klen] = '\0';
+	return 0;
+bad:
+	log_error("meta: inode %llu: bad record", (unsigned long long)ino);
+	memset(out, 0, sizeof(*out));
+	return -EPROTO;
+}
+
+int meta_inode_get(struct meta_txn *txn, uint64_t ino, struct meta_inode *out)
+{
+	uint8_t kb[8];
+	MDB_val k = key_u64(kb, ino), v;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (txn->err)
+		return txn->err;
+	ret = raw_get(txn, T_INODES, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	return stick(txn, inode_decode(ino, &v, out));
+}
+
+int meta_inode_put(struct meta_txn *txn, const struct meta_inode *in)
+{
+	uint8_t kb[8], *buf;
+	MDB_val k = key_u64(kb, in->ino), v;
+	size_t elen, klen;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	if (!in->ino)
+		return stick(txn, -EINVAL);
+	v.mv_size = inode_rec_size(in, &elen, &klen);
+	if (klen >= INODE_KEY_NULL)
+		return stick(txn, -ENAMETOOLONG);
+	buf = malloc(v.mv_size);
+	if (!buf)
+		return stick(txn, -ENOMEM);
+	inode_encode(in, buf, elen, klen);
+	v.mv_data = buf;
+	ret = raw_put(txn, T_INODES, &k, &v, 0);
+	free(buf);
+	return stick(txn, ret);
+}
+
+int meta_inode_del(struct meta_txn *txn, uint64_t ino)
+{
+	uint8_t kb[8];
+	MDB_val k = key_u64(kb, ino);
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	return stick_lookup(txn, raw_del(txn, T_INODES, &k));
+}
+
+struct inode_walk {
+	meta_inode_cb cb;
+	void *arg;
+	struct meta_txn *txn;
+};
+
+static int inode_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct inode_walk *w = ctx;
+	struct meta_inode in;
+	int ret;
+
+	if (k->mv_size != 8)
+		return stick(w->txn, -EPROTO);
+	ret = inode_decode(get_be64(k->mv_data), v, &in);
+	if (ret)
+		return stick(w->txn, ret);
+	ret = w->cb(w->arg, &in);
+	meta_inode_release(&in);
+	return ret;
+}
+
+int meta_inode_foreach(struct meta_txn *txn, meta_inode_cb cb, void *arg)
+{
+	struct inode_walk w = {.cb = cb, .arg = arg, .txn = txn};
+
+	if (txn->err)
+		return txn->err;
+	return walk(txn, T_INODES, NULL, 0, NULL, 0, false, inode_walk_fn, &w);
+}
+
+/* ---- dentries ---- */
+
+int meta_dentry_get(struct meta_txn *txn, uint64_t parent, const char *name,
+		    uint64_t *ino)
+{
+	uint8_t kb[META_KEY_MAX];
+	MDB_val k, v;
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	ret = key_name(kb, parent, name, &k);
+	if (ret)
+		return ret; /* an answer: no such name can exist */
+	ret = raw_get(txn, T_DENTRIES, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	if (v.mv_size != 8)
+		return stick(txn, -EPROTO);
+	*ino = get_le64(v.mv_data);
+	return 0;
+}
+
+int meta_dentry_put(struct meta_txn *txn, uint64_t parent, const char *name,
+		    uint64_t ino, bool replace)
+{
+	uint8_t kb[META_KEY_MAX], vb[8];
+	MDB_val k, v = {.mv_size = 8, .mv_data = vb};
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_name(kb, parent, name, &k);
+	if (ret)
+		return stick(txn, ret);
+	put_le64(vb, ino);
+	return stick(txn, raw_put(txn, T_DENTRIES, &k, &v,
+				  replace ? 0 : MDB_NOOVERWRITE));
+}
+
+int meta_dentry_del(struct meta_txn *txn, uint64_t parent, const char *name)
+{
+	uint8_t kb[META_KEY_MAX];
+	MDB_val k;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_name(kb, parent, name, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
+	return stick_lookup(txn, raw_del(txn, T_DENTRIES, &k));
+}
+
+struct dentry_walk {
+	meta_dentry_cb cb;
+	void *arg;
+	struct meta_txn *txn;
+};
+
+static int dentry_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct dentry_walk *w = ctx;
+	char name[META_NAME_MAX + 1];
+	size_t n = k->mv_size - 8;
+
+	if (n > META_NAME_MAX || v->mv_size != 8)
+		return stick(w->txn, -EPROTO);
+	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
+	name[n] = '\0';
+	return w->cb(w->arg, name, get_le64(v->mv_data));
+}
+
+int meta_dentry_foreach(struct meta_txn *txn, uint64_t parent,
+			const char *after, meta_dentry_cb cb, void *arg)
+{
+	struct dentry_walk w = {.cb = cb, .arg = arg, .txn = txn};
+	uint8_t pb[8], kb[META_KEY_MAX];
+	MDB_val k;
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	put_be64(pb, parent);
+	if (!after || !*after)
+		return walk(txn, T_DENTRIES, pb, 8, NULL, 0, false,
+			    dentry_walk_fn, &w);
+	ret = key_name(kb, parent, after, &k);
+	if (ret == -ENAMETOOLONG) { /* sorts like its first 255 bytes */
+		memcpy(kb, pb, 8);
+		memcpy(kb + 8, after, META_NAME_MAX);
+		k = (MDB_val){.mv_size = META_KEY_MAX - 8, .mv_data = kb};
+		ret = 0;
+	}
+	if (ret)
+		return stick(txn, ret);
+	return walk(txn, T_DENTRIES, pb, 8, k.mv_data, k.mv_size, true,
+		    dentry_walk_fn, &w);
+}
+
+static int stop_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	(void)ctx;
+	(void)k;
+	(void)v;
+	return 1;
+}
+
+int meta_dir_is_empty(struct meta_txn *txn, uint64_t parent)
+{
+	uint8_t pb[8];
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	put_be64(pb, parent);
+	ret = walk(txn, T_DENTRIES, pb, 8, NULL, 0, false, stop_walk_fn, NULL);
+	if (ret < 0)
+		return ret;
+	return ret == 1 ? 0 : 1;
+}
+
+/* ---- chunks ---- */
+
+int meta_chunk_set(struct meta_txn *txn, uint64_t ino, uint64_t idx)
+{
+	uint8_t kb[16];
+	MDB_val k = key_u64_u64(kb, ino, idx), v = empty_val();
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	return stick(txn, raw_put(txn, T_CHUNKS, &k, &v, 0));
+}
+
+struct chunk_walk {
+	uint8_t *bitmap;
+	uint64_t nchunks;
+};
+
+static int chunk_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct chunk_walk *w = ctx;
+	uint64_t idx;
+
+	(void)v;
+	if (k->mv_size != 16)
+		return 0;
+	idx = get_be64((const uint8_t *)k->mv_data + 8);
+	if (idx >= w->nchunks)
+		return 1; /* keys are in index order: nothing more to set */
+	w->bitmap[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	return 0;
+}
+
+/* Bit idx is bitmap[idx / 8] & (1 << idx % 8). */
+int meta_chunk_load(struct meta_txn *txn, uint64_t ino, uint8_t *bitmap,
+		    uint64_t nchunks)
+{
+	struct chunk_walk w = {.bitmap = bitmap, .nchunks = nchunks};
+	uint8_t pb[8];
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	if (!nchunks)
+		return 0;
+	put_be64(pb, ino);
+	ret = walk(txn, T_CHUNKS, pb, 8, NULL, 0, false, chunk_walk_fn, &w);
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Delete every key of table t that starts with prefix and is >= start, by
+ * re-seeking after each delete (mdb_cursor_del leaves cursors in a state
+ * better not relied on).
+ */
+static int del_range(struct meta_txn *txn, enum meta_table t,
+		     const uint8_t *prefix, size_t plen, const uint8_t *start,
+		     size_t slen)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn->txn, txn->db->dbi[t], &cur);
+	if (rc)
+		return stick(txn, lmdb_err(rc, "cursor"));
+	for (;;) {
+		k = (MDB_val){.mv_size = slen, .mv_data = (void *)start};
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc)
+			break;
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return stick(txn, lmdb_err(rc, "delete range"));
+	return 0;
+}
+
+int meta_chunk_clear(struct meta_txn *txn, uint64_t ino, uint64_t from)
+{
+	uint8_t kb[16];
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	key_u64_u64(kb, ino, from);
+	return del_range(txn, T_CHUNKS, kb, 8, kb, 16);
+}
+
+/* ---- xattrs ---- */
+
+int meta_xattr_get(struct meta_txn *txn, uint64_t ino, const char *name,
+		   void *buf, size_t len, size_t *outlen)
+{
+	uint8_t kb[META_KEY_MAX];
+	MDB_val k, v;
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	ret = key_name(kb, ino, name, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? ret : stick(txn, ret);
+	ret = raw_get(txn, T_XATTRS, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	copy_out(&v, buf, len, outlen);
+	return 0;
+}
+
+int meta_xattr_put(struct meta_txn *txn, uint64_t ino, const char *name,
+		   const void *val, size_t len)
+{
+	uint8_t kb[META_KEY_MAX];
+	MDB_val k, v = {.mv_size = len, .mv_data = (void *)val};
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_name(kb, ino, name, &k);
+	if (ret)
+		return stick(txn, ret);
+	if (len > META_XATTR_VAL_MAX)
+		return stick(txn, -E2BIG);
+	if (!val && len)
+		return stick(txn, -EINVAL);
+	if (!len)
+		v = empty_val();
+	return stick(txn, raw_put(txn, T_XATTRS, &k, &v, 0));
+}
+
+int meta_xattr_del(struct meta_txn *txn, uint64_t ino, const char *name)
+{
+	uint8_t kb[META_KEY_MAX];
+	MDB_val k;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_name(kb, ino, name, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
+	return stick_lookup(txn, raw_del(txn, T_XATTRS, &k));
+}
+
+struct name_walk {
+	meta_xattr_cb cb;
+	void *arg;
+	struct meta_txn *txn;
+};
+
+static int xattr_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct name_walk *w = ctx;
+	char name[META_NAME_MAX + 1];
+	size_t n = k->mv_size - 8;
+
+	(void)v;
+	if (n > META_NAME_MAX)
+		return stick(w->txn, -EPROTO);
+	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
+	name[n] = '\0';
+	return w->cb(w->arg, name);
+}
+
+int meta_xattr_foreach(struct meta_txn *txn, uint64_t ino, meta_xattr_cb cb,
+		       void *arg)
+{
+	struct name_walk w = {.cb = cb, .arg = arg, .txn = txn};
+	uint8_t pb[8];
+
+	if (txn->err)
+		return txn->err;
+	put_be64(pb, ino);
+	return walk(txn, T_XATTRS, pb, 8, NULL, 0, false, xattr_walk_fn, &w);
+}
+
+int meta_xattr_clear(struct meta_txn *txn, uint64_t ino)
+{
+	uint8_t pb[8];
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	put_be64(pb, ino);
+	return del_range(txn, T_XATTRS, pb, 8, pb, 8);
+}
+
+/* ---- dirty and lru ---- */
+
+int meta_dirty_add(struct meta_txn *txn, uint64_t ino)
+{
+	uint8_t kb[8];
+	MDB_val k = key_u64(kb, ino), v = empty_val();
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	return stick(txn, raw_put(txn, T_DIRTY, &k, &v, 0));
+}
+
+/* Absent is fine. */
+int meta_dirty_del(struct meta_txn *txn, uint64_t ino)
+{
+	uint8_t kb[8];
+	MDB_val k = key_u64(kb, ino);
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = raw_del(txn, T_DIRTY, &k);
+	return ret == -ENOENT ? 0 : stick(txn, ret);
+}
+
+struct ino_walk {
+	meta_ino_cb cb;
+	meta_lru_cb lru_cb;
+	void *arg;
+};
+
+static int dirty_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct ino_walk *w = ctx;
+
+	(void)v;
+	if (k->mv_size != 8)
+		return 0;
+	return w->cb(w->arg, get_be64(k->mv_data));
+}
+
+int meta_dirty_foreach(struct meta_txn *txn, meta_ino_cb cb, void *arg)
+{
+	struct ino_walk w = {.cb = cb, .arg = arg};
+
+	if (txn->err)
+		return txn->err;
+	return walk(txn, T_DIRTY, NULL, 0, NULL, 0, false, dirty_walk_fn, &w);
+}
+
+int meta_lru_put(struct meta_txn *txn, int64_t access_ns, uint64_t ino)
+{
+	uint8_t kb[16];
+	MDB_val k = key_u64_u64(kb, bias_i64(access_ns), ino), v = empty_val();
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	return stick(txn, raw_put(txn, T_LRU, &k, &v, 0));
+}
+
+/* Absent is fine. */
+int meta_lru_del(struct meta_txn *txn, int64_t access_ns, uint64_t ino)
+{
+	uint8_t kb[16];
+	MDB_val k = key_u64_u64(kb, bias_i64(access_ns), ino);
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = raw_del(txn, T_LRU, &k);
+	return ret == -ENOENT ? 0 : stick(txn, ret);
+}
+
+static int lru_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct ino_walk *w = ctx;
+	const uint8_t *p = k->mv_data;
+
+	(void)v;
+	if (k->mv_size != 16)
+		return 0;
+	return w->lru_cb(w->arg, unbias_i64(get_be64(p)), get_be64(p + 8));
+}
+
+int meta_lru_foreach(struct meta_txn *txn, meta_lru_cb cb, void *arg)
+{
+	struct ino_walk w = {.lru_cb = cb, .arg = arg};
+
+	if (txn->err)
+		return txn->err;
+	return walk(txn, T_LRU, NULL, 0, NULL, 0, false, lru_walk_fn, &w);
+}
+
+/* ---- tasks ---- */
+
+/* *json is malloc'ed and NUL-terminated; the caller frees it. */
+int meta_task_get(struct meta_txn *txn, const char *id, char **json)
+{
+	MDB_val k, v;
+	int ret;
+
+	*json = NULL;
+	if (txn->err)
+		return txn->err;
+	ret = key_str(id, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
+	ret = raw_get(txn, T_TASKS, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	*json = strndup(v.mv_data, v.mv_size);
+	if (!*json)
+		return -ENOMEM;
+	return 0;
+}
+
+int meta_task_put(struct meta_txn *txn, const char *id, const char *json)
+{
+	MDB_val k, v;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_str(id, &k);
+	if (ret)
+		return stick(txn, ret);
+	if (!json || !*json)
+		return stick(txn, -EINVAL);
+	v = (MDB_val){.mv_size = strlen(json), .mv_data = (void *)json};
+	return stick(txn, raw_put(txn, T_TASKS, &k, &v, 0));
+}
+
+int meta_task_del(struct meta_txn *txn, const char *id)
+{
+	MDB_val k;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = key_str(id, &k);
+	if (ret)
+		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
+	return stick_lookup(txn, raw_del(txn, T_TASKS, &k));
+}
+
+struct task_walk {
+	meta_task_cb cb;
+	void *arg;
+};
+
+static int task_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct task_walk *w = ctx;
+	char *id, *json;
+	int ret;
+
+	id = strndup(k->mv_data, k->mv_size);
+	json = strndup(v->mv_data, v->mv_size);
+	if (!id || !json) {
+		free(id);
+		free(json);
+		return -ENOMEM;
+	}
+	ret = w->cb(w->arg, id, json);
+	free(id);
+	free(json);
+	return ret;
+}
+
+int meta_task_foreach(struct meta_txn *txn, meta_task_cb cb, void *arg)
+{
+	struct task_walk w = {.cb = cb, .arg = arg};
+
+	if (txn->err)
+		return txn->err;
+	return walk(txn, T_TASKS, NULL, 0, NULL, 0, false, task_walk_fn, &w);
+}
