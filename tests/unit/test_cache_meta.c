@@ -1,0 +1,1024 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of cache/meta: the LMDB metadata store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cache/meta.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct fixture {
+	char dir[64];
+	struct meta_db *db;
+};
+
+static int rm_fn(const char *path, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tidefs-meta-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	if (meta_open(f->dir, 0, true, &f->db))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	meta_close(f->db);
+	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static struct meta_txn *wtxn(struct fixture *f)
+{
+	struct meta_txn *t = NULL;
+
+	assert_int_equal(meta_txn_begin(f->db, true, &t), 0);
+	return t;
+}
+
+static struct meta_txn *rtxn(struct fixture *f)
+{
+	struct meta_txn *t = NULL;
+
+	assert_int_equal(meta_txn_begin(f->db, false, &t), 0);
+	return t;
+}
+
+static void fill_inode(struct meta_inode *in, uint64_t ino, const char *key)
+{
+	memset(in, 0, sizeof(*in));
+	in->ino = ino;
+	in->mode = 0100644;
+	in->uid = 1000 + (uint32_t)ino;
+	in->gid = 2000;
+	in->nlink = 1;
+	in->state = META_RELEASED;
+	in->flags = META_F_NORELEASE;
+	in->rdev = 0x0102030405060708ULL;
+	in->size = 5ULL << 40;
+	in->atime_ns = -1234567890123LL;
+	in->mtime_ns = 1600000000123456789LL;
+	in->ctime_ns = 1700000000000000001LL;
+	in->generation = 42 + ino;
+	in->cached_bytes = 1 << 20;
+	in->last_access_ns = 1800000000000000000LL;
+	in->s3_size = 5ULL << 40;
+	in->s3_mtime_ns = 1500000000000000000LL;
+	snprintf(in->etag, sizeof(in->etag), "\"%032llx\"",
+		 (unsigned long long)ino);
+	in->s3_key = key ? strdup(key) : NULL;
+}
+
+static void assert_inode_equal(const struct meta_inode *a,
+			       const struct meta_inode *b)
+{
+	assert_int_equal(a->ino, b->ino);
+	assert_int_equal(a->mode, b->mode);
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->gid, b->gid);
+	assert_int_equal(a->nlink, b->nlink);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->rdev, b->rdev);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->atime_ns, b->atime_ns);
+	assert_int_equal(a->mtime_ns, b->mtime_ns);
+	assert_int_equal(a->ctime_ns, b->ctime_ns);
+	assert_int_equal(a->generation, b->generation);
+	assert_int_equal(a->cached_bytes, b->cached_bytes);
+	assert_int_equal(a->last_access_ns, b->last_access_ns);
+	assert_int_equal(a->s3_size, b->s3_size);
+	assert_int_equal(a->s3_mtime_ns, b->s3_mtime_ns);
+	assert_string_equal(a->etag, b->etag);
+	if (!a->s3_key || !b->s3_key)
+		assert_ptr_equal(a->s3_key, b->s3_key);
+	else
+		assert_string_equal(a->s3_key, b->s3_key);
+}
+
+/* ---- open, close, reopen ---- */
+
+static void test_reopen_persists(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_inode in, out;
+	struct meta_txn *t;
+	uint64_t v, ino;
+	char s[32];
+
+	t = wtxn(f);
+	fill_inode(&in, META_ROOT_INO, NULL);
+	meta_inode_put(t, &in);
+	meta_super_put_str(t, "fsid", "fs-0123456789abcdef0");
+	assert_int_equal(meta_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 2);
+	assert_int_equal(meta_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 3);
+	assert_int_equal(meta_txn_commit(t), 0);
+	assert_int_equal(meta_sync(f->db), 0);
+	meta_close(f->db);
+	f->db = NULL;
+
+	/* Reopen durable (nosync=false). */
+	assert_int_equal(meta_open(f->dir, 0, false, &f->db), 0);
+	t = rtxn(f);
+	assert_int_equal(meta_inode_get(t, META_ROOT_INO, &out), 0);
+	assert_inode_equal(&in, &out);
+	meta_inode_release(&out);
+	assert_int_equal(meta_super_get_str(t, "fsid", s, sizeof(s)), 0);
+	assert_string_equal(s, "fs-0123456789abcdef0");
+	assert_int_equal(meta_super_get_u64(t, "format", &v), 0);
+	assert_int_equal(v, 1);
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 4);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_inode_release(&in);
+}
+
+static void test_unknown_format_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+
+	meta_super_put_u64(t, "format", 2);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), -EPROTONOSUPPORT);
+	assert_null(f->db);
+}
+
+static void test_open_bad_dir(void **state)
+{
+	struct meta_db *db = (void *)1;
+
+	(void)state;
+	assert_int_equal(meta_open("/nonexistent/tidefs", 0, true, &db),
+			 -ENOENT);
+	assert_null(db);
+}
+
+/* ---- super ---- */
+
+static void test_super(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	char buf[8], big[300];
+	size_t n = 0;
+	uint64_t v;
+
+	assert_int_equal(meta_super_get(t, "nope", buf, sizeof(buf), &n),
+			 -ENOENT);
+	assert_int_equal(meta_super_put(t, "raw", "\0\1\2\3\4\5\6\7\10", 9), 0);
+	assert_int_equal(meta_super_get(t, "raw", buf, sizeof(buf), &n), 0);
+	assert_int_equal(n, 9); /* stored length, copy truncated */
+	assert_memory_equal(buf, "\0\1\2\3\4\5\6\7", 8);
+	assert_int_equal(meta_super_get(t, "raw", NULL, 0, &n), 0);
+	assert_int_equal(n, 9);
+	assert_int_equal(meta_super_put_str(t, "url", "s3://b/p/"), 0);
+	assert_int_equal(meta_super_get_str(t, "url", buf, 5), -ERANGE);
+	assert_int_equal(meta_super_get_str(t, "url", big, sizeof(big)), 0);
+	assert_string_equal(big, "s3://b/p/");
+	assert_int_equal(meta_super_put_u64(t, "n", UINT64_MAX - 1), 0);
+	assert_int_equal(meta_super_get_u64(t, "n", &v), 0);
+	assert_int_equal(v, UINT64_MAX - 1);
+	assert_int_equal(meta_super_get_u64(t, "absent", &v), -ENOENT);
+	/* None of those answers stuck. */
+	assert_int_equal(meta_txn_error(t), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- inodes ---- */
+
+static int collect_inos(void *arg, const struct meta_inode *in)
+{
+	uint64_t *v = arg;
+
+	v[++v[0]] = in->ino;
+	return 0;
+}
+
+static void test_inodes(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t inos[] = {300, 5, 70000, 2, 256, 1ULL << 40};
+	struct meta_inode in, out;
+	char longkey[1100];
+	uint64_t seen[16] = {0};
+	struct meta_txn *t;
+
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	t = wtxn(f);
+	for (size_t i = 0; i < ARRAY_SIZE(inos); i++) {
+		fill_inode(&in, inos[i],
+			   i == 0 ? NULL : (i == 1 ? "" : longkey));
+		assert_int_equal(meta_inode_put(t, &in), 0);
+		meta_inode_release(&in);
+	}
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	for (size_t i = 0; i < ARRAY_SIZE(inos); i++) {
+		fill_inode(&in, inos[i],
+			   i == 0 ? NULL : (i == 1 ? "" : longkey));
+		assert_int_equal(meta_inode_get(t, inos[i], &out), 0);
+		assert_inode_equal(&in, &out);
+		meta_inode_release(&in);
+		meta_inode_release(&out);
+	}
+	assert_int_equal(meta_inode_get(t, 4, &out), -ENOENT);
+	assert_null(out.s3_key);
+	assert_int_equal(meta_inode_foreach(t, collect_inos, seen), 0);
+	assert_int_equal(seen[0], 6);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(seen[2], 5);
+	assert_int_equal(seen[3], 256);
+	assert_int_equal(seen[4], 300);
+	assert_int_equal(seen[5], 70000);
+	assert_int_equal(seen[6], 1ULL << 40);
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_inode_del(t, 5), 0);
+	assert_int_equal(meta_inode_del(t, 5), -ENOENT);
+	assert_int_equal(meta_inode_get(t, 5, &out), -ENOENT);
+	assert_int_equal(meta_txn_error(t), 0);
+	/* Overwrite: NULL key after a long key. */
+	fill_inode(&in, 300, NULL);
+	in.size = 7;
+	assert_int_equal(meta_inode_put(t, &in), 0);
+	assert_int_equal(meta_inode_get(t, 300, &out), 0);
+	assert_inode_equal(&in, &out);
+	meta_inode_release(&in);
+	meta_inode_release(&out);
+	/* ino 0 is invalid (and sticks). */
+	fill_inode(&in, 0, NULL);
+	assert_int_equal(meta_inode_put(t, &in), -EINVAL);
+	assert_int_equal(meta_txn_commit(t), -EINVAL);
+}
+
+static int stop_at_second(void *arg, const struct meta_inode *in)
+{
+	int *n = arg;
+
+	(void)in;
+	return ++*n == 2 ? 77 : 0;
+}
+
+static void test_foreach_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	struct meta_inode in;
+	int n = 0;
+
+	for (uint64_t i = 1; i <= 5; i++) {
+		fill_inode(&in, i, "k");
+		meta_inode_put(t, &in);
+		meta_inode_release(&in);
+	}
+	assert_int_equal(meta_inode_foreach(t, stop_at_second, &n), 77);
+	assert_int_equal(n, 2);
+	/* A callback's value is not an error of the transaction. */
+	assert_int_equal(meta_txn_error(t), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- dentries ---- */
+
+struct names {
+	int n;
+	char name[16][300];
+	uint64_t ino[16];
+	int stop_after;
+};
+
+static int collect_dentry(void *arg, const char *name, uint64_t ino)
+{
+	struct names *c = arg;
+
+	snprintf(c->name[c->n], sizeof(c->name[0]), "%s", name);
+	c->ino[c->n] = ino;
+	c->n++;
+	return c->stop_after && c->n == c->stop_after ? 5 : 0;
+}
+
+static void test_dentries(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = {
+		"b", "ab", "a", "B", "a.txt", "\xc3\xa9t\xc3\xa9", "zz"};
+	struct meta_txn *t = wtxn(f);
+	struct names c = {0};
+	uint64_t ino;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		assert_int_equal(meta_dentry_put(t, 1, names[i], 10 + i, false),
+				 0);
+	/* Neighbouring parents must not leak into the listing of 1. */
+	assert_int_equal(meta_dentry_put(t, 0, "x", 99, false), 0);
+	assert_int_equal(meta_dentry_put(t, 2, "0", 98, false), 0);
+	assert_int_equal(meta_dentry_put(t, 256, "0", 97, false), 0);
+	assert_int_equal(meta_dentry_put(t, 1, "a", 50, true), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(meta_dentry_get(t, 1, "a", &ino), 0);
+	assert_int_equal(ino, 50);
+	assert_int_equal(meta_dentry_get(t, 1, "c", &ino), -ENOENT);
+	assert_int_equal(meta_dentry_get(t, 2, "a", &ino), -ENOENT);
+	assert_int_equal(meta_dentry_foreach(t, 1, NULL, collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 7);
+	assert_string_equal(c.name[0], "B");
+	assert_string_equal(c.name[1], "a");
+	assert_int_equal(c.ino[1], 50);
+	assert_string_equal(c.name[2], "a.txt");
+	assert_string_equal(c.name[3], "ab");
+	assert_string_equal(c.name[4], "b");
+	assert_string_equal(c.name[5], "zz");
+	assert_string_equal(c.name[6], "\xc3\xa9t\xc3\xa9");
+
+	/* after: strictly after an existing name */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_dentry_foreach(t, 1, "a.txt", collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.name[0], "ab");
+	/* after a name that is not there: from the next one */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_dentry_foreach(t, 1, "aa", collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.name[0], "ab");
+	/* after the last: nothing, and no entries of parent 2 */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_dentry_foreach(t, 1, "\xc3\xa9t\xc3\xa9",
+					     collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 0);
+	/* stopping returns the callback's value */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	assert_int_equal(meta_dentry_foreach(t, 1, NULL, collect_dentry, &c),
+			 5);
+	assert_int_equal(c.n, 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_dentry_foreach(t, 3, NULL, collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(meta_dir_is_empty(t, 1), 0);
+	assert_int_equal(meta_dir_is_empty(t, 3), 1);
+	assert_int_equal(meta_dir_is_empty(t, 255), 1);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = wtxn(f);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		assert_int_equal(meta_dentry_del(t, 1, names[i]), 0);
+	assert_int_equal(meta_dentry_del(t, 1, "a"), -ENOENT);
+	assert_int_equal(meta_dir_is_empty(t, 1), 1);
+	assert_int_equal(meta_dir_is_empty(t, 2), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+static void test_dentry_exists_sticks(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	uint64_t ino;
+
+	assert_int_equal(meta_dentry_put(t, 1, "x", 2, false), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(meta_dentry_put(t, 1, "y", 3, false), 0);
+	assert_int_equal(meta_dentry_put(t, 1, "x", 4, false), -EEXIST);
+	assert_int_equal(meta_txn_commit(t), -EEXIST);
+	t = rtxn(f);
+	assert_int_equal(meta_dentry_get(t, 1, "x", &ino), 0);
+	assert_int_equal(ino, 2);
+	assert_int_equal(meta_dentry_get(t, 1, "y", &ino), -ENOENT);
+	meta_txn_abort(t);
+}
+
+static void test_long_names(void **state)
+{
+	struct fixture *f = *state;
+	char n255[256], n256[257];
+	struct meta_txn *t = wtxn(f);
+	struct names c = {0};
+	uint64_t ino;
+
+	memset(n255, 'n', 255);
+	n255[255] = '\0';
+	memset(n256, 'n', 256);
+	n256[256] = '\0';
+	assert_int_equal(meta_dentry_put(t, 1, n255, 7, false), 0);
+	assert_int_equal(meta_xattr_put(t, 1, n255, "v", 1), 0);
+	/* A lookup of an impossible name is an answer, not an error. */
+	assert_int_equal(meta_dentry_get(t, 1, n256, &ino), -ENAMETOOLONG);
+	assert_int_equal(meta_txn_error(t), 0);
+	assert_int_equal(meta_dentry_foreach(t, 1, n256, collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(meta_dentry_get(t, 1, n255, &ino), 0);
+	assert_int_equal(ino, 7);
+	assert_int_equal(meta_dentry_foreach(t, 1, NULL, collect_dentry, &c),
+			 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.name[0], n255);
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_dentry_put(t, 1, n256, 8, false), -ENAMETOOLONG);
+	assert_int_equal(meta_txn_commit(t), -ENAMETOOLONG);
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_put(t, 1, n256, "v", 1), -ENAMETOOLONG);
+	assert_int_equal(meta_txn_commit(t), -ENAMETOOLONG);
+	t = wtxn(f);
+	assert_int_equal(meta_dentry_put(t, 1, "", 8, false), -EINVAL);
+	meta_txn_abort(t);
+}
+
+/* ---- sticky errors, abort ---- */
+
+static void test_sticky_error(void **state)
+{
+	struct fixture *f = *state;
+	static char big[64 * 1024 + 1];
+	struct meta_txn *t = wtxn(f);
+	struct meta_inode in, out;
+	uint64_t ino;
+
+	fill_inode(&in, 9, "k9");
+	assert_int_equal(meta_inode_put(t, &in), 0);
+	/* A lookup miss does not stick. */
+	assert_int_equal(meta_dentry_get(t, 1, "nothing", &ino), -ENOENT);
+	assert_int_equal(meta_txn_error(t), 0);
+	/* A failed operation does ... */
+	assert_int_equal(meta_xattr_put(t, 9, "user.big", big, sizeof(big)),
+			 -E2BIG);
+	assert_int_equal(meta_txn_error(t), -E2BIG);
+	/* ... later calls return it without doing anything ... */
+	assert_int_equal(meta_dentry_put(t, 1, "f", 9, false), -E2BIG);
+	assert_int_equal(meta_inode_get(t, 9, &out), -E2BIG);
+	assert_int_equal(meta_super_put_u64(t, "x", 1), -E2BIG);
+	assert_int_equal(meta_chunk_set(t, 9, 0), -E2BIG);
+	assert_int_equal(meta_txn_error(t), -E2BIG);
+	/* ... and the commit aborts. */
+	assert_int_equal(meta_txn_commit(t), -E2BIG);
+
+	t = rtxn(f);
+	assert_int_equal(meta_inode_get(t, 9, &out), -ENOENT);
+	assert_int_equal(meta_dentry_get(t, 1, "f", &ino), -ENOENT);
+	/* Writes in a read transaction fail (and stick). */
+	assert_int_equal(meta_inode_put(t, &in), -EBADF);
+	assert_int_equal(meta_txn_commit(t), -EBADF);
+	meta_inode_release(&in);
+}
+
+static void test_abort_discards(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	struct meta_inode in, out;
+	uint64_t ino;
+
+	fill_inode(&in, 12, NULL);
+	assert_int_equal(meta_inode_put(t, &in), 0);
+	assert_int_equal(meta_dentry_put(t, 1, "g", 12, false), 0);
+	assert_int_equal(meta_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 2);
+	meta_txn_abort(t);
+	meta_txn_abort(NULL);
+
+	t = wtxn(f);
+	assert_int_equal(meta_inode_get(t, 12, &out), -ENOENT);
+	assert_int_equal(meta_dentry_get(t, 1, "g", &ino), -ENOENT);
+	assert_int_equal(meta_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 2);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_inode_release(&in);
+}
+
+/* ---- chunks ---- */
+
+static void test_chunks(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t set[] = {0, 3, 9, 64, 65, 1000};
+	struct meta_txn *t = wtxn(f);
+	uint8_t bm[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(set); i++)
+		assert_int_equal(meta_chunk_set(t, 7, set[i]), 0);
+	assert_int_equal(meta_chunk_set(t, 7, 3), 0); /* twice is fine */
+	assert_int_equal(meta_chunk_set(t, 6, 1), 0);
+	assert_int_equal(meta_chunk_set(t, 8, 2), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 7, bm, 1001), 0);
+	assert_int_equal(bm[0], 0x09);	 /* 0, 3 */
+	assert_int_equal(bm[1], 0x02);	 /* 9 */
+	assert_int_equal(bm[8], 0x03);	 /* 64, 65 */
+	assert_int_equal(bm[125], 0x01); /* 1000 */
+	for (size_t i = 2; i < 8; i++)
+		assert_int_equal(bm[i], 0);
+	/* Bits beyond nchunks are not written. */
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 7, bm, 5), 0);
+	assert_int_equal(bm[0], 0x09);
+	assert_int_equal(bm[1], 0);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 5, bm, 1000), 0);
+	for (size_t i = 0; i < sizeof(bm); i++)
+		assert_int_equal(bm[i], 0);
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_chunk_clear(t, 7, 9), 0);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 7, bm, 1001), 0);
+	assert_int_equal(bm[0], 0x09);
+	assert_int_equal(bm[1], 0);
+	assert_int_equal(bm[8], 0);
+	assert_int_equal(bm[125], 0);
+	assert_int_equal(meta_chunk_clear(t, 7, 0), 0);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 7, bm, 1001), 0);
+	assert_int_equal(bm[0], 0);
+	assert_int_equal(meta_chunk_clear(t, 7, 0), 0); /* nothing: fine */
+	/* Neighbours untouched. */
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 6, bm, 8), 0);
+	assert_int_equal(bm[0], 0x02);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(meta_chunk_load(t, 8, bm, 8), 0);
+	assert_int_equal(bm[0], 0x04);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- xattrs ---- */
+
+static int collect_xattr(void *arg, const char *name)
+{
+	struct names *c = arg;
+
+	snprintf(c->name[c->n++], sizeof(c->name[0]), "%s", name);
+	return 0;
+}
+
+static void test_xattrs(void **state)
+{
+	struct fixture *f = *state;
+	static char val[64 * 1024];
+	struct meta_txn *t = wtxn(f);
+	struct names c = {0};
+	char buf[16];
+	size_t n;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(meta_xattr_put(t, 3, "user.b", "bee", 3), 0);
+	assert_int_equal(meta_xattr_put(t, 3, "user.a", "", 0), 0);
+	assert_int_equal(meta_xattr_put(t, 3, "user.max", val, sizeof(val)), 0);
+	assert_int_equal(meta_xattr_put(t, 4, "user.a", "x", 1), 0);
+	assert_int_equal(meta_xattr_put(t, 2, "user.z", "x", 1), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(meta_xattr_get(t, 3, "user.b", buf, sizeof(buf), &n),
+			 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(buf, "bee", 3);
+	assert_int_equal(meta_xattr_get(t, 3, "user.a", buf, sizeof(buf), &n),
+			 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_xattr_get(t, 3, "user.max", NULL, 0, &n), 0);
+	assert_int_equal(n, sizeof(val));
+	assert_int_equal(meta_xattr_get(t, 3, "user.c", buf, sizeof(buf), &n),
+			 -ENOENT);
+	assert_int_equal(meta_xattr_foreach(t, 3, collect_xattr, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.name[0], "user.a");
+	assert_string_equal(c.name[1], "user.b");
+	assert_string_equal(c.name[2], "user.max");
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_del(t, 3, "user.b"), 0);
+	assert_int_equal(meta_xattr_del(t, 3, "user.b"), -ENOENT);
+	assert_int_equal(meta_txn_error(t), 0);
+	assert_int_equal(meta_xattr_clear(t, 3), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_xattr_foreach(t, 3, collect_xattr, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(meta_xattr_foreach(t, 4, collect_xattr, &c), 0);
+	assert_int_equal(meta_xattr_foreach(t, 2, collect_xattr, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_put(t, 3, "user.big", val, sizeof(val) + 0),
+			 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- dirty, lru ---- */
+
+static int collect_ino(void *arg, uint64_t ino)
+{
+	uint64_t *v = arg;
+
+	v[++v[0]] = ino;
+	return 0;
+}
+
+static int del_dirty_cb(void *arg, uint64_t ino)
+{
+	struct meta_txn *t = arg;
+
+	return meta_dirty_del(t, ino);
+}
+
+static void test_dirty(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	uint64_t seen[16] = {0};
+
+	assert_int_equal(meta_dirty_add(t, 300), 0);
+	assert_int_equal(meta_dirty_add(t, 2), 0);
+	assert_int_equal(meta_dirty_add(t, 256), 0);
+	assert_int_equal(meta_dirty_add(t, 2), 0);
+	assert_int_equal(meta_dirty_del(t, 999), 0); /* absent: fine */
+	assert_int_equal(meta_dirty_foreach(t, collect_ino, seen), 0);
+	assert_int_equal(seen[0], 3);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(seen[2], 256);
+	assert_int_equal(seen[3], 300);
+	assert_int_equal(meta_dirty_del(t, 256), 0);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(meta_dirty_foreach(t, collect_ino, seen), 0);
+	assert_int_equal(seen[0], 2);
+	/* A callback may change the table it walks. */
+	assert_int_equal(meta_dirty_foreach(t, del_dirty_cb, t), 0);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(meta_dirty_foreach(t, collect_ino, seen), 0);
+	assert_int_equal(seen[0], 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+struct lru_seen {
+	int n;
+	int64_t ns[16];
+	uint64_t ino[16];
+};
+
+static int collect_lru(void *arg, int64_t ns, uint64_t ino)
+{
+	struct lru_seen *s = arg;
+
+	s->ns[s->n] = ns;
+	s->ino[s->n++] = ino;
+	return 0;
+}
+
+static void test_lru(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	struct lru_seen s = {0};
+
+	assert_int_equal(meta_lru_put(t, 1700000000000000000LL, 5), 0);
+	assert_int_equal(meta_lru_put(t, -5, 6), 0);
+	assert_int_equal(meta_lru_put(t, 0, 7), 0);
+	assert_int_equal(meta_lru_put(t, 1700000000000000000LL, 4), 0);
+	assert_int_equal(meta_lru_put(t, 1600000000000000000LL, 9), 0);
+	assert_int_equal(meta_lru_put(t, INT64_MAX, 1), 0);
+	assert_int_equal(meta_lru_put(t, INT64_MIN, 2), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(meta_lru_foreach(t, collect_lru, &s), 0);
+	meta_txn_abort(t);
+	assert_int_equal(s.n, 7);
+	assert_int_equal(s.ns[0], INT64_MIN);
+	assert_int_equal(s.ino[0], 2);
+	assert_int_equal(s.ns[1], -5);
+	assert_int_equal(s.ino[2], 7);
+	assert_int_equal(s.ino[3], 9);
+	assert_int_equal(s.ino[4], 4);
+	assert_int_equal(s.ino[5], 5);
+	assert_int_equal(s.ns[6], INT64_MAX);
+
+	t = wtxn(f);
+	assert_int_equal(meta_lru_del(t, 1700000000000000000LL, 4), 0);
+	assert_int_equal(meta_lru_del(t, 1700000000000000000LL, 4), 0);
+	assert_int_equal(meta_lru_del(t, -5, 6), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(meta_lru_foreach(t, collect_lru, &s), 0);
+	assert_int_equal(s.n, 5);
+	assert_int_equal(s.ino[1], 7);
+	assert_int_equal(s.ino[3], 5);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- tasks ---- */
+
+static int collect_task(void *arg, const char *id, const char *json)
+{
+	struct names *c = arg;
+
+	snprintf(c->name[c->n++], sizeof(c->name[0]), "%s=%s", id, json);
+	return 0;
+}
+
+static void test_tasks(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	struct names c = {0};
+	char *json = NULL;
+
+	assert_int_equal(
+		meta_task_put(t, "task-0000000000000000b", "{\"b\":1}"), 0);
+	assert_int_equal(meta_task_put(t, "task-0000000000000000a", "{}"), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(meta_task_get(t, "task-0000000000000000b", &json), 0);
+	assert_string_equal(json, "{\"b\":1}");
+	free(json);
+	assert_int_equal(meta_task_get(t, "task-0000000000000000c", &json),
+			 -ENOENT);
+	assert_null(json);
+	assert_int_equal(meta_task_foreach(t, collect_task, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.name[0], "task-0000000000000000a={}");
+	assert_string_equal(c.name[1], "task-0000000000000000b={\"b\":1}");
+	meta_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(meta_task_del(t, "task-0000000000000000a"), 0);
+	assert_int_equal(meta_task_del(t, "task-0000000000000000a"), -ENOENT);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(meta_task_foreach(t, collect_task, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- map full ---- */
+
+static void test_map_full(void **state)
+{
+	struct fixture *f = *state;
+	static char val[60 * 1024];
+	struct meta_txn *t;
+	char name[32], buf[4];
+	int ret = 0, i;
+	size_t n;
+
+	meta_close(f->db);
+	f->db = NULL;
+	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	assert_int_equal(meta_open(f->dir, 512 * 1024, true, &f->db), 0);
+
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_put(t, 1, "user.keep", "k", 1), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	t = wtxn(f);
+	for (i = 0; i < 100 && ret == 0; i++) {
+		snprintf(name, sizeof(name), "user.%d", i);
+		ret = meta_xattr_put(t, 2, name, val, sizeof(val));
+	}
+	assert_int_equal(ret, -ENOSPC);
+	assert_int_equal(meta_txn_commit(t), -ENOSPC);
+
+	/* Nothing of it landed, the old data is intact, small writes work. */
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_get(t, 2, "user.0", NULL, 0, &n), -ENOENT);
+	assert_int_equal(
+		meta_xattr_get(t, 1, "user.keep", buf, sizeof(buf), &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(meta_xattr_put(t, 1, "user.more", "m", 1), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+/* ---- concurrency ---- */
+
+#define CONC_ROUNDS 300
+
+struct conc {
+	struct meta_db *db;
+	int stop;
+	int reads;
+};
+
+static void *reader_main(void *arg)
+{
+	struct conc *c = arg;
+	uint64_t last = 0;
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+		struct meta_inode a, b;
+		struct meta_txn *t;
+		int ret;
+
+		ret = meta_txn_begin(c->db, false, &t);
+		if (ret)
+			return (void *)(intptr_t)ret;
+		if (meta_inode_get(t, 10, &a) || meta_inode_get(t, 11, &b)) {
+			meta_txn_abort(t);
+			return (void *)(intptr_t)-EIO;
+		}
+		meta_txn_abort(t);
+		/* One snapshot: both updated by the same commit. */
+		if (a.generation != b.generation || a.generation < last ||
+		    strcmp(a.s3_key, b.s3_key) != 0) {
+			meta_inode_release(&a);
+			meta_inode_release(&b);
+			return (void *)(intptr_t)-EPROTO;
+		}
+		last = a.generation;
+		meta_inode_release(&a);
+		meta_inode_release(&b);
+		__atomic_add_fetch(&c->reads, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+	struct fixture *f = *state;
+	struct conc c = {.db = f->db};
+	struct meta_inode in;
+	pthread_t th[6];
+	char key[32];
+
+	for (uint64_t gen = 0; gen <= CONC_ROUNDS; gen++) {
+		struct meta_txn *t = wtxn(f);
+
+		snprintf(key, sizeof(key), "key-%llu", (unsigned long long)gen);
+		fill_inode(&in, 10, key);
+		in.generation = gen;
+		meta_inode_put(t, &in);
+		in.ino = 11;
+		meta_inode_put(t, &in);
+		meta_inode_release(&in);
+		assert_int_equal(meta_txn_commit(t), 0);
+		if (gen == 0)
+			for (size_t i = 0; i < ARRAY_SIZE(th); i++)
+				assert_int_equal(pthread_create(&th[i], NULL,
+								reader_main,
+								&c),
+						 0);
+	}
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < ARRAY_SIZE(th); i++) {
+		void *res;
+
+		assert_int_equal(pthread_join(th[i], &res), 0);
+		assert_int_equal((intptr_t)res, 0);
+	}
+	assert_true(c.reads > 0);
+}
+
+/* A read transaction begun in one thread, used and ended in another. */
+static void *use_txn_main(void *arg)
+{
+	struct meta_txn *t = arg;
+	uint64_t v = 0;
+	int ret;
+
+	ret = meta_super_get_u64(t, "format", &v);
+	meta_txn_abort(t);
+	return (void *)(intptr_t)(ret ? ret : (int)v);
+}
+
+static void test_txn_handoff(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = rtxn(f);
+	pthread_t th;
+	void *res;
+
+	assert_int_equal(pthread_create(&th, NULL, use_txn_main, t), 0);
+	assert_int_equal(pthread_join(th, &res), 0);
+	assert_int_equal((intptr_t)res, 1);
+}
+
+/* A process killed (kill -9) with a read transaction open: the next
+ * meta_open works (LMDB resets the reader table when no other process has
+ * the environment open; mdb_reader_check covers the case where one has). */
+static void test_stale_reader(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t;
+	int status;
+	pid_t pid;
+
+	meta_close(f->db);
+	f->db = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct meta_db *db;
+		struct meta_txn *rt;
+
+		if (meta_open(f->dir, 0, true, &db) ||
+		    meta_txn_begin(db, false, &rt))
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = wtxn(f);
+	assert_int_equal(meta_super_put_u64(t, "x", 1), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(meta_state_name(META_NEW), "new");
+	assert_string_equal(meta_state_name(META_DIRTY), "dirty");
+	assert_string_equal(meta_state_name(META_ARCHIVED), "archived");
+	assert_string_equal(meta_state_name(META_RELEASED), "released");
+	assert_string_equal(meta_state_name(META_LOST), "lost");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_reopen_persists),
+		T(test_unknown_format_refused),
+		cmocka_unit_test(test_open_bad_dir),
+		T(test_super),
+		T(test_inodes),
+		T(test_foreach_stop),
+		T(test_dentries),
+		T(test_dentry_exists_sticks),
+		T(test_long_names),
+		T(test_sticky_error),
+		T(test_abort_discards),
+		T(test_chunks),
+		T(test_xattrs),
+		T(test_dirty),
+		T(test_lru),
+		T(test_tasks),
+		T(test_map_full),
+		T(test_concurrent_readers),
+		T(test_txn_handoff),
+		T(test_stale_reader),
+		cmocka_unit_test(test_state_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
