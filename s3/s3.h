@@ -136,6 +136,17 @@ struct s3_header {
 	const char *value;
 };
 
+/*
+ * PutObject of len bytes at data under key, with extra request headers
+ * (x-amz-meta-*, If-Match, If-None-Match, Content-Type; names without
+ * ':' or spaces, values without CR/LF). etag_out (may be NULL) receives the
+ * new ETag with its quotes ("" when the server sent none). Errors as above;
+ * -ESTALE for a failed If-Match / If-None-Match.
+ */
+int s3_put_object(struct s3_client *c, const char *key, const void *data,
+		  size_t len, const struct s3_header *hdrs, size_t nhdrs,
+		  char etag_out[80]);
+
 struct s3_sigv4_request {
 	const char *method; /* "GET" */
 	const char *path; /* already URI-encoded path, "/bucket/key%20x" */
