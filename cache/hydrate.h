@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hydrate — bringing file data in from S3 on demand.
+ *
+ * A struct hydrate_file is the in-memory state of one open regular file,
+ * shared by all handles of that inode: its data file descriptor, a bitmap of
+ * present chunks, a bitmap of chunks being fetched, and read-ahead state.
+ * hydrate_ensure() makes a byte range present, fetching the missing chunks
+ * with ranged GETs (If-Match: the inode's ETag) on the fetch pool; readers of
+ * a chunk already in flight wait for that one fetch. Sequential readers grow
+ * a read-ahead window so several GETs are in flight.
+ *
+ * Presence reaches LMDB only after the bytes are on disk: fetched chunks go
+ * onto a persist list; a persister thread fdatasync()s their files and then
+ * records them (and the inode's cached_bytes / state) in one transaction.
+ * A crash loses at most presence records, never marks absent data present.
+ *
+ * A 412 from S3 means the object changed: the file turns META_LOST and every
+ * later read of it fails with -EIO, so old and new bytes are never mixed.
+ */
+#ifndef TIDEFS_HYDRATE_H
+#define TIDEFS_HYDRATE_H
+
+#include <stdint.h>
+
+#include "cache/chunk.h"
+#include "cache/meta.h"
+#include "s3/s3.h"
+
+struct hydrate; /* opaque */
+struct hydrate_file; /* opaque */
+
+struct hydrate_stats {
+	uint64_t hits; /* reads served entirely from the cache */
+	uint64_t misses; /* reads that waited for a fetch */
+	uint64_t bytes_fetched; /* bytes received from S3 */
+	uint64_t fetch_errors;
+};
+
+/*
+ * Called (without locks held, from the persister thread) after an inode's
+ * state or cached bytes changed: old/new enum meta_state and the change of
+ * its cached bytes.
+ */
+typedef void (*hydrate_change_cb)(void *arg, uint64_t ino, int old_state,
+				  int new_state, int64_t cached_delta);
+
+struct hydrate_config {
+	int fetch_threads; /* 0 = 16 */
+	uint32_t readahead_max; /* chunks; 0 = 16 */
+	hydrate_change_cb on_change; /* may be NULL */
+	void *cb_arg;
+};
+
+/* Starts the fetch pool and the persister. The store, chunk store and client
+ * must outlive the returned context. */
+int hydrate_new(struct meta_db *db, struct chunk_store *cs,
+		struct s3_client *s3, const struct hydrate_config *cfg,
+		struct hydrate **out);
+/* Waits for in-flight fetches, persists what was fetched, stops threads. */
+void hydrate_free(struct hydrate *h);
+/* Persist pending presence records now (for fsync/unmount). */
+int hydrate_flush(struct hydrate *h);
+
+/*
+ * Get the shared state of regular file ino, opening its data file (created
+ * sparse at the inode's size). Reference counted: pair with hydrate_close().
+ * -ENOENT, -EISDIR / -EINVAL for non-regular inodes, -errno.
+ */
+int hydrate_open(struct hydrate *h, uint64_t ino, struct hydrate_file **out);
+void hydrate_close(struct hydrate_file *f);
+/* The data file descriptor (valid until hydrate_close). */
+int hydrate_fd(const struct hydrate_file *f);
+/* Current size of the file as known to the cache. */
+uint64_t hydrate_size(const struct hydrate_file *f);
+
+/*
+ * Make [off, off+len) (clipped to the file size) present in the data file,
+ * blocking until it is. 0, or -EIO (fetch failed within the retry budget, or
+ * the file is lost), -ENOMEM.
+ */
+int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len);
+
+void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *out);
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to fs/: the mounted file system's shared state. */
+#ifndef TIDEFS_FS_I_H
+#define TIDEFS_FS_I_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "cache/chunk.h"
+#include "cache/hydrate.h"
+#include "cache/meta.h"
+#include "fs/fs.h"
+#include "s3/s3.h"
+
+/* Inode numbers of the virtual .tidefs tree: far above anything LMDB hands
+ * out. */
+#define FS_CTL_BASE  (1ull << 62)
+#define FS_CTL_DIR   (FS_CTL_BASE + 1)
+#define FS_CTL_STATS (FS_CTL_BASE + 2)
+#define FS_CTL_NAME  ".tidefs"
+
+#define FS_NSTATES 5
+
+struct fs {
+	const struct fs_options *opt;
+	struct meta_db *db;
+	struct chunk_store *cs;
+	struct s3_client *s3;
+	struct hydrate *hy;
+	struct fuse_session *se;
+	char fsid[32]; /* "fs-" + 17 hex */
+	char *repo; /* "s3://bucket/prefix" */
+	uint64_t capacity; /* cache size in bytes */
+	uint32_t csize;
+	uid_t owner_uid; /* who mounted */
+	gid_t owner_gid;
+	double timeout; /* entry/attr cache timeout given to the kernel */
+
+	pthread_mutex_t stats_lock;
+	uint64_t cached_bytes; /* protected by stats_lock */
+	uint64_t nstate[FS_NSTATES]; /* protected by stats_lock: regular files */
+	uint64_t ninodes; /* protected by stats_lock */
+};
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* Fill st from an inode record. */
+void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
+		  struct stat *st);
+/* hydrate_change_cb: keep the counters of .tidefs/stats current. */
+void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state,
+		  int64_t cached_delta);
+
+/* The .tidefs control tree (ctl.c). All return 0 or -errno. */
+static inline int fs_is_ctl(fuse_ino_t ino)
+{
+	return ino >= FS_CTL_BASE;
+}
+int ctl_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
+	       struct fuse_entry_param *e);
+int ctl_getattr(struct fs *fs, fuse_ino_t ino, struct stat *st);
+void ctl_readdir(struct fs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
+		 off_t off, int plus);
+void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
+	      struct fuse_file_info *fi);
+void ctl_read(fuse_req_t req, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+/* Entry for .tidefs itself, for lookups in the root. */
+void ctl_dir_entry(struct fs *fs, struct fuse_entry_param *e);
+
+#endif

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+/* tidefs: mount an S3 bucket as a local file system with a data cache. */
+#include <stdio.h>
+
+#include "fs/fs.h"
+
+int main(int argc, char **argv)
+{
+	struct fs_options o;
+	char err[512];
+	int ret;
+
+	if (fs_options_parse(argc, argv, &o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tidefs: %s\n", err);
+		fs_options_release(&o);
+		return 2;
+	}
+	if (o.show_help) {
+		fs_usage(argv[0]);
+		fs_options_release(&o);
+		return 0;
+	}
+	if (o.show_version) {
+		printf("tidefs %s\n", TIDEFS_VERSION);
+		fs_options_release(&o);
+		return 0;
+	}
+	ret = fs_run(&o);
+	fs_options_release(&o);
+	return ret;
+}

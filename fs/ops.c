@@ -1,0 +1,815 @@
+// SPDX-License-Identifier: MIT
+/*
+ * FUSE low-level operations over the metadata store and the hydrating data
+ * path. Inode numbers are the store's (the root is META_ROOT_INO ==
+ * FUSE_ROOT_ID); the .tidefs control tree lives in ctl.c.
+ *
+ * The kernel checks permissions itself (default_permissions is always on);
+ * access() is answered from the same mode bits for callers that ask.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/fs_i.h"
+
+#define STATE_XATTR "user.tidefs.state"
+#define XATTR_SIZE_MAX 65536
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
+		  struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = mi->ino;
+	st->st_mode = mi->mode;
+	st->st_nlink = mi->nlink;
+	st->st_uid = mi->uid;
+	st->st_gid = mi->gid;
+	st->st_rdev = mi->rdev;
+	st->st_size = (off_t)mi->size;
+	st->st_blksize = (blksize_t)fs->csize;
+	/* Blocks show what is cached locally, so du tells cache use. */
+	st->st_blocks = (blkcnt_t)((mi->cached_bytes + 511) / 512);
+	st->st_atim.tv_sec = mi->atime_ns / 1000000000;
+	st->st_atim.tv_nsec = mi->atime_ns % 1000000000;
+	st->st_mtim.tv_sec = mi->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = mi->mtime_ns % 1000000000;
+	st->st_ctim.tv_sec = mi->ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = mi->ctime_ns % 1000000000;
+}
+
+void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state,
+		  int64_t cached_delta)
+{
+	struct fs *fs = arg;
+
+	(void)ino;
+	pthread_mutex_lock(&fs->stats_lock);
+	if (old_state != new_state && old_state >= 0 &&
+	    old_state < FS_NSTATES && new_state >= 0 &&
+	    new_state < FS_NSTATES) {
+		fs->nstate[old_state]--;
+		fs->nstate[new_state]++;
+	}
+	fs->cached_bytes = (uint64_t)((int64_t)fs->cached_bytes + cached_delta);
+	pthread_mutex_unlock(&fs->stats_lock);
+}
+
+/* Read one inode in its own read transaction. */
+static int get_inode(struct fs *fs, uint64_t ino, struct meta_inode *mi)
+{
+	struct meta_txn *txn;
+	int ret;
+
+	ret = meta_txn_begin(fs->db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, mi);
+	meta_txn_abort(txn);
+	return ret;
+}
+
+static void fill_entry(struct fs *fs, const struct meta_inode *mi,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = mi->ino;
+	e->generation = 1;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	fs_fill_stat(fs, mi, &e->attr);
+}
+
+static int do_lookup(struct fs *fs, struct meta_txn *txn, fuse_ino_t parent,
+		     const char *name, struct fuse_entry_param *e)
+{
+	struct meta_inode mi = {0};
+	uint64_t ino;
+	int ret;
+
+	ret = meta_dentry_get(txn, parent, name, &ino);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		return ret == -ENOENT ? -EIO : ret; /* dangling entry */
+	fill_entry(fs, &mi, e);
+	meta_inode_release(&mi);
+	return 0;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct meta_txn *txn;
+	int ret;
+
+	if (strlen(name) > 255) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (parent == FUSE_ROOT_ID && strcmp(name, FS_CTL_NAME) == 0) {
+		ctl_dir_entry(fs, &e);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (fs_is_ctl(parent)) {
+		ret = ctl_lookup(fs, parent, name, &e);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_entry(req, &e);
+		return;
+	}
+	ret = meta_txn_begin(fs->db, false, &txn);
+	if (ret == 0) {
+		ret = do_lookup(fs, txn, parent, name, &e);
+		meta_txn_abort(txn);
+	}
+	if (ret == -ENOENT) {
+		/* Negative entry, cached by the kernel like a positive one. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode mi = {0};
+	struct stat st;
+	int ret;
+
+	(void)fi;
+	if (fs_is_ctl(ino)) {
+		ret = ctl_getattr(fs, ino, &st);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_attr(req, &st, fs->timeout);
+		return;
+	}
+	ret = get_inode(fs, ino, &mi);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fs_fill_stat(fs, &mi, &st);
+	meta_inode_release(&mi);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+/* ---- directories: a snapshot taken at opendir keeps offsets stable ---- */
+
+struct dirent_snap {
+	char *name;
+	uint64_t ino;
+	uint32_t mode; /* file type bits, for d_type */
+};
+
+struct dirh {
+	struct dirent_snap *ents;
+	size_t n, cap;
+};
+
+static int dirh_add(struct dirh *d, const char *name, uint64_t ino,
+		    uint32_t mode)
+{
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct dirent_snap *n = realloc(d->ents, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		d->ents = n;
+		d->cap = ncap;
+	}
+	d->ents[d->n].name = strdup(name);
+	if (!d->ents[d->n].name)
+		return -ENOMEM;
+	d->ents[d->n].ino = ino;
+	d->ents[d->n].mode = mode & S_IFMT;
+	d->n++;
+	return 0;
+}
+
+static void dirh_free(struct dirh *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	free(d);
+}
+
+struct snap_arg {
+	struct dirh *d;
+	struct meta_txn *txn;
+	bool root;
+};
+
+static int snap_cb(void *arg, const char *name, uint64_t ino)
+{
+	struct snap_arg *sa = arg;
+	struct meta_inode mi = {0};
+	int ret;
+
+	if (sa->root && strcmp(name, FS_CTL_NAME) == 0)
+		return 0; /* shadowed by the control tree */
+	ret = meta_inode_get(sa->txn, ino, &mi);
+	if (ret == -ENOENT)
+		return 0; /* dangling: skip rather than fail the listing */
+	if (ret < 0)
+		return ret;
+	ret = dirh_add(sa->d, name, ino, mi.mode);
+	meta_inode_release(&mi);
+	return ret;
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode mi = {0};
+	struct meta_txn *txn = NULL;
+	struct snap_arg sa = {0};
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		fi->fh = 0;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	sa.d = calloc(1, sizeof(*sa.d));
+	sa.root = ino == FUSE_ROOT_ID;
+	if (!sa.d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = meta_txn_begin(fs->db, false, &txn);
+	if (ret < 0)
+		goto out_err;
+	ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		goto out_err;
+	if (!S_ISDIR(mi.mode)) {
+		ret = -ENOTDIR;
+		goto out_err;
+	}
+	sa.txn = txn;
+	ret = dirh_add(sa.d, ".", ino, S_IFDIR);
+	if (ret == 0)
+		ret = dirh_add(sa.d, "..", ino, S_IFDIR);
+	if (ret == 0 && sa.root)
+		ret = dirh_add(sa.d, FS_CTL_NAME, FS_CTL_DIR, S_IFDIR);
+	if (ret == 0)
+		ret = meta_dentry_foreach(txn, ino, NULL, snap_cb, &sa);
+	if (ret < 0)
+		goto out_err;
+	meta_txn_abort(txn);
+	meta_inode_release(&mi);
+	fi->fh = (uintptr_t)sa.d;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+	return;
+
+out_err:
+	meta_txn_abort(txn);
+	meta_inode_release(&mi);
+	dirh_free(sa.d);
+	fuse_reply_err(req, -ret);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct fs *fs = req_fs(req);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	struct meta_txn *txn = NULL;
+	char *buf, *p;
+	size_t rem = size;
+	int ret = 0;
+
+	if (fs_is_ctl(ino)) {
+		ctl_readdir(fs, req, ino, size, off, plus);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	if (plus)
+		ret = meta_txn_begin(fs->db, false, &txn);
+	for (size_t i = (size_t)off; ret == 0 && i < d->n; i++) {
+		const struct dirent_snap *de = &d->ents[i];
+		struct fuse_entry_param e;
+		size_t len;
+
+		if (!plus) {
+			struct stat st = {.st_ino = de->ino,
+					  .st_mode = de->mode};
+			len = fuse_add_direntry(req, p, rem, de->name, &st,
+						(off_t)i + 1);
+		} else if (de->ino == FS_CTL_DIR) {
+			ctl_dir_entry(fs, &e);
+			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
+						     (off_t)i + 1);
+		} else if (i < 2) {
+			/* "." and "..": the kernel does not link these. */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = S_IFDIR;
+			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
+						     (off_t)i + 1);
+		} else {
+			struct meta_inode mi = {0};
+			if (meta_inode_get(txn, de->ino, &mi) < 0)
+				continue; /* removed since opendir */
+			fill_entry(fs, &mi, &e);
+			meta_inode_release(&mi);
+			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
+						     (off_t)i + 1);
+		}
+		if (len > rem)
+			break;
+		p += len;
+		rem -= len;
+	}
+	meta_txn_abort(txn);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct hydrate_file *hf;
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		ctl_open(fs, req, ino, fi);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ret = hydrate_open(fs->hy, ino, &hf);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = (uintptr_t)hf;
+	/* Clean data never changes under a handle: keep the page cache. */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		hydrate_close(hf); /* interrupted open */
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	uint64_t fsize;
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		ctl_read(req, size, off, fi);
+		return;
+	}
+	fsize = hydrate_size(hf);
+	if ((uint64_t)off >= fsize) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if ((uint64_t)off + size > fsize)
+		size = (size_t)(fsize - (uint64_t)off);
+	ret = hydrate_ensure(hf, (uint64_t)off, size);
+	if (ret < 0) {
+		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
+		return;
+	}
+	buf.buf[0].size = size;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = hydrate_fd(hf);
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (fs_is_ctl(ino)) {
+		ctl_release(req, fi);
+		return;
+	}
+	hydrate_close((struct hydrate_file *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode mi = {0};
+	char target[4097];
+	ssize_t n;
+	int fd, ret;
+
+	ret = get_inode(fs, ino, &mi);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (!S_ISLNK(mi.mode) || mi.size >= sizeof(target)) {
+		meta_inode_release(&mi);
+		fuse_reply_err(req, S_ISLNK(mi.mode) ? EIO : EINVAL);
+		return;
+	}
+	fd = chunk_open(fs->cs, ino, false);
+	if (fd < 0) {
+		meta_inode_release(&mi);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	n = pread(fd, target, mi.size, 0);
+	close(fd);
+	if (n != (ssize_t)mi.size) {
+		meta_inode_release(&mi);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	target[n] = '\0';
+	meta_inode_release(&mi);
+	fuse_reply_readlink(req, target);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct statvfs sv;
+	uint64_t used, files;
+
+	(void)ino;
+	pthread_mutex_lock(&fs->stats_lock);
+	used = fs->cached_bytes;
+	files = fs->ninodes;
+	pthread_mutex_unlock(&fs->stats_lock);
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = fs->capacity / 4096;
+	sv.f_bfree = used >= fs->capacity ? 0 : (fs->capacity - used) / 4096;
+	sv.f_bavail = sv.f_bfree;
+	sv.f_files = files + (1u << 30);
+	sv.f_ffree = 1u << 30;
+	sv.f_favail = sv.f_ffree;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs ---- */
+
+static int state_name(struct fs *fs, fuse_ino_t ino, const char **name)
+{
+	struct meta_inode mi = {0};
+	int ret;
+
+	/* Fetched chunks reach LMDB through the persister: settle first. */
+	hydrate_flush(fs->hy);
+	ret = get_inode(fs, ino, &mi);
+	if (ret < 0)
+		return ret;
+	*name = meta_state_name((enum meta_state)mi.state);
+	meta_inode_release(&mi);
+	return 0;
+}
+
+static void reply_xattr(fuse_req_t req, const void *val, size_t len,
+			size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_txn *txn;
+	size_t len = 0;
+	char *val;
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strcmp(name, STATE_XATTR) == 0) {
+		const char *st;
+		ret = state_name(fs, ino, &st);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			reply_xattr(req, st, strlen(st), size);
+		return;
+	}
+	val = malloc(XATTR_SIZE_MAX);
+	if (!val) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = meta_txn_begin(fs->db, false, &txn);
+	if (ret == 0) {
+		ret = meta_xattr_get(txn, ino, name, val, XATTR_SIZE_MAX, &len);
+		meta_txn_abort(txn);
+	}
+	if (ret == -ENOENT)
+		fuse_reply_err(req, ENODATA);
+	else if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		reply_xattr(req, val, len, size);
+	free(val);
+}
+
+struct xlist {
+	char *buf;
+	size_t len, cap;
+	int err;
+};
+
+static int xlist_add(void *arg, const char *name)
+{
+	struct xlist *x = arg;
+	size_t l = strlen(name) + 1;
+
+	if (x->len + l > x->cap) {
+		size_t ncap = (x->len + l) * 2;
+		char *n = realloc(x->buf, ncap);
+		if (!n)
+			return -ENOMEM;
+		x->buf = n;
+		x->cap = ncap;
+	}
+	memcpy(x->buf + x->len, name, l);
+	x->len += l;
+	return 0;
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct xlist x = {0};
+	struct meta_txn *txn;
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		reply_xattr(req, "", 0, size);
+		return;
+	}
+	ret = xlist_add(&x, STATE_XATTR);
+	if (ret == 0)
+		ret = meta_txn_begin(fs->db, false, &txn);
+	if (ret == 0) {
+		ret = meta_xattr_foreach(txn, ino, xlist_add, &x);
+		meta_txn_abort(txn);
+	}
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		reply_xattr(req, x.buf, x.len, size);
+	free(x.buf);
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta_inode mi = {0};
+	struct stat st;
+	unsigned bits;
+	int ret;
+
+	if (fs_is_ctl(ino))
+		ret = ctl_getattr(fs, ino, &st);
+	else {
+		ret = get_inode(fs, ino, &mi);
+		if (ret == 0)
+			fs_fill_stat(fs, &mi, &st);
+		meta_inode_release(&mi);
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (mask == F_OK) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if ((mask & W_OK) && (fs->opt->read_only || !fs_is_ctl(ino))) {
+		/* Writes come with the write path; until then, read-only. */
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (ctx->uid == 0) {
+		ret = (mask & X_OK) && !S_ISDIR(st.st_mode) &&
+		      !(st.st_mode & 0111);
+		fuse_reply_err(req, ret ? EACCES : 0);
+		return;
+	}
+	if (ctx->uid == st.st_uid)
+		bits = (st.st_mode >> 6) & 7;
+	else if (ctx->gid == st.st_gid)
+		bits = (st.st_mode >> 3) & 7;
+	else
+		bits = st.st_mode & 7;
+	fuse_reply_err(req, ((unsigned)mask & ~bits) ? EACCES : 0);
+}
+
+/* ---- changes: refused until the write path lands ---- */
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)attr;
+	(void)to_set;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent;
+	(void)name;
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	conn->max_readahead = 1u << 20;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_unlink,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.read = fs_read,
+	.release = fs_release,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.access = fs_access,
+	.create = fs_create,
+};
