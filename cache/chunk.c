@@ -86,8 +86,8 @@ int chunk_open(struct chunk_store *cs, uint64_t ino, bool create)
 	int fd;
 
 	ino_path(ino, path, sizeof(path));
-	fd = openat(cs->dirfd, path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0),
-		    0600);
+	fd = openat(cs->dirfd, path,
+		    O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	return fd < 0 ? -errno : fd;
 }
 

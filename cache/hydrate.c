@@ -34,22 +34,23 @@
 struct hydrate_file {
 	struct hydrate *h;
 	uint64_t ino;
-	unsigned refs; /* protected by h->lock */
+	unsigned refs;		    /* protected by h->lock */
 	struct hydrate_file *hnext; /* protected by h->lock */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* broadcast when a chunk lands or fails */
-	int fd; /* read-only after open */
-	char *key; /* read-only after open */
-	char etag[80]; /* read-only after open */
-	uint64_t size; /* protected by lock */
-	uint64_t nchunks; /* protected by lock */
-	uint8_t *present; /* protected by lock */
-	uint8_t *inflight; /* protected by lock */
+	pthread_cond_t cond;	/* broadcast when a chunk lands or fails */
+	int fd;			/* read-only after open */
+	char *key;		/* read-only after open */
+	char etag[80];		/* read-only after open */
+	uint64_t size;		/* protected by lock */
+	uint64_t nchunks;	/* protected by lock */
+	uint8_t *present;	/* protected by lock */
+	uint8_t *inflight;	/* protected by lock */
 	uint64_t ncached_bytes; /* protected by lock */
-	int lost; /* protected by lock: sticky, the object changed */
-	int last_err; /* protected by lock */
-	uint64_t ra_next; /* protected by lock: where a sequential read goes on */
+	int lost;	  /* protected by lock: sticky, the object changed */
+	int last_err;	  /* protected by lock */
+	uint64_t ra_next; /* protected by lock: where a sequential read goes on
+			   */
 	uint32_t ra_window; /* protected by lock */
 };
 
@@ -72,16 +73,16 @@ struct hydrate {
 	struct hydrate_config cfg;
 
 	pthread_mutex_t lock;
-	pthread_cond_t job_cond; /* jobs queued or stopping */
+	pthread_cond_t job_cond;     /* jobs queued or stopping */
 	pthread_cond_t persist_cond; /* persist entries queued or stopping */
-	pthread_cond_t idle_cond; /* a persist batch finished */
+	pthread_cond_t idle_cond;    /* a persist batch finished */
 	struct hydrate_file *files[NBUCKETS]; /* protected by lock */
-	struct job *job_head, *job_tail; /* protected by lock */
-	struct persist *plist; /* protected by lock */
-	size_t plen, pcap; /* protected by lock */
-	unsigned persisting; /* protected by lock: batches being written */
+	struct job *job_head, *job_tail;      /* protected by lock */
+	struct persist *plist;		      /* protected by lock */
+	size_t plen, pcap;		      /* protected by lock */
+	unsigned persisting;   /* protected by lock: batches being written */
 	unsigned running_jobs; /* protected by lock */
-	bool stopping; /* protected by lock */
+	bool stopping;	       /* protected by lock */
 
 	pthread_t *workers;
 	int nworkers;
@@ -103,7 +104,7 @@ static inline void bit_set(uint8_t *b, uint64_t i)
 
 static inline void bit_clear(uint8_t *b, uint64_t i)
 {
-	b[i >> 3] &= (uint8_t)~(1u << (i & 7));
+	b[i >> 3] &= (uint8_t) ~(1u << (i & 7));
 }
 
 static uint64_t chunk_len(const struct hydrate_file *f, uint32_t csize,
@@ -361,8 +362,8 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 		if (f->ra_window < h->cfg.readahead_max)
 			f->ra_window = f->ra_window ? f->ra_window * 2 : 2;
 		f->ra_window = MIN(f->ra_window, h->cfg.readahead_max);
-		for (uint64_t i = last + 1; i <= last + f->ra_window && ret == 0;
-		     i++)
+		for (uint64_t i = last + 1;
+		     i <= last + f->ra_window && ret == 0; i++)
 			ret = want_chunk(f, i, &jobs);
 	} else if (off != f->ra_next) {
 		f->ra_window = 0;
@@ -451,7 +452,8 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 		f->last_err = ret;
 		if (ret == -ESTALE && !f->lost) {
 			f->lost = 1;
-			log_error("hydrate: object %s changed under inode %" PRIu64
+			log_error("hydrate: object %s changed under inode "
+				  "%" PRIu64
 				  " (ETag %s no longer matches): file is lost",
 				  f->key, f->ino, f->etag);
 		} else if (ret != -ESTALE) {
@@ -527,8 +529,8 @@ struct change {
 };
 
 /* Record one file's entries [b, e) of the sorted batch in txn. */
-static int persist_file(struct meta_txn *txn,
-			struct persist *b, struct persist *e, struct change *ch)
+static int persist_file(struct meta_txn *txn, struct persist *b,
+			struct persist *e, struct change *ch)
 {
 	struct hydrate_file *f = b->f;
 	struct meta_inode mi = {0};
@@ -592,8 +594,7 @@ static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 		size_t j = i;
 		while (j < n && batch[j].f == batch[i].f)
 			j++;
-		ret = persist_file(txn, &batch[i], &batch[j],
-				   &changes[nch]);
+		ret = persist_file(txn, &batch[i], &batch[j], &changes[nch]);
 		if (changes[nch].ino)
 			nch++;
 		i = j;
@@ -609,7 +610,8 @@ static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 		for (size_t i = 0; i < nch; i++)
 			h->cfg.on_change(h->cfg.cb_arg, changes[i].ino,
 					 changes[i].old_state,
-					 changes[i].new_state, changes[i].delta);
+					 changes[i].new_state,
+					 changes[i].delta);
 	}
 	free(changes);
 }

@@ -27,12 +27,12 @@
 #include "cache/meta.h"
 #include "s3/s3.h"
 
-struct hydrate; /* opaque */
+struct hydrate;	     /* opaque */
 struct hydrate_file; /* opaque */
 
 struct hydrate_stats {
-	uint64_t hits; /* reads served entirely from the cache */
-	uint64_t misses; /* reads that waited for a fetch */
+	uint64_t hits;		/* reads served entirely from the cache */
+	uint64_t misses;	/* reads that waited for a fetch */
 	uint64_t bytes_fetched; /* bytes received from S3 */
 	uint64_t fetch_errors;
 };
@@ -46,8 +46,8 @@ typedef void (*hydrate_change_cb)(void *arg, uint64_t ino, int old_state,
 				  int new_state, int64_t cached_delta);
 
 struct hydrate_config {
-	int fetch_threads; /* 0 = 16 */
-	uint32_t readahead_max; /* chunks; 0 = 16 */
+	int fetch_threads;	     /* 0 = 16 */
+	uint32_t readahead_max;	     /* chunks; 0 = 16 */
 	hydrate_change_cb on_change; /* may be NULL */
 	void *cb_arg;
 };

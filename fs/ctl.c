@@ -68,7 +68,9 @@ void ctl_readdir(struct fs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 	static const struct {
 		const char *name;
 		fuse_ino_t ino;
-	} ents[] = {{".", FS_CTL_DIR}, {"..", FUSE_ROOT_ID}, {"stats", FS_CTL_STATS}};
+	} ents[] = {{".", FS_CTL_DIR},
+		    {"..", FUSE_ROOT_ID},
+		    {"stats", FS_CTL_STATS}};
 	char buf[1024];
 	size_t used = 0;
 
@@ -88,15 +90,13 @@ void ctl_readdir(struct fs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 			e.attr.st_mode = S_IFDIR;
 		}
 		if (plus)
-			len = fuse_add_direntry_plus(req, buf + used,
-						     MIN(size, sizeof(buf)) - used,
-						     ents[i].name, &e,
-						     (off_t)i + 1);
+			len = fuse_add_direntry_plus(
+				req, buf + used, MIN(size, sizeof(buf)) - used,
+				ents[i].name, &e, (off_t)i + 1);
 		else
-			len = fuse_add_direntry(req, buf + used,
-						MIN(size, sizeof(buf)) - used,
-						ents[i].name, &e.attr,
-						(off_t)i + 1);
+			len = fuse_add_direntry(
+				req, buf + used, MIN(size, sizeof(buf)) - used,
+				ents[i].name, &e.attr, (off_t)i + 1);
 		if (used + len > MIN(size, sizeof(buf)))
 			break;
 		used += len;
@@ -182,8 +182,7 @@ void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-void ctl_read(fuse_req_t req, size_t size, off_t off,
-	      struct fuse_file_info *fi)
+void ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct ctl_buf *b = (struct ctl_buf *)(uintptr_t)fi->fh;
 

@@ -13,15 +13,15 @@
 #include "common/common.h"
 
 struct fs_options {
-	char *bucket; /* owned */
-	char *prefix; /* owned; "" or ending in '/' */
-	char *mountpoint; /* owned, absolute */
-	char *cache_dir; /* owned, absolute */
+	char *bucket;	     /* owned */
+	char *prefix;	     /* owned; "" or ending in '/' */
+	char *mountpoint;    /* owned, absolute */
+	char *cache_dir;     /* owned, absolute */
 	uint64_t cache_size; /* 0: not given */
-	char *endpoint; /* owned or NULL */
-	char *region; /* owned */
-	char *profile; /* owned or NULL */
-	char *fuse_opts; /* owned, comma-separated -o options, or NULL */
+	char *endpoint;	     /* owned or NULL */
+	char *region;	     /* owned */
+	char *profile;	     /* owned or NULL */
+	char *fuse_opts;     /* owned, comma-separated -o options, or NULL */
 	bool foreground;
 	bool insecure_tls;
 	bool virtual_hosted;

@@ -30,8 +30,8 @@ struct fs {
 	struct s3_client *s3;
 	struct hydrate *hy;
 	struct fuse_session *se;
-	char fsid[32]; /* "fs-" + 17 hex */
-	char *repo; /* "s3://bucket/prefix" */
+	char fsid[32];	   /* "fs-" + 17 hex */
+	char *repo;	   /* "s3://bucket/prefix" */
 	uint64_t capacity; /* cache size in bytes */
 	uint32_t csize;
 	uid_t owner_uid; /* who mounted */
@@ -40,8 +40,9 @@ struct fs {
 
 	pthread_mutex_t stats_lock;
 	uint64_t cached_bytes; /* protected by stats_lock */
-	uint64_t nstate[FS_NSTATES]; /* protected by stats_lock: regular files */
-	uint64_t ninodes; /* protected by stats_lock */
+	uint64_t
+		nstate[FS_NSTATES]; /* protected by stats_lock: regular files */
+	uint64_t ninodes;	    /* protected by stats_lock */
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

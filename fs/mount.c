@@ -33,8 +33,8 @@ struct start_err {
 	char msg[512];
 };
 
-__attribute__((format(printf, 2, 3))) static int
-fail(struct start_err *e, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int fail(struct start_err *e,
+						      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,8 +90,8 @@ static int make_fsid(char out[32])
 	if (ret < 0)
 		return ret;
 	/* fs- + 17 lowercase hex digits. */
-	snprintf(out, 32, "fs-%01x%02x%02x%02x%02x%02x%02x%02x%02x",
-		 r[0] & 0xf, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
+	snprintf(out, 32, "fs-%01x%02x%02x%02x%02x%02x%02x%02x%02x", r[0] & 0xf,
+		 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
 	return 0;
 }
 
@@ -210,7 +210,8 @@ static int connect_s3(struct fs *fs, bool first, struct start_err *e)
 		return fail(e, "bucket %s does not exist (%s)", o->bucket,
 			    s3_err_text(ret));
 	if (ret == -EACCES)
-		return fail(e, "access to bucket %s denied: %s (check the"
+		return fail(e,
+			    "access to bucket %s denied: %s (check the"
 			    " credentials)",
 			    o->bucket, s3_err_text(ret));
 	if (!first && (ret == -ECONNREFUSED || ret == -EHOSTUNREACH ||
@@ -294,9 +295,8 @@ static int run_import(struct fs *fs, struct start_err *e)
 	if (ret < 0)
 		return fail(e, "import of %s failed: %s", fs->repo,
 			    s3_err_text(ret));
-	log_info("imported %" PRIu64 " files, %" PRIu64
-		 " directories, %" PRIu64 " symlinks (%" PRIu64
-		 " keys skipped) in %.1f s",
+	log_info("imported %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
+		 " symlinks (%" PRIu64 " keys skipped) in %.1f s",
 		 st.files, st.dirs, st.symlinks, st.skipped,
 		 (double)(time_mono_ns() - t0) / 1e9);
 	return 0;
@@ -311,7 +311,8 @@ static int build_fuse_args(const struct fs *fs, struct fuse_args *args)
 		 "default_permissions,fsname=tidefs,subtype=tidefs%s%s",
 		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(args, "tidefs") < 0 ||
-	    fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, opts) < 0)
+	    fuse_opt_add_arg(args, "-o") < 0 ||
+	    fuse_opt_add_arg(args, opts) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -367,7 +368,8 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 		fuse_remove_signal_handlers(fs->se);
 		fuse_session_destroy(fs->se);
 		fs->se = NULL;
-		return fail(e, "cannot mount on %s (is /dev/fuse there, and"
+		return fail(e,
+			    "cannot mount on %s (is /dev/fuse there, and"
 			    " fusermount3 installed?)",
 			    o->mountpoint);
 	}

@@ -18,7 +18,7 @@
 
 #include "fs/fs_i.h"
 
-#define STATE_XATTR "user.tidefs.state"
+#define STATE_XATTR    "user.tidefs.state"
 #define XATTR_SIZE_MAX 65536
 
 static struct fs *req_fs(fuse_req_t req)
@@ -745,7 +745,7 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 }
 
 static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, struct fuse_file_info *fi)
+		      mode_t mode, struct fuse_file_info *fi)
 {
 	(void)parent;
 	(void)name;

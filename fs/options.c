@@ -49,13 +49,16 @@ void fs_usage(const char *prog)
 {
 	printf("usage: %s [OPTIONS] s3://BUCKET[/PREFIX] MOUNTPOINT\n"
 	       "\n"
-	       "Mount an S3 bucket (or a prefix of one) as a local file system\n"
+	       "Mount an S3 bucket (or a prefix of one) as a local file "
+	       "system\n"
 	       "with a local data cache.\n"
 	       "\n"
-	       "  --cache-dir DIR        cache directory (LMDB metadata and data)"
+	       "  --cache-dir DIR        cache directory (LMDB metadata and "
+	       "data)"
 	       " [TIDEFS_CACHE_DIR]\n"
 	       "  --cache-size SIZE      cache capacity, e.g. 512M, 50G, 1T;\n"
-	       "                         default 80%% of DIR's free space at the"
+	       "                         default 80%% of DIR's free space at "
+	       "the"
 	       " first mount,\n"
 	       "                         remembered in the cache"
 	       " [TIDEFS_CACHE_SIZE]\n"
@@ -72,12 +75,14 @@ void fs_usage(const char *prog)
 	       "  --no-verify-ssl        do not verify TLS certificates\n"
 	       "  --retry-timeout SECS   give up on a failing S3 request after"
 	       " SECS (default 20)\n"
-	       "  --chunk-size SIZE      cache granularity (default 1M; fixed at"
+	       "  --chunk-size SIZE      cache granularity (default 1M; fixed "
+	       "at"
 	       " first mount)\n"
 	       "  --fetch-threads N      parallel range GETs (default 16)\n"
 	       "  --import-parallel N    parallel HeadObject at import (default"
 	       " 32)\n"
-	       "  -f, --foreground       stay in the foreground, log to stderr\n"
+	       "  -f, --foreground       stay in the foreground, log to "
+	       "stderr\n"
 	       "  -o OPT[,OPT...]        mount options: allow_other, ro, ...\n"
 	       "  --log-level LEVEL      error, warn, info (default), debug\n"
 	       "  -h, --help             this text\n"
@@ -195,8 +200,8 @@ static int parse_int_opt(const char *s, int lo, int hi, int *out)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int
-fail(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+						      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -210,11 +215,15 @@ static int apply_env(struct fs_options *o, char *err, size_t errlen)
 {
 	const char *v;
 
-	if ((v = getenv("TIDEFS_CACHE_DIR")) && *v && abs_path(v, &o->cache_dir))
+	if ((v = getenv("TIDEFS_CACHE_DIR")) && *v &&
+	    abs_path(v, &o->cache_dir))
 		return -ENOMEM;
 	if ((v = getenv("TIDEFS_CACHE_SIZE")) && *v &&
 	    parse_size(v, &o->cache_size) < 0)
-		return fail(err, errlen, "bad TIDEFS_CACHE_SIZE '%s' (use e.g. 512M, 50G, 1T)", v);
+		return fail(
+			err, errlen,
+			"bad TIDEFS_CACHE_SIZE '%s' (use e.g. 512M, 50G, 1T)",
+			v);
 	if (((v = getenv("TIDEFS_ENDPOINT_URL")) && *v) ||
 	    ((v = getenv("AWS_ENDPOINT_URL_S3")) && *v) ||
 	    ((v = getenv("AWS_ENDPOINT_URL")) && *v))
@@ -238,16 +247,20 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 		return abs_path(arg, &o->cache_dir);
 	case OPT_CACHE_SIZE:
 		if (parse_size(arg, &v) < 0 || v < (64ull << 20))
-			return fail(err, errlen, "bad --cache-size '%s' (use e.g. 512M, 50G, 1T;"
-			     " at least 64M)",
-			     arg);
+			return fail(
+				err, errlen,
+				"bad --cache-size '%s' (use e.g. 512M, 50G, 1T;"
+				" at least 64M)",
+				arg);
 		o->cache_size = v;
 		return 0;
 	case OPT_ENDPOINT:
 		if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
-			return fail(err, errlen, "bad --endpoint-url '%s' (want http://HOST[:PORT]"
-			     " or https://...)",
-			     arg);
+			return fail(err, errlen,
+				    "bad --endpoint-url '%s' (want "
+				    "http://HOST[:PORT]"
+				    " or https://...)",
+				    arg);
 		return set_str(&o->endpoint, arg);
 	case OPT_REGION:
 		return set_str(&o->region, arg);
@@ -255,12 +268,17 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 		return set_str(&o->profile, arg);
 	case OPT_LOG_LEVEL:
 		if (log_parse_level(arg, &o->log_level) < 0)
-			return fail(err, errlen, "bad --log-level '%s' (error, warn, info, debug)",
-			     arg);
+			return fail(err, errlen,
+				    "bad --log-level '%s' (error, warn, info, "
+				    "debug)",
+				    arg);
 		return 0;
 	case OPT_RETRY:
 		if (parse_int_opt(arg, 1, 3600, &o->retry_timeout_s) < 0)
-			return fail(err, errlen, "bad --retry-timeout '%s' (seconds, 1-3600)", arg);
+			return fail(
+				err, errlen,
+				"bad --retry-timeout '%s' (seconds, 1-3600)",
+				arg);
 		return 0;
 	case OPT_INSECURE:
 		o->insecure_tls = true;
@@ -271,17 +289,21 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 	case OPT_CHUNK:
 		if (parse_size(arg, &v) < 0 || v < 65536 || v > (64u << 20) ||
 		    (v & (v - 1)))
-			return fail(err, errlen, "bad --chunk-size '%s' (a power of two, 64K-64M)",
-			     arg);
+			return fail(err, errlen,
+				    "bad --chunk-size '%s' (a power of two, "
+				    "64K-64M)",
+				    arg);
 		o->chunk_size = (uint32_t)v;
 		return 0;
 	case OPT_FETCH:
 		if (parse_int_opt(arg, 1, 256, &o->fetch_threads) < 0)
-			return fail(err, errlen, "bad --fetch-threads '%s' (1-256)", arg);
+			return fail(err, errlen,
+				    "bad --fetch-threads '%s' (1-256)", arg);
 		return 0;
 	case OPT_IMPORT:
 		if (parse_int_opt(arg, 1, 256, &o->import_parallel) < 0)
-			return fail(err, errlen, "bad --import-parallel '%s' (1-256)", arg);
+			return fail(err, errlen,
+				    "bad --import-parallel '%s' (1-256)", arg);
 		return 0;
 	case 'f':
 		o->foreground = true;
@@ -321,11 +343,15 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 		if (c == '?' || c == ':') {
 			const char *bad = argv[optind - 1];
 			if (optopt && optopt < 256)
-				return fail(err, errlen, "option -%c needs a value or is unknown"
-				     " (see --help)",
-				     optopt);
-			return fail(err, errlen, "unknown option or missing value: %s (see --help)",
-			     bad);
+				return fail(
+					err, errlen,
+					"option -%c needs a value or is unknown"
+					" (see --help)",
+					optopt);
+			return fail(err, errlen,
+				    "unknown option or missing value: %s (see "
+				    "--help)",
+				    bad);
 		}
 		ret = parse_one(o, c, optarg, err, errlen);
 		if (ret < 0) {
@@ -337,12 +363,16 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 	if (o->show_help || o->show_version)
 		return 0;
 	if (argc - optind != 2)
-		return fail(err, errlen, "expected s3://BUCKET[/PREFIX] and MOUNTPOINT (see --help)");
+		return fail(err, errlen,
+			    "expected s3://BUCKET[/PREFIX] and MOUNTPOINT (see "
+			    "--help)");
 	if (fs_parse_repository(argv[optind], &o->bucket, &o->prefix) < 0)
-		return fail(err, errlen, "bad repository '%s' (want s3://BUCKET[/PREFIX])",
-		     argv[optind]);
+		return fail(err, errlen,
+			    "bad repository '%s' (want s3://BUCKET[/PREFIX])",
+			    argv[optind]);
 	if (abs_path(argv[optind + 1], &o->mountpoint) < 0)
-		return fail(err, errlen, "bad mount point '%s'", argv[optind + 1]);
+		return fail(err, errlen, "bad mount point '%s'",
+			    argv[optind + 1]);
 	if (!o->cache_dir)
 		return fail(err, errlen, "--cache-dir DIR is required");
 	if (!o->region && set_str(&o->region, "us-east-1"))

@@ -14,9 +14,10 @@
 #include "s3/s3.h"
 
 struct task_import_stats {
-	uint64_t objects; /* keys listed */
+	uint64_t objects;		/* keys listed */
 	uint64_t files, dirs, symlinks; /* inodes created */
-	uint64_t skipped; /* keys that cannot be POSIX names (one warning each) */
+	uint64_t skipped; /* keys that cannot be POSIX names (one warning each)
+			   */
 };
 
 /*

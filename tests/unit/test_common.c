@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of common/: size parsing and formatting, integers, levels. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static void test_parse_size(void **state)
+{
+	static const struct {
+		const char *in;
+		int ret;
+		uint64_t want;
+	} cases[] = {
+		{"0", 0, 0},
+		{"4096", 0, 4096},
+		{"512M", 0, 512ull << 20},
+		{"512m", 0, 512ull << 20},
+		{"50G", 0, 50ull << 30},
+		{"1T", 0, 1ull << 40},
+		{"1.5G", 0, 3ull << 29},
+		{"2GiB", 0, 2ull << 30},
+		{"2GB", 0, 2ull << 30},
+		{"64K", 0, 64ull << 10},
+		{"1E", 0, 1ull << 60},
+		{"16E", -ERANGE, 0},
+		{"", -EINVAL, 0},
+		{"-1G", -EINVAL, 0},
+		{"+1G", -EINVAL, 0},
+		{" 1G", -EINVAL, 0},
+		{"G", -EINVAL, 0},
+		{"1X", -EINVAL, 0},
+		{"1GX", -EINVAL, 0},
+		{"1G ", -EINVAL, 0},
+		{"nan", -EINVAL, 0},
+		{"inf", -EINVAL, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t v = 12345;
+		int ret = parse_size(cases[i].in, &v);
+		if (ret != cases[i].ret)
+			fail_msg("parse_size(\"%s\") = %d, want %d",
+				 cases[i].in, ret, cases[i].ret);
+		if (ret == 0 && v != cases[i].want)
+			fail_msg("parse_size(\"%s\") = %llu, want %llu",
+				 cases[i].in, (unsigned long long)v,
+				 (unsigned long long)cases[i].want);
+	}
+	assert_int_equal(parse_size(NULL, &(uint64_t){0}), -EINVAL);
+}
+
+static void test_parse_u64(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(parse_u64("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_u64("18446744073709551615", &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse_u64("18446744073709551616", &v), -ERANGE);
+	assert_int_equal(parse_u64("12a", &v), -EINVAL);
+	assert_int_equal(parse_u64("-1", &v), -EINVAL);
+	assert_int_equal(parse_u64("", &v), -EINVAL);
+	assert_int_equal(parse_u64(" 1", &v), -EINVAL);
+}
+
+static void test_format_size(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(format_size(0, buf, sizeof(buf)), "0 B");
+	assert_string_equal(format_size(1023, buf, sizeof(buf)), "1023 B");
+	assert_string_equal(format_size(1536, buf, sizeof(buf)), "1.5 KiB");
+	assert_string_equal(format_size(50ull << 30, buf, sizeof(buf)),
+			    "50.0 GiB");
+}
+
+static void test_log_levels(void **state)
+{
+	enum log_level l;
+
+	(void)state;
+	assert_int_equal(log_parse_level("debug", &l), 0);
+	assert_int_equal(l, LOG_LVL_DEBUG);
+	assert_int_equal(log_parse_level("WARN", &l), 0);
+	assert_int_equal(l, LOG_LVL_WARN);
+	assert_int_equal(log_parse_level("warning", &l), 0);
+	assert_int_equal(l, LOG_LVL_WARN);
+	assert_int_equal(log_parse_level("loud", &l), -EINVAL);
+}
+
+static void test_clock_offset(void **state)
+{
+	int64_t a, b;
+
+	(void)state;
+	/* The offset is read once per process: this must be the first call. */
+	setenv("TIDEFS_CLOCK_OFFSET", "86400", 1);
+	a = time_now_ns();
+	unsetenv("TIDEFS_CLOCK_OFFSET");
+	b = time_now_ns();
+	assert_true(b - a >= 0);
+	assert_true(a > (int64_t)1700000000 * 1000000000LL + 86400000000000LL);
+}
+
+static void test_random_bytes(void **state)
+{
+	uint8_t a[32] = {0}, b[32] = {0};
+
+	(void)state;
+	assert_int_equal(random_bytes(a, sizeof(a)), 0);
+	assert_int_equal(random_bytes(b, sizeof(b)), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clock_offset),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_random_bytes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
