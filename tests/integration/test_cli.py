@@ -13,7 +13,7 @@ import time
 import unittest
 
 from tidefs_test import (MiB, TidefsTestCase, free_port, is_mounted,
-                         pids_with_arg, tidefs_bin)
+                         pids_with_arg, run_to_files, tidefs_bin)
 
 
 class StartupErrors(TidefsTestCase):
@@ -21,13 +21,11 @@ class StartupErrors(TidefsTestCase):
 
     def run_tidefs(self, args, timeout=45):
         t0 = time.monotonic()
-        try:
-            r = subprocess.run([tidefs_bin()] + args, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        r = run_to_files([tidefs_bin()] + args, timeout)
+        if r is None:
             self.fail("tidefs %s did not exit within %ds" % (args, timeout))
-        return r, time.monotonic() - t0
+        return subprocess.CompletedProcess(args, r[0], r[1], r[2]), \
+            time.monotonic() - t0
 
     def assertStartupFails(self, args, mountpoint, *keywords, timeout=45):
         """Non-zero exit, exactly one stderr line starting 'tidefs: ' that

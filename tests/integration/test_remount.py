@@ -56,6 +56,33 @@ class Remount(TidefsTestCase):
         self.assertLess(el, EIO_BOUND)
         self.assertEqual(m2.unmount(), 0)
 
+    def test_remount_with_endpoint_down(self):
+        """README: a remount of an existing cache whose endpoint is
+        unreachable still mounts (with a warning); cached data reads."""
+        a = random_bytes(MiB + 3)
+        b = random_bytes(MiB + 5)
+        self.put("a.bin", a)
+        self.put("b.bin", b)
+        m1 = self.mount(retry_timeout=2)
+        self.assertEqual(file_md5(m1.path("a.bin")), md5(a))
+        self.assertEqual(m1.unmount(), 0)
+        self.moto.stop()
+        t0 = time.monotonic()
+        m2 = self.mount(cache_dir=m1.cache_dir, retry_timeout=2)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(sorted(n for n in os.listdir(m2.mountpoint)
+                                if n != ".tidefs"), ["a.bin", "b.bin"])
+        r, el, to = child_read(m2.path("a.bin"), timeout=30)
+        self.assertFalse(to)
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["md5"], md5(a))
+        r, el, to = child_read(m2.path("b.bin"), timeout=40)
+        self.assertFalse(to, "uncached read hung (endpoint down at mount)")
+        self.assertEqual(r.get("errno"), errno.EIO, r)
+        self.assertLess(el, EIO_BOUND)
+        self.assertEqual(m2.state("b.bin"), "released")
+        self.assertEqual(m2.unmount(), 0)
+
 
 class EndpointDown(TidefsTestCase):
     OWN_MOTO_PER_TEST = True

@@ -145,6 +145,24 @@ def pids_with_arg(arg):
     return pids
 
 
+def run_to_files(argv, timeout):
+    """Run argv with stdout/stderr going to temp files (so a forked daemon
+    holding them open cannot block us). Returns (rc, out, err) or None on
+    timeout (the process is killed)."""
+    with tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
+        p = subprocess.Popen(argv, stdout=o, stderr=e,
+                             stdin=subprocess.DEVNULL)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+        o.seek(0)
+        e.seek(0)
+        return rc, o.read(), e.read()
+
+
 def fusermount_unmount(path, lazy=False):
     args = ["fusermount3", "-u"]
     if lazy:
@@ -234,7 +252,8 @@ class MotoServer:
             "s3", endpoint_url=self.url, region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
             config=Config(s3={"addressing_style": "path"},
-                          retries={"max_attempts": 2}))
+                          retries={"max_attempts": 2},
+                          max_pool_connections=32))
 
 
 # -------------------------------------------------------------- mount ----
@@ -316,19 +335,18 @@ class Mount:
                          % (timeout, self.log_tail()))
 
     def _start_bg(self, log, timeout):
-        try:
-            r = subprocess.run(self.argv(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        # Files, not pipes: a daemon that kept the pipe open would make the
+        # wait hang, and the command's own exit is what we measure.
+        r = run_to_files(self.argv(), timeout)
+        if r is None:
             raise MountError("tidefs (background) did not return in %ds"
                              % timeout)
-        self.start_stderr = r.stderr.decode(errors="replace")
-        log.write(r.stdout + r.stderr)
-        self.returncode = r.returncode
-        if r.returncode != 0:
+        self.returncode, out, err = r
+        self.start_stderr = err.decode(errors="replace")
+        log.write(out + err)
+        if self.returncode != 0:
             raise MountError("tidefs exited with %d:\n%s" % (
-                r.returncode, self.start_stderr))
+                self.returncode, self.start_stderr))
 
     def daemon_pids(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -336,11 +354,16 @@ class Mount:
         return pids_with_arg(self.mountpoint)
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """The daemon's stderr (foreground), plus DIR/tidefs.log, where a
+        daemonized tidefs logs (README)."""
+        text = ""
+        for p in (self.log_path, os.path.join(self.cache_dir, "tidefs.log")):
+            try:
+                with open(p, "rb") as f:
+                    text += f.read().decode(errors="replace")
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+        return text
 
     def log_tail(self, n=40):
         return "\n".join(self.log_text().splitlines()[-n:])
