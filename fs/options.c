@@ -339,7 +339,7 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+fo:hV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fo:hV", long_opts, NULL)) != -1) {
 		if (c == '?' || c == ':') {
 			const char *bad = argv[optind - 1];
 			if (optopt && optopt < 256)
