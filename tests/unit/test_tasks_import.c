@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of tasks/import: task_key_split (table-driven) and live imports
+ * against a moto_server this test starts on a free loopback port (filled by
+ * import_fixture.py with boto3). TIDEFS_IMPORT_OBJECTS=N raises the number of
+ * extra objects (default 300; moto takes ~10 ms per PUT).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "tasks/tasks.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- task_key_split ---- */
+
+static void test_key_split_table(void **state)
+{
+	static const struct {
+		const char *key;
+		int ret;
+		int is_dir;
+		const char *comps; /* joined with '|' */
+	} cases[] = {
+		{"a", 0, 0, "a"},
+		{"a/b/c.txt", 0, 0, "a|b|c.txt"},
+		{"dir/", 0, 1, "dir"},
+		{"a/b/", 0, 1, "a|b"},
+		{"h\xc3\xa9llo w\xc3\xb6rld", 0, 0,
+		 "h\xc3\xa9llo w\xc3\xb6rld"},
+		{"...", 0, 0, "..."},
+		{".hidden/..x", 0, 0, ".hidden|..x"},
+		{"a b/ c ", 0, 0, "a b| c "},
+		{"", -EINVAL, 0, NULL},
+		{"/", -EINVAL, 0, NULL},
+		{"//", -EINVAL, 0, NULL},
+		{"a//b", -EINVAL, 0, NULL},
+		{"a//", -EINVAL, 0, NULL},
+		{"/lead", -EINVAL, 0, NULL},
+		{".", -EINVAL, 0, NULL},
+		{"..", -EINVAL, 0, NULL},
+		{"./x", -EINVAL, 0, NULL},
+		{"../x", -EINVAL, 0, NULL},
+		{"dir/./y", -EINVAL, 0, NULL},
+		{"dir/../z", -EINVAL, 0, NULL},
+		{"e/..", -EINVAL, 0, NULL},
+		{"dir/.", -EINVAL, 0, NULL},
+		{"dir/./", -EINVAL, 0, NULL},
+		{"../", -EINVAL, 0, NULL},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char key[64], joined[128] = "";
+		char *comps[8];
+		size_t n = 99;
+		int is_dir = -1, ret;
+
+		snprintf(key, sizeof(key), "%s", cases[i].key);
+		ret = task_key_split(key, comps, ARRAY_SIZE(comps), &n,
+				     &is_dir);
+		if (ret != cases[i].ret)
+			fail_msg("key '%s': %d, want %d", cases[i].key, ret,
+				 cases[i].ret);
+		if (ret) {
+			assert_int_equal(n, 0);
+			continue;
+		}
+		if (is_dir != cases[i].is_dir)
+			fail_msg("key '%s': is_dir %d", cases[i].key, is_dir);
+		for (size_t c = 0; c < n; c++) {
+			if (c)
+				strcat(joined, "|");
+			strcat(joined, comps[c]);
+		}
+		if (strcmp(joined, cases[i].comps) != 0)
+			fail_msg("key '%s': '%s', want '%s'", cases[i].key,
+				 joined, cases[i].comps);
+	}
+}
+
+static void test_key_split_lengths(void **state)
+{
+	char key[600], *comps[4];
+	size_t n;
+	int is_dir;
+
+	(void)state;
+	/* 255 bytes is fine, 256 is not, in any position. */
+	memset(key, 'n', 255);
+	strcpy(key + 255, "/f");
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(strlen(comps[0]), 255);
+	memset(key, 'n', 256);
+	key[256] = '\0';
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), -EINVAL);
+	strcpy(key, "long/");
+	memset(key + 5, 'y', 256);
+	strcpy(key + 5 + 256, "/f");
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), -EINVAL);
+	memset(key, 'n', 256);
+	strcpy(key + 256, "/");
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), -EINVAL);
+	/* More components than room. */
+	strcpy(key, "a/b/c/d/e");
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), -E2BIG);
+	strcpy(key, "a/b/c/d/");
+	assert_int_equal(task_key_split(key, comps, 4, &n, &is_dir), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(is_dir, 1);
+}
+
+/* ---- live imports against moto_server ---- */
+
+struct live {
+	char dir[64];
+	char url[64];
+	pid_t moto;
+	int nobjects;
+};
+
+static struct live L;
+
+static int rm_fn(const char *path, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd, port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static const char *python(void)
+{
+	const char *p = getenv("PYTHON3");
+
+	return p && *p ? p : "python3";
+}
+
+static int start_moto(void)
+{
+	char port[16], log[128];
+	int p = free_port();
+
+	if (p < 0)
+		return -1;
+	snprintf(port, sizeof(port), "%d", p);
+	snprintf(L.url, sizeof(L.url), "http://127.0.0.1:%d", p);
+	snprintf(log, sizeof(log), "%s/moto.log", L.dir);
+	L.moto = fork();
+	if (L.moto < 0)
+		return -1;
+	if (L.moto == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		setsid();
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p",
+		       port, (char *)NULL);
+		execlp(python(), python(), "-m", "moto.server", "-H",
+		       "127.0.0.1", "-p", port, (char *)NULL);
+		_exit(127);
+	}
+	return 0;
+}
+
+/* Run import_fixture.py (it waits for the endpoint to answer). */
+static int fill(const char *scenario, const char *bucket, int n)
+{
+	const char *src = getenv("TIDEFS_SRC");
+	char script[PATH_MAX], cmd[PATH_MAX + 256];
+
+	if (src && *src) {
+		snprintf(script, sizeof(script),
+			 "%s/tests/unit/import_fixture.py", src);
+	} else {
+		char *slash;
+
+		snprintf(script, sizeof(script), "%s", __FILE__);
+		slash = strrchr(script, '/');
+		snprintf(slash ? slash + 1 : script,
+			 sizeof(script) -
+				 (size_t)(slash ? slash + 1 - script : 0),
+			 "import_fixture.py");
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' %s %s %d >/dev/null",
+		 python(), script, L.url, scenario, bucket, n);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+	const char *n = getenv("TIDEFS_IMPORT_OBJECTS");
+
+	(void)state;
+	L.nobjects = n && *n ? atoi(n) : 300;
+	snprintf(L.dir, sizeof(L.dir), "/tmp/tidefs-import-XXXXXX");
+	if (!mkdtemp(L.dir))
+		return -1;
+	if (start_moto() < 0)
+		return -1;
+	if (fill("tree", "bkt-tree", L.nobjects) < 0 ||
+	    fill("pfx", "bkt-pfx", 0) < 0) {
+		fprintf(stderr, "cannot fill moto_server at %s (see %s)\n",
+			L.url, L.dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (L.moto > 0) {
+		kill(L.moto, SIGTERM);
+		waitpid(L.moto, NULL, 0);
+	}
+	nftw(L.dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+struct store {
+	char dir[PATH_MAX];
+	struct meta_db *db;
+	struct chunk_store *cs;
+	struct s3_client *s3;
+};
+
+static void store_open(struct store *s, const char *name, const char *bucket)
+{
+	struct s3_config cfg = {
+		.endpoint = L.url,
+		.region = "us-east-1",
+		.bucket = bucket,
+		.creds = {.access_key = "test", .secret_key = "test"},
+		.path_style = true,
+		.retry_total_ms = 5000,
+		.max_handles = 40,
+	};
+	struct meta_inode root = {0};
+	struct meta_txn *t;
+
+	snprintf(s->dir, sizeof(s->dir), "%s/%s", L.dir, name);
+	assert_int_equal(mkdir(s->dir, 0700), 0);
+	assert_int_equal(meta_open(s->dir, 0, true, &s->db), 0);
+	assert_int_equal(chunk_store_open(s->dir, CHUNK_SIZE_DEFAULT, &s->cs),
+			 0);
+	assert_int_equal(s3_client_new(&cfg, &s->s3), 0);
+	/* The root, as the first mount makes it. */
+	root.ino = META_ROOT_INO;
+	root.mode = S_IFDIR | 0755;
+	root.uid = 500;
+	root.gid = 600;
+	root.nlink = 2;
+	root.atime_ns = root.mtime_ns = root.ctime_ns = 1;
+	assert_int_equal(meta_txn_begin(s->db, true, &t), 0);
+	meta_inode_put(t, &root);
+	assert_int_equal(meta_txn_commit(t), 0);
+}
+
+static void store_close(struct store *s)
+{
+	s3_client_free(s->s3);
+	chunk_store_close(s->cs);
+	meta_close(s->db);
+}
+
+static uint64_t lookup(struct meta_txn *t, const char *path)
+{
+	char buf[PATH_MAX], *save = NULL, *c;
+	uint64_t ino = META_ROOT_INO;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save))
+		if (meta_dentry_get(t, ino, c, &ino) != 0)
+			fail_msg("no %s (at %s)", path, c);
+	return ino;
+}
+
+static void get(struct meta_txn *t, const char *path, struct meta_inode *in)
+{
+	assert_int_equal(meta_inode_get(t, lookup(t, path), in), 0);
+}
+
+struct listing {
+	int n;
+	char names[16][64];
+};
+
+static int list_cb(void *arg, const char *name, uint64_t ino)
+{
+	struct listing *l = arg;
+
+	(void)ino;
+	if (l->n < 16)
+		snprintf(l->names[l->n], sizeof(l->names[0]), "%.63s", name);
+	l->n++;
+	return 0;
+}
+
+static void assert_listing(struct meta_txn *t, uint64_t dir, const char *want)
+{
+	struct listing l = {0};
+	char got[1024] = "";
+
+	assert_int_equal(meta_dentry_foreach(t, dir, NULL, list_cb, &l), 0);
+	for (int i = 0; i < l.n && i < 16; i++) {
+		if (i)
+			strcat(got, " ");
+		strcat(got, l.names[i]);
+	}
+	if (strcmp(got, want) != 0)
+		fail_msg("listing of %llu: '%s', want '%s'",
+			 (unsigned long long)dir, got, want);
+}
+
+#define NS	    1000000000LL
+#define AT	    (1600000000 * NS + 123456789)
+#define MT	    (1500000000 * NS + 987654321)
+#define T_MARKER    (1650000000 * NS + 5)
+#define SECOND_DIFF NS
+
+static void check_tree(struct store *s, const struct task_import_stats *st)
+{
+	struct meta_inode in = {0}, a = {0}, b = {0};
+	struct meta_txn *t;
+	char link[32];
+	uint8_t bm[1] = {0};
+	uint64_t v;
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(st->objects, 12 + (uint64_t)L.nobjects);
+	assert_int_equal(st->files, 4 + (uint64_t)L.nobjects);
+	assert_int_equal(st->symlinks, 1);
+	assert_int_equal(st->dirs, 7); /* a a/b a/b/c empty d odd many */
+	assert_int_equal(st->skipped, 5);
+
+	assert_int_equal(meta_txn_begin(s->db, false, &t), 0);
+	assert_int_equal(meta_super_get_u64(t, "imported", &v), 0);
+	assert_int_equal(v, 1);
+	assert_listing(t, META_ROOT_INO, "a d empty link many odd zero");
+	assert_listing(t, lookup(t, "a"), "b top.txt");
+	assert_listing(t, lookup(t, "a/b/c"), "deep.txt");
+	assert_listing(t, lookup(t, "d"), "f");
+	assert_listing(t, lookup(t, "empty"), "");
+
+	/* The root: kept, with its link count. */
+	assert_int_equal(meta_inode_get(t, META_ROOT_INO, &in), 0);
+	assert_int_equal(in.mode, S_IFDIR | 0755);
+	assert_int_equal(in.uid, 500);
+	assert_int_equal(in.nlink, 2 + 5);
+	meta_inode_release(&in);
+
+	/* A file with every header. */
+	get(t, "a/top.txt", &in);
+	assert_int_equal(in.mode, S_IFREG | 0640);
+	assert_int_equal(in.uid, 1234);
+	assert_int_equal(in.gid, 5678);
+	assert_int_equal(in.atime_ns, AT);
+	assert_int_equal(in.mtime_ns, MT);
+	assert_int_equal(in.ctime_ns, in.s3_mtime_ns);
+	assert_int_equal(in.nlink, 1);
+	assert_int_equal(in.size, 3);
+	assert_int_equal(in.s3_size, 3);
+	assert_int_equal(in.state, META_RELEASED);
+	assert_int_equal(in.cached_bytes, 0);
+	assert_string_equal(in.s3_key, "a/top.txt");
+	assert_true(in.etag[0] == '"' && strlen(in.etag) > 2);
+	meta_inode_release(&in);
+
+	/* Defaults. */
+	get(t, "a/b/c/deep.txt", &in);
+	assert_int_equal(in.mode, S_IFREG | 0755);
+	assert_int_equal(in.uid, 0);
+	assert_int_equal(in.gid, 0);
+	assert_true(in.s3_mtime_ns > 1600000000 * NS);
+	assert_int_equal(in.mtime_ns, in.s3_mtime_ns);
+	assert_int_equal(in.atime_ns, in.s3_mtime_ns);
+	assert_int_equal(in.ctime_ns, in.s3_mtime_ns);
+	assert_int_equal(in.state, META_RELEASED);
+	meta_inode_release(&in);
+
+	get(t, "zero", &in);
+	assert_int_equal(in.size, 0);
+	assert_int_equal(in.state, META_ARCHIVED);
+	meta_inode_release(&in);
+
+	/* The symlink: target in the data file and in the size. */
+	get(t, "link", &in);
+	assert_int_equal(in.mode, S_IFLNK | 0777);
+	assert_int_equal(in.uid, 10);
+	assert_int_equal(in.gid, 20);
+	assert_int_equal(in.mtime_ns, 1400000000000000001LL);
+	assert_int_equal(in.size, strlen("a/top.txt"));
+	assert_int_equal(in.cached_bytes, in.size);
+	assert_int_equal(in.state, META_ARCHIVED);
+	fd = chunk_open(s->cs, in.ino, false);
+	assert_true(fd >= 0);
+	n = pread(fd, link, sizeof(link), 0);
+	close(fd);
+	assert_int_equal(n, in.size);
+	assert_memory_equal(link, "a/top.txt", (size_t)n);
+	assert_int_equal(meta_chunk_load(t, in.ino, bm, 1), 0);
+	assert_int_equal(bm[0], 1);
+	meta_inode_release(&in);
+
+	/* A marker with headers; a marker with a file mode is a directory. */
+	get(t, "empty", &in);
+	assert_int_equal(in.mode, S_IFDIR | 0750);
+	assert_int_equal(in.uid, 1001);
+	assert_int_equal(in.gid, 1002);
+	assert_int_equal(in.mtime_ns, T_MARKER);
+	assert_int_equal(in.nlink, 2);
+	assert_string_equal(in.s3_key, "empty/");
+	meta_inode_release(&in);
+	get(t, "odd", &in);
+	assert_int_equal(in.mode, S_IFDIR | 0644);
+	meta_inode_release(&in);
+
+	/* Implicit directories: 040755, root-owned, newest time beneath. */
+	get(t, "a", &in);
+	get(t, "a/top.txt", &a);
+	get(t, "a/b/c/deep.txt", &b);
+	assert_int_equal(in.mode, S_IFDIR | 0755);
+	assert_int_equal(in.uid, 0);
+	assert_int_equal(in.nlink, 3);
+	assert_null(in.s3_key);
+	assert_true(llabs(in.mtime_ns - MAX(a.s3_mtime_ns, b.s3_mtime_ns)) <
+		    SECOND_DIFF);
+	meta_inode_release(&in);
+	meta_inode_release(&a);
+	meta_inode_release(&b);
+	get(t, "a/b/c", &in);
+	assert_int_equal(in.nlink, 2);
+	meta_inode_release(&in);
+
+	/* The file/directory conflict: the directory wins. */
+	get(t, "d", &in);
+	assert_true(S_ISDIR(in.mode));
+	meta_inode_release(&in);
+
+	/* The many files. */
+	{
+		struct listing l = {0};
+
+		assert_int_equal(meta_dentry_foreach(t, lookup(t, "many"), NULL,
+						     list_cb, &l),
+				 0);
+		assert_int_equal(l.n, L.nobjects);
+		if (L.nobjects > 0)
+			assert_string_equal(l.names[0], "f00000");
+	}
+	meta_txn_abort(t);
+}
+
+static void test_live_import_tree(void **state)
+{
+	struct task_import_stats st;
+	struct store s = {0};
+	int64_t t0;
+
+	(void)state;
+	store_open(&s, "tree", "bkt-tree");
+	t0 = time_mono_ns();
+	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "", 16, &st), 0);
+	fprintf(stderr, "import of %d objects: %.2f s\n", 12 + L.nobjects,
+		(double)(time_mono_ns() - t0) / 1e9);
+	check_tree(&s, &st);
+
+	/* A second import into the now non-empty store changes nothing. */
+	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "", 4, &st),
+			 -ENOTEMPTY);
+	store_close(&s);
+
+	/* Persisted: reopen and check again. */
+	memset(&s, 0, sizeof(s));
+	snprintf(s.dir, sizeof(s.dir), "%s/tree", L.dir);
+	assert_int_equal(meta_open(s.dir, 0, true, &s.db), 0);
+	assert_int_equal(chunk_store_open(s.dir, CHUNK_SIZE_DEFAULT, &s.cs), 0);
+	st = (struct task_import_stats){
+		.objects = 12 + (uint64_t)L.nobjects,
+		.files = 4 + (uint64_t)L.nobjects,
+		.symlinks = 1,
+		.dirs = 7,
+		.skipped = 5,
+	};
+	check_tree(&s, &st);
+	chunk_store_close(s.cs);
+	meta_close(s.db);
+}
+
+static void test_live_import_prefix(void **state)
+{
+	struct task_import_stats st;
+	struct meta_inode in = {0};
+	struct store s = {0};
+	struct meta_txn *t;
+
+	(void)state;
+	store_open(&s, "pfx", "bkt-pfx");
+	/* "sub" without the slash means "sub/". */
+	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "sub", 2, &st),
+			 0);
+	assert_int_equal(st.objects, 3);
+	assert_int_equal(st.files, 2);
+	assert_int_equal(st.dirs, 1);
+	assert_int_equal(st.skipped, 0);
+	assert_int_equal(meta_txn_begin(s.db, false, &t), 0);
+	assert_listing(t, META_ROOT_INO, "d x");
+	assert_listing(t, lookup(t, "d"), "y");
+	/* The "sub/" marker's metadata went to the root. */
+	assert_int_equal(meta_inode_get(t, META_ROOT_INO, &in), 0);
+	assert_int_equal(in.mode, S_IFDIR | 0700);
+	assert_int_equal(in.uid, 7);
+	assert_int_equal(in.gid, 8);
+	assert_int_equal(in.mtime_ns, T_MARKER);
+	assert_int_equal(in.nlink, 3);
+	meta_inode_release(&in);
+	get(t, "d/y", &in);
+	assert_string_equal(in.s3_key, "sub/d/y");
+	assert_int_equal(in.size, 2);
+	meta_inode_release(&in);
+	meta_txn_abort(t);
+	store_close(&s);
+}
+
+static void test_live_import_empty_prefix(void **state)
+{
+	struct task_import_stats st;
+	struct store s = {0};
+	struct meta_txn *t;
+	uint64_t v;
+
+	(void)state;
+	store_open(&s, "none", "bkt-pfx");
+	assert_int_equal(
+		task_import_prefix(s.db, s.cs, s.s3, "nothing/", 0, &st), 0);
+	assert_int_equal(st.objects, 0);
+	assert_int_equal(meta_txn_begin(s.db, false, &t), 0);
+	assert_int_equal(meta_dir_is_empty(t, META_ROOT_INO), 1);
+	assert_int_equal(meta_super_get_u64(t, "imported", &v), 0);
+	meta_txn_abort(t);
+	store_close(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_key_split_table),
+		cmocka_unit_test(test_key_split_lengths),
+	};
+	const struct CMUnitTest live[] = {
+		cmocka_unit_test(test_live_import_tree),
+		cmocka_unit_test(test_live_import_prefix),
+		cmocka_unit_test(test_live_import_empty_prefix),
+	};
+	int fails;
+
+	fails = cmocka_run_group_tests_name("key_split", pure, NULL, NULL);
+	fails += cmocka_run_group_tests_name("live", live, group_setup,
+					     group_teardown);
+	return fails;
+}
