@@ -306,6 +306,15 @@ static int want_chunk(struct hydrate_file *f, uint64_t idx, struct job **list)
 	return 0;
 }
 
+static void free_jobs(struct job *list)
+{
+	while (list) {
+		struct job *n = list->next;
+		free(list);
+		list = n;
+	}
+}
+
 static void queue_jobs(struct hydrate *h, struct job *list)
 {
 	struct job *rev = NULL;
@@ -344,10 +353,6 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 	int ret = 0;
 
 	pthread_mutex_lock(&f->lock);
-	if (f->lost) {
-		pthread_mutex_unlock(&f->lock);
-		return -EIO;
-	}
 	if (len == 0 || off >= f->size) {
 		pthread_mutex_unlock(&f->lock);
 		return 0;
@@ -356,6 +361,15 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 	chunk_span(off, end - off, h->csize, &first, &last);
 	for (uint64_t i = first; i <= last && ret == 0; i++)
 		ret = want_chunk(f, i, &jobs);
+	if (f->lost && jobs) {
+		/* Cached chunks of a lost file still read (they are the old
+		 * object's bytes); nothing more is fetched. */
+		for (struct job *j = jobs; j; j = j->next)
+			bit_clear(f->inflight, j->idx);
+		pthread_mutex_unlock(&f->lock);
+		free_jobs(jobs);
+		return -EIO;
+	}
 
 	/* Read-ahead: grow a window while the reader stays sequential. */
 	if (off == f->ra_next && off != 0) {
@@ -376,13 +390,13 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 
 	pthread_mutex_lock(&f->lock);
 	for (uint64_t i = first; i <= last;) {
-		if (f->lost) {
-			ret = -EIO;
-			break;
-		}
 		if (bit_get(f->present, i)) {
 			i++;
 			continue;
+		}
+		if (f->lost) {
+			ret = -EIO;
+			break;
 		}
 		if (!bit_get(f->inflight, i)) {
 			/* Its fetch failed (errors are not sticky). */
@@ -440,6 +454,8 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 		   : 0;
 	if (ret == 0 && got != want)
 		ret = -ESTALE; /* shorter than its ETag promised */
+	if (ret == -ENOENT)
+		ret = -ESTALE; /* the object vanished */
 	if (ret == 0)
 		ret = pwrite_all(f->fd, buf, got, (int64_t)off);
 
