@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ struct server {
 	pthread_mutex_t lock;
 	char *reqs[MAX_REQS]; /* protected by lock: request heads */
 	int nreqs;	      /* protected by lock */
-	volatile bool stop;
+	atomic_bool stop;
 };
 
 static struct server srv;
