@@ -692,6 +692,35 @@ static int prepare_root(struct imp *im, struct meta_txn *txn,
 	return 0;
 }
 
+/* Before any request: the store must be ready for an import. */
+static int check_store(struct meta_db *db)
+{
+	struct meta_inode root = {0};
+	struct meta_txn *txn;
+	int ret;
+
+	ret = meta_txn_begin(db, false, &txn);
+	if (ret)
+		return ret;
+	ret = meta_inode_get(txn, META_ROOT_INO, &root);
+	if (ret) {
+		log_error("import: no root inode: %s", strerror(-ret));
+	} else if (!S_ISDIR(root.mode)) {
+		ret = -ENOTDIR;
+	} else {
+		ret = meta_dir_is_empty(txn, META_ROOT_INO);
+		if (ret == 0) {
+			log_error("import: the metadata store is not empty");
+			ret = -ENOTEMPTY;
+		} else if (ret == 1) {
+			ret = 0;
+		}
+	}
+	meta_inode_release(&root);
+	meta_txn_abort(txn);
+	return ret;
+}
+
 static int alloc_inos(struct imp *im, struct meta_txn *txn)
 {
 	int ret = 0;
@@ -799,6 +828,9 @@ int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 	pthread_cond_init(&im.cond, &ca);
 	pthread_condattr_destroy(&ca);
 
+	ret = check_store(db);
+	if (ret)
+		goto out;
 	ret = s3_list_objects(s3, prefix, list_cb, &im);
 	if (ret) {
 		log_error("import: listing '%s': %s", prefix, strerror(-ret));

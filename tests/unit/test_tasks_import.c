@@ -3,7 +3,8 @@
  * Unit tests of tasks/import: task_key_split (table-driven) and live imports
  * against a moto_server this test starts on a free loopback port (filled by
  * import_fixture.py with boto3). TIDEFS_IMPORT_OBJECTS=N raises the number of
- * extra objects (default 300; moto takes ~10 ms per PUT).
+ * extra objects (default 300; moto takes ~10 ms per PUT) and
+ * TIDEFS_IMPORT_PARALLEL the HeadObject requests in flight (default 16).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,6 +137,7 @@ struct live {
 	char url[64];
 	pid_t moto;
 	int nobjects;
+	int parallel;
 };
 
 static struct live L;
@@ -233,6 +235,8 @@ static int group_setup(void **state)
 
 	(void)state;
 	L.nobjects = n && *n ? atoi(n) : 300;
+	n = getenv("TIDEFS_IMPORT_PARALLEL");
+	L.parallel = n && *n ? atoi(n) : 16;
 	snprintf(L.dir, sizeof(L.dir), "/tmp/tidefs-import-XXXXXX");
 	if (!mkdtemp(L.dir))
 		return -1;
@@ -502,7 +506,8 @@ static void test_live_import_tree(void **state)
 	(void)state;
 	store_open(&s, "tree", "bkt-tree");
 	t0 = time_mono_ns();
-	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "", 16, &st), 0);
+	assert_int_equal(
+		task_import_prefix(s.db, s.cs, s.s3, "", L.parallel, &st), 0);
 	fprintf(stderr, "import of %d objects: %.2f s\n", 12 + L.nobjects,
 		(double)(time_mono_ns() - t0) / 1e9);
 	check_tree(&s, &st);
