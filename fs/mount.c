@@ -197,6 +197,8 @@ static int connect_s3(struct fs *fs, bool first, struct start_err *e)
 	cfg.path_style = o->endpoint && !o->virtual_hosted;
 	cfg.insecure_tls = o->insecure_tls;
 	cfg.retry_total_ms = o->retry_timeout_s * 1000;
+	/* A stalled endpoint must not hold a request past the retry budget. */
+	cfg.request_timeout_ms = MIN(30000, cfg.retry_total_ms);
 	cfg.max_handles = o->fetch_threads + o->import_parallel + 4;
 	ret = s3_client_new(&cfg, &fs->s3);
 	s3_credentials_release(&cfg.creds);
