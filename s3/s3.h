@@ -9,9 +9,9 @@
  *
  * Errors are negative errno values, translated once here:
  *   -ENOENT        404 (NoSuchKey, NoSuchBucket: see s3_error_code())
- *   -EACCES        403 (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch)
- *   -ESTALE        412 PreconditionFailed (If-Match / If-None-Match)
- *   -EINVAL        400 and other 4xx not listed, or a bad argument
+ *   -EACCES        403 (AccessDenied, InvalidAccessKeyId,
+ * SignatureDoesNotMatch) -ESTALE        412 PreconditionFailed (If-Match /
+ * If-None-Match) -EINVAL        400 and other 4xx not listed, or a bad argument
  *   -ERANGE        416 InvalidRange
  *   -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT  network failures once the
  *                  retry budget is spent
@@ -31,8 +31,8 @@
 #include <sys/types.h>
 
 struct s3_credentials {
-	char *access_key; /* owned; NULL for anonymous requests */
-	char *secret_key; /* owned */
+	char *access_key;    /* owned; NULL for anonymous requests */
+	char *secret_key;    /* owned */
 	char *session_token; /* owned; may be NULL */
 };
 
@@ -51,16 +51,18 @@ int s3_credentials_from_file(const char *path, const char *profile,
 void s3_credentials_release(struct s3_credentials *c);
 
 struct s3_config {
-	const char *endpoint; /* "http://127.0.0.1:5000"; NULL = AWS for region */
+	const char
+		*endpoint;  /* "http://127.0.0.1:5000"; NULL = AWS for region */
 	const char *region; /* "us-east-1" */
 	const char *bucket;
 	struct s3_credentials creds; /* borrowed; copied by s3_client_new */
-	bool path_style; /* true: endpoint/bucket/key; false: bucket.endpoint/key */
-	bool insecure_tls; /* true: do not verify certificates */
-	int retry_total_ms; /* retry budget per call; 0 = 20000 */
-	int connect_timeout_ms; /* 0 = 5000 */
+	bool path_style;	     /* true: endpoint/bucket/key; false:
+					bucket.endpoint/key */
+	bool insecure_tls;	     /* true: do not verify certificates */
+	int retry_total_ms;	     /* retry budget per call; 0 = 20000 */
+	int connect_timeout_ms;	     /* 0 = 5000 */
 	int request_timeout_ms; /* low-speed abort per request; 0 = 30000 */
-	int max_handles; /* pooled curl handles; 0 = 32 */
+	int max_handles;	/* pooled curl handles; 0 = 32 */
 };
 
 struct s3_client; /* opaque */
@@ -88,11 +90,12 @@ enum s3_posix_fields {
 struct s3_object {
 	char *key; /* owned, full key including the prefix */
 	uint64_t size;
-	char etag[80]; /* with the surrounding quotes, as S3 sends it */
+	char etag[80];	  /* with the surrounding quotes, as S3 sends it */
 	int64_t mtime_ns; /* LastModified */
 	/* Filled by s3_head_object only: */
 	unsigned have; /* enum s3_posix_fields */
-	uint32_t mode; /* with file-type bits, from x-amz-meta-file-permissions */
+	uint32_t mode; /* with file-type bits, from x-amz-meta-file-permissions
+			*/
 	uint32_t uid, gid;
 	int64_t atime_ns, file_mtime_ns;
 };
@@ -111,8 +114,7 @@ int s3_list_objects(struct s3_client *c, const char *prefix, s3_list_cb cb,
 		    void *arg);
 
 /* HeadObject; fills size, etag, mtime and the POSIX fields. -ENOENT on 404. */
-int s3_head_object(struct s3_client *c, const char *key,
-		   struct s3_object *out);
+int s3_head_object(struct s3_client *c, const char *key, struct s3_object *out);
 
 /*
  * Check the bucket is there and the credentials work (HeadBucket, or a
@@ -149,13 +151,13 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data,
 
 struct s3_sigv4_request {
 	const char *method; /* "GET" */
-	const char *path; /* already URI-encoded path, "/bucket/key%20x" */
+	const char *path;   /* already URI-encoded path, "/bucket/key%20x" */
 	const char *query; /* raw query string without '?', may be "" or NULL */
 	const struct s3_header *headers; /* must include host and x-amz-date */
 	size_t nheaders;
 	const char *payload_hash; /* hex sha256, or "UNSIGNED-PAYLOAD" */
 	const char *region;
-	const char *service; /* "s3", "fsx" */
+	const char *service;  /* "s3", "fsx" */
 	const char *amz_date; /* "20150830T123600Z" */
 	const char *access_key;
 	const char *secret_key;
@@ -168,8 +170,8 @@ struct s3_sigv4_request {
  * re-encoded per RFC 3986 unreserved set). Returns 0, -EINVAL, -ENOSPC.
  * If sig_out is not NULL it receives the 64-hex-digit signature.
  */
-int s3_sigv4_sign(const struct s3_sigv4_request *req, char *out,
-		  size_t outlen, char sig_out[65]);
+int s3_sigv4_sign(const struct s3_sigv4_request *req, char *out, size_t outlen,
+		  char sig_out[65]);
 
 /* Hex sha256 of data into hex (65 bytes with NUL). */
 void s3_sha256_hex(const void *data, size_t len, char hex[65]);
