@@ -104,8 +104,8 @@ class EndpointDown(TidefsTestCase):
         self.assertEqual(r["md5"], md5(self.a))
         self.assertLess(el, 10, "cached read took %.1fs offline" % el)
         for attempt in range(2):
-            r, el, to = child_read(m.path("d", "b.bin"), timeout=45)
-            self.assertFalse(to, "uncached read hung > 45s (attempt %d)"
+            r, el, to = child_read(m.path("d", "b.bin"), timeout=30)
+            self.assertFalse(to, "uncached read hung > 30s (attempt %d)"
                              % attempt)
             self.assertFalse(r["ok"], "uncached read succeeded offline?")
             self.assertEqual(r["errno"], errno.EIO,
@@ -130,7 +130,7 @@ class EndpointDown(TidefsTestCase):
         s3 = moto2.client()
         s3.create_bucket(Bucket=self.bucket)
         s3.put_object(Bucket=self.bucket, Key="d/b.bin", Body=self.b)
-        r, el, to = child_read(self.m.path("d", "b.bin"), timeout=45)
+        r, el, to = child_read(self.m.path("d", "b.bin"), timeout=30)
         self.assertFalse(to)
         self.assertTrue(r["ok"], "read after the endpoint returned: %r" % r)
         self.assertEqual(r["md5"], md5(self.b))
@@ -144,7 +144,7 @@ class EndpointDown(TidefsTestCase):
         finally:
             self.moto.thaw()
         t0 = time.monotonic()
-        r, el, to = child_read(self.m.path("d", "b.bin"), timeout=45)
+        r, el, to = child_read(self.m.path("d", "b.bin"), timeout=30)
         self.assertFalse(to)
         self.assertTrue(r["ok"], "read after the endpoint thawed: %r" % r)
         self.assertEqual(r["md5"], md5(self.b))

@@ -19,6 +19,7 @@ port. Pieces:
 Nothing here is ever skipped: a missing binary, FUSE or moto is a failure.
 """
 
+import atexit
 import errno
 import hashlib
 import json
@@ -51,7 +52,9 @@ MOUNT_TIMEOUT = 60
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-for _v in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+for _v in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+           "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "TIDEFS_CACHE_DIR",
+           "TIDEFS_CACHE_SIZE", "TIDEFS_ENDPOINT_URL", "TIDEFS_REGION"):
     os.environ.pop(_v, None)
 
 
@@ -537,6 +540,26 @@ def require_environment():
         raise RuntimeError("; ".join(problems))
 
 
+_SHARED = {}
+
+
+def shared_moto():
+    """One moto_server per test process (each ctest entry is one process);
+    tests that stop or freeze the endpoint use OWN_MOTO_PER_TEST instead.
+    Buckets are per test, so tests do not see each other's objects."""
+    mo = _SHARED.get("moto")
+    if mo is None or mo.proc is None or mo.proc.poll() is not None:
+        d = tempfile.mkdtemp(prefix="tidefs-it-moto-")
+        mo = MotoServer(d).start()
+        _SHARED["moto"] = mo
+
+        def stop():
+            mo.stop()
+            shutil.rmtree(d, ignore_errors=True)
+        atexit.register(stop)
+    return mo
+
+
 class TidefsTestCase(unittest.TestCase):
     """Base class: self.moto (one per class), self.s3 (boto3), self.bucket
     (fresh per test), self.tmp (per-test temp dir), self.mount(...)."""
@@ -550,12 +573,10 @@ class TidefsTestCase(unittest.TestCase):
         cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
         cls.moto = None
         if not cls.OWN_MOTO_PER_TEST:
-            cls.moto = MotoServer(cls.class_tmp).start()
+            cls.moto = shared_moto()
 
     @classmethod
     def tearDownClass(cls):
-        if cls.moto:
-            cls.moto.stop()
         if os.environ.get("TIDEFS_KEEP_TMP"):
             sys.stderr.write("kept %s\n" % cls.class_tmp)
         else:
@@ -573,6 +594,7 @@ class TidefsTestCase(unittest.TestCase):
         self.bucket = "b-" + uuid.uuid4().hex[:12]
         self.s3.create_bucket(Bucket=self.bucket)
         self._timed_out = False
+        self._t0 = time.monotonic()
         self._watchdog = threading.Timer(self.TEST_TIMEOUT, self._on_timeout)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -600,6 +622,8 @@ class TidefsTestCase(unittest.TestCase):
                                      m.log_tail(60)))
         for mo in self.extra_motos:
             mo.stop()
+        if os.environ.get("TIDEFS_IT_TIMING"):
+            sys.stderr.write("[%.1fs] " % (time.monotonic() - self._t0))
         if self._timed_out:
             self.fail("test exceeded its %ds timeout" % self.TEST_TIMEOUT)
         if not os.environ.get("TIDEFS_KEEP_TMP"):
