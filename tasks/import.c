@@ -126,7 +126,7 @@ struct imp_dir {
 	size_t namelen; /* the name is the last namelen bytes of path */
 	size_t parent;	/* NONE for the root */
 	uint32_t nsubdirs;
-	int64_t newest_ns; /* newest LastModified beneath */
+	int64_t newest_ns; /* newest LastModified beneath, see dir_times() */
 	size_t marker;	   /* object index of "dir/", NONE when implicit */
 	uint64_t ino;
 };
@@ -312,8 +312,6 @@ static int plan_obj(struct imp *im, size_t i, char *scratch)
 		ret = dir_get(im, rel, off + namelen, namelen, parent, &parent);
 		if (ret)
 			return ret;
-		im->dirs[parent].newest_ns =
-			MAX(im->dirs[parent].newest_ns, o->mtime_ns);
 	}
 	o->dir = parent;
 	if (is_dir) {
@@ -549,6 +547,23 @@ static void posix_from_head(struct meta_inode *in, const struct imp_obj *o)
 		in->mtime_ns = h->file_mtime_ns;
 }
 
+/*
+ * Times of implicit directories: the newest LastModified of the objects
+ * imported beneath (HeadObject's, as for the files themselves).
+ */
+static void dir_times(struct imp *im)
+{
+	for (size_t i = 0; i < im->nobjs; i++) {
+		const struct imp_obj *o = &im->objs[i];
+		int64_t lm = o->have_head ? o->head.mtime_ns : o->mtime_ns;
+
+		if (o->kind != OBJ_FILE && o->kind != OBJ_DIR)
+			continue;
+		for (size_t d = o->dir; d != NONE; d = im->dirs[d].parent)
+			im->dirs[d].newest_ns = MAX(im->dirs[d].newest_ns, lm);
+	}
+}
+
 static int put_dir(struct imp *im, struct meta_txn *txn, size_t d)
 {
 	const struct imp_dir *dir = &im->dirs[d];
@@ -756,6 +771,7 @@ static int write_tree(struct imp *im, struct meta_db *db)
 		goto out;
 	}
 	meta_inode_put(txn, &root);
+	dir_times(im);
 	for (size_t d = 1; d < im->ndirs; d++)
 		put_dir(im, txn, d);
 	for (size_t i = 0; i < im->nobjs; i++) {

@@ -357,11 +357,10 @@ static void assert_listing(struct meta_txn *t, uint64_t dir, const char *want)
 			 (unsigned long long)dir, got, want);
 }
 
-#define NS	    1000000000LL
-#define AT	    (1600000000 * NS + 123456789)
-#define MT	    (1500000000 * NS + 987654321)
-#define T_MARKER    (1650000000 * NS + 5)
-#define SECOND_DIFF NS
+#define NS	 1000000000LL
+#define AT	 (1600000000 * NS + 123456789)
+#define MT	 (1500000000 * NS + 987654321)
+#define T_MARKER (1650000000 * NS + 5)
 
 static void check_tree(struct store *s, const struct task_import_stats *st)
 {
@@ -469,8 +468,9 @@ static void check_tree(struct store *s, const struct task_import_stats *st)
 	assert_int_equal(in.uid, 0);
 	assert_int_equal(in.nlink, 3);
 	assert_null(in.s3_key);
-	assert_true(llabs(in.mtime_ns - MAX(a.s3_mtime_ns, b.s3_mtime_ns)) <
-		    SECOND_DIFF);
+	assert_int_equal(in.mtime_ns, MAX(a.s3_mtime_ns, b.s3_mtime_ns));
+	assert_int_equal(in.atime_ns, in.mtime_ns);
+	assert_int_equal(in.ctime_ns, in.mtime_ns);
 	meta_inode_release(&in);
 	meta_inode_release(&a);
 	meta_inode_release(&b);
