@@ -18,6 +18,8 @@
 #include "cache/hydrate.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,20 +39,23 @@ struct hydrate_file {
 	unsigned refs;		    /* protected by h->lock */
 	struct hydrate_file *hnext; /* protected by h->lock */
 
+	pthread_rwlock_t io; /* read: hydrate_read; write: changes */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	/* broadcast when a chunk lands or fails */
-	int fd;			/* read-only after open */
-	char *key;		/* read-only after open */
-	char etag[80];		/* read-only after open */
-	uint64_t size;		/* protected by lock */
-	uint64_t nchunks;	/* protected by lock */
-	uint8_t *present;	/* protected by lock */
-	uint8_t *inflight;	/* protected by lock */
+	pthread_cond_t cond; /* broadcast when a chunk lands or fails */
+	int fd;		     /* read-only after open */
+	char *key;	     /* read-only after open */
+	char etag[80];	     /* read-only after open */
+	uint64_t size;	     /* protected by lock */
+	/* Leading bytes that come from the S3 object (the rest is local);
+	 * only shrinks while open. Protected by lock. */
+	uint64_t backing;
+	uint64_t nchunks;	/* protected by lock: chunk_count(backing) */
+	uint8_t *present;	/* protected by lock: nchunks bits */
+	uint8_t *inflight;	/* protected by lock: nchunks bits */
+	unsigned ninflight;	/* protected by lock */
 	uint64_t ncached_bytes; /* protected by lock */
 	int lost;	  /* protected by lock: sticky, the object changed */
-	int last_err;	  /* protected by lock */
-	uint64_t ra_next; /* protected by lock: where a sequential read goes on
-			   */
+	uint64_t ra_next; /* protected by lock: where a sequential read goes */
 	uint32_t ra_window; /* protected by lock */
 };
 
@@ -89,7 +94,9 @@ struct hydrate {
 	pthread_t persister;
 	bool persister_started;
 
+	_Atomic int64_t used; /* bytes cached, all inodes */
 	_Atomic uint64_t hits, misses, bytes_fetched, fetch_errors;
+	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
 
 static inline bool bit_get(const uint8_t *b, uint64_t i)
@@ -107,12 +114,31 @@ static inline void bit_clear(uint8_t *b, uint64_t i)
 	b[i >> 3] &= (uint8_t) ~(1u << (i & 7));
 }
 
+/* Chunks past the backed extent hold local bytes only: always present. */
+static inline bool is_present(const struct hydrate_file *f, uint64_t i)
+{
+	return i >= f->nchunks || bit_get(f->present, i);
+}
+
+/* Bytes of chunk idx that come from S3. */
 static uint64_t chunk_len(const struct hydrate_file *f, uint32_t csize,
 			  uint64_t idx)
 {
 	uint64_t off = idx * csize;
 
-	return off >= f->size ? 0 : MIN((uint64_t)csize, f->size - off);
+	return off >= f->backing ? 0 : MIN((uint64_t)csize, f->backing - off);
+}
+
+/* Bytes held locally: present backed chunks plus everything past the
+ * backed extent. Caller holds f->lock. */
+static uint64_t count_cached(const struct hydrate_file *f, uint32_t csize)
+{
+	uint64_t n = f->size > f->backing ? f->size - f->backing : 0;
+
+	for (uint64_t i = 0; i < f->nchunks; i++)
+		if (bit_get(f->present, i))
+			n += chunk_len(f, csize, i);
+	return n;
 }
 
 /* ---- file table ---- */
@@ -126,6 +152,7 @@ static void file_free(struct hydrate_file *f)
 	free(f->inflight);
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);
+	pthread_rwlock_destroy(&f->io);
 	free(f);
 }
 
@@ -163,6 +190,7 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	f->ino = ino;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
+	pthread_rwlock_init(&f->io, NULL);
 
 	ret = meta_txn_begin(h->db, false, &txn);
 	if (ret < 0)
@@ -175,13 +203,14 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 		goto out_abort;
 	}
 	f->size = mi.size;
-	f->nchunks = chunk_count(mi.size, h->csize);
+	f->backing = 0;
+	if (mi.s3_key && mi.state != META_NEW)
+		f->backing = MIN(mi.s3_size, mi.size);
+	f->nchunks = chunk_count(f->backing, h->csize);
 	f->lost = mi.state == META_LOST;
 	memcpy(f->etag, mi.etag, sizeof(f->etag));
-	if (mi.s3_key) {
-		f->key = mi.s3_key;
-		mi.s3_key = NULL;
-	}
+	f->key = mi.s3_key;
+	mi.s3_key = NULL;
 	bmlen = (size_t)(f->nchunks + 7) / 8 + 1;
 	f->present = calloc(1, bmlen);
 	f->inflight = calloc(1, bmlen);
@@ -189,17 +218,12 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 		ret = -ENOMEM;
 		goto out_abort;
 	}
-	if (mi.state == META_NEW || mi.state == META_DIRTY || !f->key) {
-		/* Local data is authoritative: everything is present. */
-		memset(f->present, 0xff, bmlen);
-	} else if (mi.state != META_RELEASED) {
+	if (f->nchunks > 0 && mi.state != META_RELEASED) {
 		ret = meta_chunk_load(txn, ino, f->present, f->nchunks);
 		if (ret < 0)
 			goto out_abort;
 	}
-	for (uint64_t i = 0; i < f->nchunks; i++)
-		if (bit_get(f->present, i))
-			f->ncached_bytes += chunk_len(f, h->csize, i);
+	f->ncached_bytes = count_cached(f, h->csize);
 	meta_txn_abort(txn);
 	txn = NULL;
 
@@ -282,7 +306,12 @@ int hydrate_fd(const struct hydrate_file *f)
 
 uint64_t hydrate_size(const struct hydrate_file *f)
 {
-	return f->size;
+	uint64_t s;
+
+	pthread_mutex_lock((pthread_mutex_t *)&f->lock);
+	s = f->size;
+	pthread_mutex_unlock((pthread_mutex_t *)&f->lock);
+	return s;
 }
 
 /* ---- fetching ---- */
@@ -292,8 +321,7 @@ static int want_chunk(struct hydrate_file *f, uint64_t idx, struct job **list)
 {
 	struct job *j;
 
-	if (idx >= f->nchunks || bit_get(f->present, idx) ||
-	    bit_get(f->inflight, idx))
+	if (is_present(f, idx) || bit_get(f->inflight, idx))
 		return 0;
 	j = malloc(sizeof(*j));
 	if (!j)
@@ -303,13 +331,17 @@ static int want_chunk(struct hydrate_file *f, uint64_t idx, struct job **list)
 	j->next = *list;
 	*list = j;
 	bit_set(f->inflight, idx);
+	f->ninflight++;
 	return 0;
 }
 
-static void free_jobs(struct job *list)
+/* Caller holds f->lock: undo want_chunk() for jobs never queued. */
+static void drop_jobs(struct hydrate_file *f, struct job *list)
 {
 	while (list) {
 		struct job *n = list->next;
+		bit_clear(f->inflight, list->idx);
+		f->ninflight--;
 		free(list);
 		list = n;
 	}
@@ -317,11 +349,12 @@ static void free_jobs(struct job *list)
 
 static void queue_jobs(struct hydrate *h, struct job *list)
 {
-	struct job *rev = NULL;
+	struct job *rev = NULL, *last = NULL;
 
 	if (!list)
 		return;
 	/* want_chunk() prepends; restore ascending order for the queue. */
+	last = list;
 	while (list) {
 		struct job *n = list->next;
 		list->next = rev;
@@ -329,88 +362,119 @@ static void queue_jobs(struct hydrate *h, struct job *list)
 		list = n;
 	}
 	pthread_mutex_lock(&h->lock);
-	for (struct job *j = rev; j; j = j->next) {
+	for (struct job *j = rev; j; j = j->next)
 		j->f->refs++;
-		if (!j->next) {
-			if (h->job_tail)
-				h->job_tail->next = rev;
-			else
-				h->job_head = rev;
-			h->job_tail = j;
-			break;
-		}
-	}
+	if (h->job_tail)
+		h->job_tail->next = rev;
+	else
+		h->job_head = rev;
+	h->job_tail = last;
 	pthread_cond_broadcast(&h->job_cond);
 	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Caller holds f->lock. Wait until chunks [first, last] are present; 0, or
+ * -EIO when one of them failed (or cannot be fetched: the file is lost).
+ * *waited tells whether it had to wait.
+ */
+static int wait_present(struct hydrate_file *f, uint64_t first, uint64_t last,
+			bool *waited)
+{
+	for (uint64_t i = first; i <= last;) {
+		if (is_present(f, i)) {
+			i++;
+			continue;
+		}
+		if (!bit_get(f->inflight, i))
+			return -EIO; /* its fetch failed, or lost */
+		*waited = true;
+		pthread_cond_wait(&f->cond, &f->lock);
+	}
+	return 0;
+}
+
+/* Caller holds f->lock. Queue fetches for the missing chunks of
+ * [first, last] (and `extra` read-ahead chunks after it). */
+static int request_chunks(struct hydrate_file *f, uint64_t first, uint64_t last,
+			  uint64_t extra, struct job **jobs)
+{
+	int ret = 0;
+
+	for (uint64_t i = first; i <= last && ret == 0; i++)
+		ret = want_chunk(f, i, jobs);
+	if (ret == 0 && *jobs && f->lost) {
+		/* Cached chunks of a lost file still read (they are the old
+		 * object's bytes); nothing more is fetched. */
+		drop_jobs(f, *jobs);
+		*jobs = NULL;
+		return -EIO;
+	}
+	for (uint64_t i = last + 1;
+	     i <= last + extra && i < f->nchunks && ret == 0 && !f->lost; i++)
+		ret = want_chunk(f, i, jobs);
+	return ret;
 }
 
 int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 {
 	struct hydrate *h = f->h;
 	struct job *jobs = NULL;
-	uint64_t first, last, end;
-	bool waited = false;
-	int ret = 0;
+	uint64_t first, last, end, extra = 0;
+	bool waited = false, fetched;
+	int ret;
 
 	pthread_mutex_lock(&f->lock);
-	if (len == 0 || off >= f->size) {
+	if (len == 0 || off >= f->size || off >= f->backing) {
 		pthread_mutex_unlock(&f->lock);
+		atomic_fetch_add(&h->hits, 1);
 		return 0;
 	}
 	end = MIN(off + len, f->size);
 	chunk_span(off, end - off, h->csize, &first, &last);
-	for (uint64_t i = first; i <= last && ret == 0; i++)
-		ret = want_chunk(f, i, &jobs);
-	if (f->lost && jobs) {
-		/* Cached chunks of a lost file still read (they are the old
-		 * object's bytes); nothing more is fetched. */
-		for (struct job *j = jobs; j; j = j->next)
-			bit_clear(f->inflight, j->idx);
-		pthread_mutex_unlock(&f->lock);
-		free_jobs(jobs);
-		return -EIO;
-	}
-
 	/* Read-ahead: grow a window while the reader stays sequential. */
 	if (off == f->ra_next && off != 0) {
 		if (f->ra_window < h->cfg.readahead_max)
 			f->ra_window = f->ra_window ? f->ra_window * 2 : 2;
 		f->ra_window = MIN(f->ra_window, h->cfg.readahead_max);
-		for (uint64_t i = last + 1;
-		     i <= last + f->ra_window && ret == 0; i++)
-			ret = want_chunk(f, i, &jobs);
+		extra = f->ra_window;
 	} else if (off != f->ra_next) {
 		f->ra_window = 0;
 	}
 	f->ra_next = end;
+	ret = request_chunks(f, first, last, extra, &jobs);
+	fetched = jobs != NULL;
 	pthread_mutex_unlock(&f->lock);
 	queue_jobs(h, jobs);
 	if (ret < 0)
 		return ret;
 
 	pthread_mutex_lock(&f->lock);
-	for (uint64_t i = first; i <= last;) {
-		if (bit_get(f->present, i)) {
-			i++;
-			continue;
-		}
-		if (f->lost) {
-			ret = -EIO;
-			break;
-		}
-		if (!bit_get(f->inflight, i)) {
-			/* Its fetch failed (errors are not sticky). */
-			ret = -EIO;
-			break;
-		}
-		waited = true;
-		pthread_cond_wait(&f->cond, &f->lock);
-	}
+	ret = wait_present(f, first, last, &waited);
 	pthread_mutex_unlock(&f->lock);
-	if (waited || jobs)
+	if (waited || fetched)
 		atomic_fetch_add(&h->misses, 1);
 	else
 		atomic_fetch_add(&h->hits, 1);
+	return ret;
+}
+
+int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
+		 hydrate_reply_fn reply, void *arg)
+{
+	uint64_t size;
+	int ret;
+
+	pthread_rwlock_rdlock(&f->io);
+	size = hydrate_size(f);
+	if (off >= size)
+		len = 0;
+	else if (off + len > size)
+		len = (size_t)(size - off);
+	ret = hydrate_ensure(f, off, len);
+	if (ret == 0)
+		ret = reply(arg, f->fd, off, len);
+	pthread_rwlock_unlock(&f->io);
 	return ret;
 }
 
@@ -461,11 +525,12 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 
 	pthread_mutex_lock(&f->lock);
 	bit_clear(f->inflight, j->idx);
+	f->ninflight--;
 	if (ret == 0) {
 		bit_set(f->present, j->idx);
 		f->ncached_bytes += got;
+		atomic_fetch_add(&h->used, (int64_t)got);
 	} else {
-		f->last_err = ret;
 		if (ret == -ESTALE && !f->lost) {
 			f->lost = 1;
 			log_error("hydrate: object %s changed under inode "
@@ -541,7 +606,6 @@ static int cmp_persist(const void *a, const void *b)
 struct change {
 	uint64_t ino;
 	int old_state, new_state;
-	int64_t delta;
 };
 
 /* Record one file's entries [b, e) of the sorted batch in txn. */
@@ -559,9 +623,7 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 		return 0; /* deleted meanwhile */
 	if (ret < 0)
 		return ret;
-	if (strcmp(mi.etag, f->etag) != 0 ||
-	    (mi.state != META_ARCHIVED && mi.state != META_RELEASED &&
-	     mi.state != META_LOST)) {
+	if (strcmp(mi.etag, f->etag) != 0 || mi.state == META_NEW) {
 		/* Re-imported or changed locally since: not our data. */
 		meta_inode_release(&mi);
 		return 0;
@@ -576,8 +638,7 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 
 	ch->ino = f->ino;
 	ch->old_state = (int)mi.state;
-	ch->delta = (int64_t)cached - (int64_t)mi.cached_bytes;
-	if (lost)
+	if (lost && mi.state != META_DIRTY)
 		mi.state = META_LOST;
 	else if (mi.state == META_RELEASED && cached > 0)
 		mi.state = META_ARCHIVED;
@@ -624,10 +685,10 @@ static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 			 strerror(-ret));
 	} else if (h->cfg.on_change) {
 		for (size_t i = 0; i < nch; i++)
-			h->cfg.on_change(h->cfg.cb_arg, changes[i].ino,
-					 changes[i].old_state,
-					 changes[i].new_state,
-					 changes[i].delta);
+			if (changes[i].old_state != changes[i].new_state)
+				h->cfg.on_change(h->cfg.cb_arg, changes[i].ino,
+						 changes[i].old_state,
+						 changes[i].new_state);
 	}
 	free(changes);
 }
@@ -682,6 +743,367 @@ int hydrate_flush(struct hydrate *h)
 	return 0;
 }
 
+/* ---- changes ---- */
+
+static void note_enospc(struct hydrate *h, uint64_t want)
+{
+	int64_t now = time_mono_ns(), last = atomic_load(&h->enospc_logged);
+	char a[32], b[32];
+
+	if (now - last < 5000000000ll ||
+	    !atomic_compare_exchange_strong(&h->enospc_logged, &last, now))
+		return;
+	log_warn("cache full: %s more would exceed the cache size of %s;"
+		 " writes fail with ENOSPC until data is exported and"
+		 " released",
+		 format_size(want, a, sizeof(a)),
+		 format_size(h->cfg.capacity, b, sizeof(b)));
+}
+
+/* Reserve `grow` bytes of cache; -ENOSPC when over capacity. */
+static int reserve(struct hydrate *h, uint64_t grow)
+{
+	int64_t used;
+
+	if (grow == 0)
+		return 0;
+	used = atomic_fetch_add(&h->used, (int64_t)grow);
+	if (h->cfg.capacity && (uint64_t)used + grow > h->cfg.capacity) {
+		atomic_fetch_sub(&h->used, (int64_t)grow);
+		note_enospc(h, grow);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+struct change_rec {
+	uint64_t *set; /* chunk indexes that became present */
+	size_t nset;
+	bool size_changed;
+	bool times;	     /* update mtime/ctime */
+	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
+};
+
+/* Record a change of f in LMDB: size, backing, times, chunks, state. */
+static int commit_change(struct hydrate_file *f, const struct change_rec *c)
+{
+	struct hydrate *h = f->h;
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	int old_state, ret;
+
+	ret = meta_txn_begin(h->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, f->ino, &mi);
+	if (ret < 0) {
+		meta_txn_abort(txn);
+		return ret;
+	}
+	pthread_mutex_lock(&f->lock);
+	mi.size = f->size;
+	if (mi.s3_key)
+		mi.s3_size = f->backing;
+	mi.cached_bytes = f->ncached_bytes;
+	pthread_mutex_unlock(&f->lock);
+	if (c->times) {
+		mi.mtime_ns = mi.ctime_ns = time_now_ns();
+	}
+	mi.generation++;
+	old_state = (int)mi.state;
+	if (mi.state != META_NEW)
+		mi.state = META_DIRTY;
+	for (size_t i = 0; i < c->nset; i++)
+		meta_chunk_set(txn, f->ino, c->set[i]);
+	if (c->clear_from != UINT64_MAX)
+		meta_chunk_clear(txn, f->ino, c->clear_from);
+	meta_inode_put(txn, &mi);
+	meta_dirty_add(txn, f->ino);
+	meta_inode_release(&mi);
+	ret = meta_txn_commit(txn);
+	if (ret == 0 && old_state != META_DIRTY && old_state != META_NEW &&
+	    h->cfg.on_change)
+		h->cfg.on_change(h->cfg.cb_arg, f->ino, old_state, META_DIRTY);
+	return ret;
+}
+
+/* Caller holds f->lock: does [off, end) cover backed chunk i only partly? */
+static bool partial(const struct hydrate_file *f, uint64_t i, uint64_t off,
+		    uint64_t end)
+{
+	uint64_t cs = i * f->h->csize;
+	uint64_t ce = cs + chunk_len(f, f->h->csize, i);
+
+	return off > cs || end < ce;
+}
+
+/* Caller holds f->lock: is a chunk of [first, last] being fetched? */
+static bool any_inflight(const struct hydrate_file *f, uint64_t first,
+			 uint64_t last)
+{
+	for (uint64_t i = first; i <= last; i++)
+		if (bit_get(f->inflight, i))
+			return true;
+	return false;
+}
+
+/*
+ * Caller holds f->io for writing. Make the backed chunks that
+ * [off, off+len) only partly covers present (read-modify-write), wait out
+ * fetches of chunks it covers whole, and return the covered, absent chunks
+ * in *set (they become present once the change is on disk). -EIO when a
+ * needed fetch failed or the file is lost.
+ */
+static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
+			 uint64_t **set, size_t *nset)
+{
+	struct hydrate *h = f->h;
+	uint64_t first, last, end = off + len;
+	int ret = 0;
+
+	*set = NULL;
+	*nset = 0;
+	chunk_span(off, len, h->csize, &first, &last);
+	pthread_mutex_lock(&f->lock);
+	if (first >= f->nchunks)
+		goto out_unlock; /* all of it past the backed extent */
+	last = MIN(last, f->nchunks - 1);
+	for (;;) {
+		struct job *jobs = NULL;
+
+		for (uint64_t i = first; i <= last && ret == 0; i++)
+			if (!bit_get(f->present, i) && partial(f, i, off, end))
+				ret = want_chunk(f, i, &jobs);
+		if (ret == 0 && jobs && f->lost) {
+			drop_jobs(f, jobs);
+			ret = -EIO;
+		}
+		if (ret < 0 || (!jobs && !any_inflight(f, first, last)))
+			break;
+		pthread_mutex_unlock(&f->lock);
+		queue_jobs(h, jobs);
+		pthread_mutex_lock(&f->lock);
+		while (any_inflight(f, first, last))
+			pthread_cond_wait(&f->cond, &f->lock);
+		for (uint64_t i = first; i <= last && ret == 0; i++)
+			if (!bit_get(f->present, i) && partial(f, i, off, end))
+				ret = -EIO; /* its fetch failed */
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0) {
+		*set = calloc(last - first + 1, sizeof(**set));
+		if (!*set)
+			ret = -ENOMEM;
+		for (uint64_t i = first; ret == 0 && i <= last; i++)
+			if (!bit_get(f->present, i))
+				(*set)[(*nset)++] = i;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+/* Caller holds f->lock: mark chunks present (or absent again). */
+static void mark_chunks(struct hydrate_file *f, const uint64_t *set,
+			size_t nset, bool present)
+{
+	for (size_t i = 0; i < nset; i++) {
+		if (present)
+			bit_set(f->present, set[i]);
+		else
+			bit_clear(f->present, set[i]);
+	}
+}
+
+static uint64_t set_bytes(const struct hydrate_file *f, const uint64_t *set,
+			  size_t nset)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < nset; i++)
+		n += chunk_len(f, f->h->csize, set[i]);
+	return n;
+}
+
+enum change_kind { CH_WRITE, CH_PUNCH, CH_ZERO, CH_ALLOC };
+
+static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
+		 const void *buf, uint64_t off, uint64_t len)
+{
+	switch (kind) {
+	case CH_WRITE:
+		return pwrite_all(f->fd, buf, (size_t)len, (int64_t)off);
+	case CH_PUNCH:
+	case CH_ZERO:
+	case CH_ALLOC:
+		if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0)
+			return -errno;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
+			const void *buf, uint64_t off, uint64_t len,
+			bool keep_size)
+{
+	struct hydrate *h = f->h;
+	struct change_rec c = {.clear_from = UINT64_MAX, .times = true};
+	uint64_t grow, old_size, new_size;
+	int ret;
+
+	pthread_rwlock_wrlock(&f->io);
+	/* Allocation does not change content: no fetch, no presence. */
+	if (kind != CH_ALLOC) {
+		ret = prepare_range(f, off, len, &c.set, &c.nset);
+		if (ret < 0)
+			goto out_unlock;
+	}
+	pthread_mutex_lock(&f->lock);
+	old_size = f->size;
+	new_size = keep_size ? old_size : MAX(old_size, off + len);
+	grow = set_bytes(f, c.set, c.nset) + (new_size - old_size);
+	ret = reserve(h, grow);
+	if (ret == 0)
+		mark_chunks(f, c.set, c.nset, true);
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0)
+		goto out_unlock;
+
+	ret = apply(f, kind, mode, buf, off, len);
+	pthread_mutex_lock(&f->lock);
+	if (ret < 0) {
+		mark_chunks(f, c.set, c.nset, false);
+		atomic_fetch_sub(&h->used, (int64_t)grow);
+		pthread_mutex_unlock(&f->lock);
+		if (ret == -ENOSPC || ret == -EDQUOT)
+			note_enospc(h, grow);
+		goto out_unlock;
+	}
+	f->size = new_size;
+	f->ncached_bytes += grow;
+	pthread_mutex_unlock(&f->lock);
+	c.size_changed = new_size != old_size;
+	ret = commit_change(f, &c);
+
+out_unlock:
+	pthread_rwlock_unlock(&f->io);
+	free(c.set);
+	return ret;
+}
+
+int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
+		  uint64_t off)
+{
+	if (len == 0)
+		return 0;
+	return change_range(f, CH_WRITE, 0, buf, off, len, false);
+}
+
+int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
+		      uint64_t len)
+{
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+
+	if (len == 0)
+		return -EINVAL;
+	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+	case 0:
+		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep);
+	case FALLOC_FL_PUNCH_HOLE:
+		if (!keep)
+			return -EOPNOTSUPP;
+		return change_range(f, CH_PUNCH, mode, NULL, off, len, true);
+	case FALLOC_FL_ZERO_RANGE:
+		return change_range(f, CH_ZERO, mode, NULL, off, len, keep);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+int hydrate_truncate(struct hydrate_file *f, uint64_t size)
+{
+	struct hydrate *h = f->h;
+	struct change_rec c = {.clear_from = UINT64_MAX};
+	uint64_t old_cached, new_cached;
+	int64_t delta;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	c.size_changed = size != f->size;
+	if (size > f->size) {
+		ret = reserve(h, size - f->size);
+		if (ret < 0) {
+			pthread_mutex_unlock(&f->lock);
+			goto out_unlock;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (ftruncate(f->fd, (off_t)size) < 0) {
+		ret = -errno;
+		pthread_mutex_lock(&f->lock);
+		if (size > f->size)
+			atomic_fetch_sub(&h->used, (int64_t)(size - f->size));
+		pthread_mutex_unlock(&f->lock);
+		goto out_unlock;
+	}
+	pthread_mutex_lock(&f->lock);
+	old_cached = f->ncached_bytes;
+	if (size < f->backing) {
+		/* Bytes past the new end never come from S3 again. */
+		uint64_t n = chunk_count(size, h->csize);
+		for (uint64_t i = n; i < f->nchunks; i++)
+			bit_clear(f->present, i);
+		f->backing = size;
+		f->nchunks = n;
+		c.clear_from = n;
+	}
+	f->size = size;
+	new_cached = count_cached(f, h->csize);
+	f->ncached_bytes = new_cached;
+	pthread_mutex_unlock(&f->lock);
+	/* Growth was reserved above; account for shrinking now. */
+	delta = (int64_t)new_cached - (int64_t)old_cached;
+	if (delta < 0)
+		atomic_fetch_add(&h->used, delta);
+	c.times = c.size_changed;
+	ret = commit_change(f, &c);
+out_unlock:
+	pthread_rwlock_unlock(&f->io);
+	return ret;
+}
+
+int hydrate_fsync(struct hydrate_file *f, int datasync)
+{
+	int ret;
+
+	ret = datasync ? fdatasync(f->fd) : fsync(f->fd);
+	if (ret < 0)
+		return -errno;
+	return meta_sync(f->h->db);
+}
+
+uint64_t hydrate_used(struct hydrate *h)
+{
+	int64_t u = atomic_load(&h->used);
+
+	return u < 0 ? 0 : (uint64_t)u;
+}
+
+void hydrate_purge(struct hydrate *h, uint64_t ino, uint64_t cached)
+{
+	int ret = chunk_remove(h->cs, ino);
+
+	if (ret < 0)
+		log_warn("removing the data of inode %" PRIu64 ": %s", ino,
+			 strerror(-ret));
+	atomic_fetch_sub(&h->used, (int64_t)cached);
+}
+
 /* ---- setup and teardown ---- */
 
 int hydrate_new(struct meta_db *db, struct chunk_store *cs,
@@ -704,6 +1126,7 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 		h->cfg.fetch_threads = 16;
 	if (h->cfg.readahead_max == 0)
 		h->cfg.readahead_max = 16;
+	atomic_store(&h->used, (int64_t)h->cfg.initial_used);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->job_cond, NULL);
 	pthread_cond_init(&h->persist_cond, NULL);

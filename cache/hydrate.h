@@ -38,18 +38,19 @@ struct hydrate_stats {
 };
 
 /*
- * Called (without locks held, from the persister thread) after an inode's
- * state or cached bytes changed: old/new enum meta_state and the change of
- * its cached bytes.
+ * Called without locks held after an inode's state changed (old/new enum
+ * meta_state), from the persister or from a writing thread.
  */
 typedef void (*hydrate_change_cb)(void *arg, uint64_t ino, int old_state,
-				  int new_state, int64_t cached_delta);
+				  int new_state);
 
 struct hydrate_config {
 	int fetch_threads;	     /* 0 = 16 */
 	uint32_t readahead_max;	     /* chunks; 0 = 16 */
 	hydrate_change_cb on_change; /* may be NULL */
 	void *cb_arg;
+	uint64_t capacity;     /* cache size: writes beyond it get -ENOSPC */
+	uint64_t initial_used; /* bytes cached at start (sum of cached_bytes) */
 };
 
 /* Starts the fetch pool and the persister. The store, chunk store and client
@@ -77,9 +78,44 @@ uint64_t hydrate_size(const struct hydrate_file *f);
 /*
  * Make [off, off+len) (clipped to the file size) present in the data file,
  * blocking until it is. 0, or -EIO (fetch failed within the retry budget, or
- * the file is lost), -ENOMEM.
+ * the file is lost and the range is not cached), -ENOMEM.
  */
 int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len);
+
+/*
+ * Read [off, off+len): makes it present, then calls reply(arg, fd, off, n)
+ * with the data file and the range clipped to the file size (n may be 0),
+ * while writers of the file are held off. Returns reply's result, or the
+ * error of hydrate_ensure (reply is then not called).
+ */
+typedef int (*hydrate_reply_fn)(void *arg, int fd, uint64_t off, size_t n);
+int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
+		 hydrate_reply_fn reply, void *arg);
+
+/*
+ * Changes. Each one fetches the chunks it only partly overwrites first
+ * (read-modify-write), changes the data file, and records the result in one
+ * transaction: size, mtime/ctime, generation, the presence of chunks it
+ * overwrote whole, and the state (archived/released/lost -> dirty, added to
+ * the dirty table; new stays new). Returns 0 or -errno: -ENOSPC when the
+ * cache would grow past its capacity (or the disk is full), -EIO when a
+ * needed fetch failed.
+ */
+int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
+		  uint64_t off);
+/* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
+ * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. */
+int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
+		      uint64_t len);
+/* Truncate or extend; shrinking below the S3-backed extent needs no fetch. */
+int hydrate_truncate(struct hydrate_file *f, uint64_t size);
+/* Data file and metadata durable on disk. */
+int hydrate_fsync(struct hydrate_file *f, int datasync);
+
+/* Bytes cached in total (what the capacity is measured against). */
+uint64_t hydrate_used(struct hydrate *h);
+/* Remove the data file of a deleted inode that held `cached` bytes. */
+void hydrate_purge(struct hydrate *h, uint64_t ino, uint64_t cached);
 
 void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *out);
 

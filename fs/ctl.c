@@ -126,7 +126,7 @@ static char *stats_json(struct fs *fs)
 		json_object_set_new(states, names[i],
 				    json_integer((json_int_t)fs->nstate[i]));
 	json_object_set_new(root, "cached_bytes",
-			    json_integer((json_int_t)fs->cached_bytes));
+			    json_integer((json_int_t)hydrate_used(fs->hy)));
 	json_object_set_new(root, "inodes",
 			    json_integer((json_int_t)fs->ninodes));
 	pthread_mutex_unlock(&fs->stats_lock);

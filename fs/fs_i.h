@@ -38,6 +38,8 @@ struct fs {
 	gid_t owner_gid;
 	double timeout; /* entry/attr cache timeout given to the kernel */
 
+	struct fs_lookups *lookups;
+
 	pthread_mutex_t stats_lock;
 	uint64_t cached_bytes; /* protected by stats_lock */
 	uint64_t
@@ -47,12 +49,47 @@ struct fs {
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* Kernel lookup counts and deferred deletion (inode.c). */
+struct fs_lookups;
+int fs_lookups_new(struct fs_lookups **out);
+void fs_lookups_free(struct fs_lookups *l);
+void fs_lookup_ref(struct fs *fs, uint64_t ino);
+void fs_lookup_forget(struct fs *fs, uint64_t ino, uint64_t n);
+/* The inode lost its last name: true when the kernel does not know it
+ * (purge now), false when the purge waits for the last forget. */
+bool fs_lookup_unlinked(struct fs *fs, uint64_t ino);
+/* Delete an inode with nlink 0: record, chunks, xattrs, data file. */
+int fs_purge_inode(struct fs *fs, uint64_t ino);
+
+/* Adjust the counters of .tidefs/stats for an inode appearing (+1) or
+ * going away (-1). */
+void fs_count_inode(struct fs *fs, const struct meta_inode *mi, int delta);
+
+/* Changes to the namespace and attributes (nsops.c). */
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
 /* Fill st from an inode record. */
 void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 		  struct stat *st);
 /* hydrate_change_cb: keep the counters of .tidefs/stats current. */
-void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state,
-		  int64_t cached_delta);
+void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state);
 
 /* The .tidefs control tree (ctl.c). All return 0 or -errno. */
 static inline int fs_is_ctl(fuse_ino_t ino)

@@ -232,12 +232,26 @@ static int connect_s3(struct fs *fs, bool first, struct start_err *e)
 struct scan {
 	struct fs *fs;
 	struct chunk_store *cs;
+	uint64_t *dead; /* inodes without a name, left by a crash */
+	size_t ndead, cap;
 };
 
 static int scan_inode(void *arg, const struct meta_inode *mi)
 {
-	struct fs *fs = arg;
+	struct scan *sc = arg;
+	struct fs *fs = sc->fs;
 
+	if (mi->nlink == 0 || (mi->flags & META_F_UNLINKED)) {
+		if (sc->ndead == sc->cap) {
+			size_t ncap = sc->cap ? sc->cap * 2 : 64;
+			uint64_t *n = realloc(sc->dead, ncap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			sc->dead = n;
+			sc->cap = ncap;
+		}
+		sc->dead[sc->ndead++] = mi->ino;
+	}
 	fs->ninodes++;
 	if (S_ISREG(mi->mode) && mi->state < FS_NSTATES)
 		fs->nstate[mi->state]++;
@@ -265,23 +279,49 @@ static int orphan_cb(void *arg, uint64_t ino)
 	return ret < 0 ? ret : 0;
 }
 
-/* Count states and cached bytes; drop data files without an inode. */
+/*
+ * Count states and cached bytes, drop data files without an inode, and
+ * purge inodes that lost their last name while open before a crash.
+ * Runs before hydrate starts, so purging only needs the store.
+ */
 static int scan_store(struct fs *fs, struct start_err *e)
 {
-	struct scan sc = {fs, fs->cs};
+	struct scan sc = {.fs = fs, .cs = fs->cs};
 	struct meta_txn *txn;
 	int ret;
 
-	ret = chunk_foreach(fs->cs, orphan_cb, &sc);
-	if (ret < 0)
-		return fail(e, "cache data: %s", strerror(-ret));
 	ret = meta_txn_begin(fs->db, false, &txn);
 	if (ret == 0) {
-		ret = meta_inode_foreach(txn, scan_inode, fs);
+		ret = meta_inode_foreach(txn, scan_inode, &sc);
 		meta_txn_abort(txn);
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		free(sc.dead);
 		return fail(e, "cache metadata: %s", strerror(-ret));
+	}
+	for (size_t i = 0; i < sc.ndead && ret == 0; i++) {
+		struct meta_inode mi = {0};
+		ret = meta_txn_begin(fs->db, true, &txn);
+		if (ret < 0)
+			break;
+		if (meta_inode_get(txn, sc.dead[i], &mi) == 0) {
+			fs_count_inode(fs, &mi, -1);
+			fs->cached_bytes -= mi.cached_bytes;
+		}
+		meta_inode_del(txn, sc.dead[i]);
+		meta_chunk_clear(txn, sc.dead[i], 0);
+		meta_xattr_clear(txn, sc.dead[i]);
+		meta_dirty_del(txn, sc.dead[i]);
+		ret = meta_txn_commit(txn);
+		meta_inode_release(&mi);
+		log_info("purged inode %" PRIu64 ", unlinked while open",
+			 sc.dead[i]);
+	}
+	free(sc.dead);
+	if (ret == 0)
+		ret = chunk_foreach(fs->cs, orphan_cb, &sc);
+	if (ret < 0)
+		return fail(e, "cache data: %s", strerror(-ret));
 	return 0;
 }
 
@@ -350,7 +390,12 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	if (scan_store(fs, e) < 0)
 		return -1;
 
+	ret = fs_lookups_new(&fs->lookups);
+	if (ret < 0)
+		return fail(e, "out of memory");
 	hc.fetch_threads = o->fetch_threads;
+	hc.capacity = fs->capacity;
+	hc.initial_used = fs->cached_bytes;
 	hc.on_change = fs_on_change;
 	hc.cb_arg = fs;
 	ret = hydrate_new(fs->db, fs->cs, fs->s3, &hc, &fs->hy);
@@ -388,6 +433,7 @@ static void stop(struct fs *fs, int lockfd)
 		fuse_session_destroy(fs->se);
 	}
 	hydrate_free(fs->hy);
+	fs_lookups_free(fs->lookups);
 	if (fs->db && meta_txn_begin(fs->db, true, &txn) == 0) {
 		meta_super_put_u64(txn, "clean_shutdown", 1);
 		meta_txn_commit(txn);

@@ -48,20 +48,26 @@ void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 	st->st_ctim.tv_nsec = mi->ctime_ns % 1000000000;
 }
 
-void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state,
-		  int64_t cached_delta)
+void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state)
 {
 	struct fs *fs = arg;
 
 	(void)ino;
+	if (old_state == new_state || old_state < 0 ||
+	    old_state >= FS_NSTATES || new_state < 0 || new_state >= FS_NSTATES)
+		return;
 	pthread_mutex_lock(&fs->stats_lock);
-	if (old_state != new_state && old_state >= 0 &&
-	    old_state < FS_NSTATES && new_state >= 0 &&
-	    new_state < FS_NSTATES) {
-		fs->nstate[old_state]--;
-		fs->nstate[new_state]++;
-	}
-	fs->cached_bytes = (uint64_t)((int64_t)fs->cached_bytes + cached_delta);
+	fs->nstate[old_state]--;
+	fs->nstate[new_state]++;
+	pthread_mutex_unlock(&fs->stats_lock);
+}
+
+void fs_count_inode(struct fs *fs, const struct meta_inode *mi, int delta)
+{
+	pthread_mutex_lock(&fs->stats_lock);
+	fs->ninodes += (uint64_t)(int64_t)delta;
+	if (S_ISREG(mi->mode) && mi->state < FS_NSTATES)
+		fs->nstate[mi->state] += (uint64_t)(int64_t)delta;
 	pthread_mutex_unlock(&fs->stats_lock);
 }
 
@@ -146,8 +152,23 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_entry(req, &e);
+	else if (fuse_reply_entry(req, &e) == 0)
+		fs_lookup_ref(fs, e.ino);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_lookup_forget(req_fs(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		fs_lookup_forget(req_fs(req), forgets[i].ino,
+				 forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -352,6 +373,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (len > rem)
 			break;
+		if (plus && i >= 2 && de->ino != FS_CTL_DIR)
+			fs_lookup_ref(fs, de->ino);
 		p += len;
 		rem -= len;
 	}
@@ -395,10 +418,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ctl_open(fs, req, ino, fi);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	ret = hydrate_open(fs->hy, ino, &hf);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -411,35 +430,120 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		hydrate_close(hf); /* interrupted open */
 }
 
+static int reply_read(void *arg, int fd, uint64_t off, size_t n)
+{
+	fuse_req_t req = arg;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(n);
+
+	if (n == 0)
+		return fuse_reply_buf(req, NULL, 0);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = (off_t)off;
+	fuse_reply_data(req, &buf, 0);
+	return 0;
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	uint64_t fsize;
 	int ret;
 
 	if (fs_is_ctl(ino)) {
 		ctl_read(req, size, off, fi);
 		return;
 	}
-	fsize = hydrate_size(hf);
-	if ((uint64_t)off >= fsize) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if ((uint64_t)off + size > fsize)
-		size = (size_t)(fsize - (uint64_t)off);
-	ret = hydrate_ensure(hf, (uint64_t)off, size);
-	if (ret < 0) {
+	ret = hydrate_read(hf, (uint64_t)off, size, reply_read, req);
+	if (ret < 0)
 		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
+}
+
+static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	size_t len = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	void *data = NULL;
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		fuse_reply_err(req, EACCES);
 		return;
 	}
-	buf.buf[0].size = size;
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = hydrate_fd(hf);
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, 0);
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		data = in->buf[0].mem;
+	} else {
+		data = malloc(len);
+		if (!data) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		mem.buf[0].mem = data;
+		if ((size_t)fuse_buf_copy(&mem, in, 0) != len) {
+			free(data);
+			fuse_reply_err(req, EIO);
+			return;
+		}
+	}
+	ret = hydrate_write(hf, data, len, (uint64_t)off);
+	if (data != in->buf[0].mem)
+		free(data);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, len);
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	int ret;
+
+	if (fs_is_ctl(ino) || offset < 0 || length <= 0) {
+		fuse_reply_err(req, fs_is_ctl(ino) ? EOPNOTSUPP : EINVAL);
+		return;
+	}
+	ret = hydrate_fallocate(hf, mode, (uint64_t)offset, (uint64_t)length);
+	fuse_reply_err(req, -ret);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Writes reach the data file and the store before they are
+	 * acknowledged: nothing is buffered here. */
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	int ret;
+
+	if (fs_is_ctl(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (fi && fi->fh)
+		ret = hydrate_fsync((struct hydrate_file *)(uintptr_t)fi->fh,
+				    datasync);
+	else
+		ret = meta_sync(fs->db);
+	fuse_reply_err(req, -ret);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -meta_sync(req_fs(req)->db));
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
@@ -496,8 +600,8 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t used, files;
 
 	(void)ino;
+	used = hydrate_used(fs->hy);
 	pthread_mutex_lock(&fs->stats_lock);
-	used = fs->cached_bytes;
 	files = fs->ninodes;
 	pthread_mutex_unlock(&fs->stats_lock);
 	memset(&sv, 0, sizeof(sv));
@@ -656,8 +760,7 @@ static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if ((mask & W_OK) && (fs->opt->read_only || !fs_is_ctl(ino))) {
-		/* Writes come with the write path; until then, read-only. */
+	if ((mask & W_OK) && fs->opt->read_only) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -674,102 +777,6 @@ static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	else
 		bits = st.st_mode & 7;
 	fuse_reply_err(req, ((unsigned)mask & ~bits) ? EACCES : 0);
-}
-
-/* ---- changes: refused until the write path lands ---- */
-
-static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)attr;
-	(void)to_set;
-	(void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, dev_t rdev)
-{
-	(void)parent;
-	(void)name;
-	(void)mode;
-	(void)rdev;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
-{
-	(void)parent;
-	(void)name;
-	(void)mode;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-		       const char *name)
-{
-	(void)link;
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
-{
-	(void)parent;
-	(void)name;
-	(void)newparent;
-	(void)newname;
-	(void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		    const char *newname)
-{
-	(void)ino;
-	(void)newparent;
-	(void)newname;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
-{
-	(void)parent;
-	(void)name;
-	(void)mode;
-	(void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			const char *value, size_t size, int flags)
-{
-	(void)ino;
-	(void)name;
-	(void)value;
-	(void)size;
-	(void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino;
-	(void)name;
-	fuse_reply_err(req, EROFS);
 }
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
@@ -789,17 +796,24 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_init,
 	.lookup = fs_lookup,
 	.getattr = fs_getattr,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
 	.setattr = fs_setattr,
 	.readlink = fs_readlink,
 	.mknod = fs_mknod,
 	.mkdir = fs_mkdir,
 	.unlink = fs_unlink,
-	.rmdir = fs_unlink,
+	.rmdir = fs_rmdir,
 	.symlink = fs_symlink,
 	.rename = fs_rename,
 	.link = fs_link,
 	.open = fs_open,
 	.read = fs_read,
+	.write_buf = fs_write_buf,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.fsyncdir = fs_fsyncdir,
+	.fallocate = fs_fallocate,
 	.release = fs_release,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,

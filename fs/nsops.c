@@ -1,0 +1,780 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Changes to the namespace and to attributes: create, mknod, mkdir, symlink,
+ * link, unlink, rmdir, rename, setattr, setxattr, removexattr. Each is one
+ * LMDB write transaction, so it is atomic and survives a crash of the daemon
+ * once replied; fsync/fsyncdir make it durable against power loss.
+ *
+ * The kernel checks permissions (default_permissions), sticky directories,
+ * and renames of a directory into itself; we check what only the store
+ * knows: existence, emptiness, name lengths, types.
+ *
+ * State: a change to an archived/released/lost inode makes it dirty; new
+ * stays new. Either way the inode lands in the dirty table for export.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/fs_i.h"
+
+#define RESERVED_XATTR_PREFIX "user.tidefs."
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static int check_name(fuse_ino_t parent, const char *name)
+{
+	size_t l = strlen(name);
+
+	if (l > 255)
+		return -ENAMETOOLONG;
+	if (l == 0 || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	if (parent == FUSE_ROOT_ID && !strcmp(name, FS_CTL_NAME))
+		return -EEXIST;
+	if (fs_is_ctl(parent))
+		return -EPERM;
+	return 0;
+}
+
+struct state_note {
+	uint64_t ino;
+	int old_state, new_state;
+};
+
+/* A change to mi: generation, dirty table, state. Regular-file state moves
+ * are noted for the counters of .tidefs/stats. */
+static void mark_changed(struct meta_txn *txn, struct meta_inode *mi,
+			 struct state_note *note)
+{
+	int old = (int)mi->state;
+
+	mi->generation++;
+	if (mi->state != META_NEW)
+		mi->state = META_DIRTY;
+	meta_dirty_add(txn, mi->ino);
+	if (note && S_ISREG(mi->mode) && old != (int)mi->state) {
+		note->ino = mi->ino;
+		note->old_state = old;
+		note->new_state = (int)mi->state;
+	}
+}
+
+static void apply_notes(struct fs *fs, const struct state_note *n, size_t cnt)
+{
+	for (size_t i = 0; i < cnt; i++)
+		if (n[i].ino)
+			fs_on_change(fs, n[i].ino, n[i].old_state,
+				     n[i].new_state);
+}
+
+static void touch_dir(struct meta_txn *txn, struct meta_inode *dir, int64_t now)
+{
+	dir->mtime_ns = dir->ctime_ns = now;
+	mark_changed(txn, dir, NULL);
+}
+
+static void entry_of(struct fs *fs, const struct meta_inode *mi,
+		     struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = mi->ino;
+	e->generation = 1;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	fs_fill_stat(fs, mi, &e->attr);
+}
+
+/* Get parent as a live directory. */
+static int get_dir(struct meta_txn *txn, fuse_ino_t ino, struct meta_inode *dir)
+{
+	int ret = meta_inode_get(txn, ino, dir);
+
+	if (ret < 0)
+		return ret;
+	if (!S_ISDIR(dir->mode))
+		return -ENOTDIR;
+	if (dir->nlink == 0)
+		return -ENOENT; /* removed while someone sat in it */
+	return 0;
+}
+
+static int write_symlink(struct fs *fs, uint64_t ino, const char *target)
+{
+	int fd = chunk_open(fs->cs, ino, true), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = pwrite_all(fd, target, strlen(target), 0);
+	if (ret == 0 && ftruncate(fd, (off_t)strlen(target)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* create, mknod, mkdir, symlink: one transaction, then the reply. */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev, const char *target,
+		     struct meta_inode *out)
+{
+	struct fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct meta_inode dir = {0}, mi = {0};
+	struct meta_txn *txn = NULL;
+	int64_t now = time_now_ns();
+	uint64_t ino;
+	int ret;
+
+	ret = check_name(parent, name);
+	if (ret < 0)
+		return ret;
+	if (target && strlen(target) >= 4096)
+		return -ENAMETOOLONG;
+	ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	ret = get_dir(txn, parent, &dir);
+	if (ret < 0)
+		goto out_abort;
+	ret = meta_dentry_get(txn, parent, name, &ino);
+	if (ret == 0) {
+		ret = -EEXIST;
+		goto out_abort;
+	}
+	if (ret != -ENOENT)
+		goto out_abort;
+	ret = meta_ino_alloc(txn, &ino);
+	if (ret < 0)
+		goto out_abort;
+
+	mi.ino = ino;
+	mi.mode = mode;
+	mi.uid = ctx->uid;
+	mi.gid = ctx->gid;
+	if (dir.mode & S_ISGID) {
+		/* BSD group semantics in setgid directories. */
+		mi.gid = dir.gid;
+		if (S_ISDIR(mode))
+			mi.mode |= S_ISGID;
+	}
+	mi.nlink = S_ISDIR(mode) ? 2 : 1;
+	mi.rdev = rdev;
+	mi.state = META_NEW;
+	mi.atime_ns = mi.mtime_ns = mi.ctime_ns = now;
+	mi.generation = 1;
+	if (target) {
+		mi.size = strlen(target);
+		mi.cached_bytes = mi.size;
+		ret = write_symlink(fs, ino, target);
+		if (ret < 0)
+			goto out_abort;
+	}
+	meta_inode_put(txn, &mi);
+	meta_dentry_put(txn, parent, name, ino, false);
+	meta_dirty_add(txn, ino);
+	if (S_ISDIR(mode))
+		dir.nlink++;
+	touch_dir(txn, &dir, now);
+	meta_inode_put(txn, &dir);
+	ret = meta_txn_commit(txn);
+	txn = NULL;
+	if (ret < 0) {
+		if (target)
+			chunk_remove(fs->cs, ino);
+		goto out_abort;
+	}
+	fs_count_inode(fs, &mi, 1);
+	*out = mi;
+	meta_inode_release(&dir);
+	return 0;
+
+out_abort:
+	meta_txn_abort(txn);
+	meta_inode_release(&dir);
+	meta_inode_release(&mi);
+	return ret;
+}
+
+static void reply_new_entry(fuse_req_t req, int ret, struct meta_inode *mi)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+	} else {
+		entry_of(fs, mi, &e);
+		if (fuse_reply_entry(req, &e) == 0)
+			fs_lookup_ref(fs, mi->ino);
+	}
+	meta_inode_release(mi);
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode mi = {0};
+	struct fuse_entry_param e;
+	struct hydrate_file *hf;
+	int ret;
+
+	ret = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL,
+			&mi);
+	if (ret == 0)
+		ret = hydrate_open(fs->hy, mi.ino, &hf);
+	if (ret < 0) {
+		/* A created but unopenable file stays; the kernel never
+		 * learns of it and the next lookup finds it. */
+		meta_inode_release(&mi);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	entry_of(fs, &mi, &e);
+	meta_inode_release(&mi);
+	fi->fh = (uintptr_t)hf;
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) == 0)
+		fs_lookup_ref(fs, e.ino);
+	else
+		hydrate_close(hf);
+}
+
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev)
+{
+	struct meta_inode mi = {0};
+	int ret;
+
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		break;
+	default:
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = make_node(req, parent, name, mode, rdev, NULL, &mi);
+	reply_new_entry(req, ret, &mi);
+}
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct meta_inode mi = {0};
+	int ret;
+
+	ret = make_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL,
+			&mi);
+	reply_new_entry(req, ret, &mi);
+}
+
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name)
+{
+	struct meta_inode mi = {0};
+	int ret;
+
+	ret = make_node(req, parent, name, S_IFLNK | 0777, 0, link, &mi);
+	reply_new_entry(req, ret, &mi);
+}
+
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode dir = {0}, mi = {0};
+	struct meta_txn *txn = NULL;
+	struct state_note note = {0};
+	int64_t now = time_now_ns();
+	uint64_t other;
+	int ret;
+
+	ret = check_name(newparent, newname);
+	if (ret == 0 && fs_is_ctl(ino))
+		ret = -EPERM;
+	if (ret == 0)
+		ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret < 0)
+		goto out;
+	ret = get_dir(txn, newparent, &dir);
+	if (ret == 0)
+		ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		goto out;
+	if (S_ISDIR(mi.mode)) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (mi.nlink == 0) {
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = meta_dentry_get(txn, newparent, newname, &other);
+	if (ret == 0) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (ret != -ENOENT)
+		goto out;
+	mi.nlink++;
+	mi.ctime_ns = now;
+	mark_changed(txn, &mi, &note);
+	meta_inode_put(txn, &mi);
+	meta_dentry_put(txn, newparent, newname, ino, false);
+	touch_dir(txn, &dir, now);
+	meta_inode_put(txn, &dir);
+	ret = meta_txn_commit(txn);
+	txn = NULL;
+	if (ret == 0)
+		apply_notes(fs, &note, 1);
+out:
+	meta_txn_abort(txn);
+	meta_inode_release(&dir);
+	reply_new_entry(req, ret, &mi);
+}
+
+/*
+ * Take the name (parent, name) -> mi away inside txn: nlink, ctime, and
+ * for a directory its parent's link. Returns 1 when mi has no name left.
+ */
+static int drop_name(struct meta_txn *txn, struct meta_inode *dir,
+		     struct meta_inode *mi, int64_t now,
+		     struct state_note *note)
+{
+	if (S_ISDIR(mi->mode)) {
+		mi->nlink = 0;
+		dir->nlink--;
+	} else if (mi->nlink > 0) {
+		mi->nlink--;
+	}
+	mi->ctime_ns = now;
+	if (mi->nlink == 0) {
+		/* Counted out of the stats when purged. */
+		mi->flags |= META_F_UNLINKED;
+		meta_dirty_del(txn, mi->ino);
+	} else {
+		mark_changed(txn, mi, note);
+	}
+	meta_inode_put(txn, mi);
+	return mi->nlink == 0;
+}
+
+static void finish_unlink(struct fs *fs, uint64_t ino)
+{
+	if (fs_lookup_unlinked(fs, ino))
+		fs_purge_inode(fs, ino);
+}
+
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      bool dir_wanted)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode dir = {0}, mi = {0};
+	struct meta_txn *txn = NULL;
+	struct state_note note = {0};
+	int64_t now = time_now_ns();
+	uint64_t ino = 0;
+	int ret, gone = 0;
+
+	if (parent == FUSE_ROOT_ID && !strcmp(name, FS_CTL_NAME)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (strlen(name) > 255) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret == 0)
+		ret = get_dir(txn, parent, &dir);
+	if (ret == 0)
+		ret = meta_dentry_get(txn, parent, name, &ino);
+	if (ret == 0)
+		ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		goto out;
+	if (dir_wanted && !S_ISDIR(mi.mode)) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	if (!dir_wanted && S_ISDIR(mi.mode)) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (dir_wanted) {
+		ret = meta_dir_is_empty(txn, ino);
+		if (ret == 0)
+			ret = -ENOTEMPTY;
+		if (ret < 0)
+			goto out;
+	}
+	meta_dentry_del(txn, parent, name);
+	gone = drop_name(txn, &dir, &mi, now, &note);
+	touch_dir(txn, &dir, now);
+	meta_inode_put(txn, &dir);
+	ret = meta_txn_commit(txn);
+	txn = NULL;
+	if (ret == 0) {
+		apply_notes(fs, &note, 1);
+		if (gone)
+			finish_unlink(fs, ino);
+	}
+out:
+	meta_txn_abort(txn);
+	meta_inode_release(&dir);
+	meta_inode_release(&mi);
+	fuse_reply_err(req, -ret);
+}
+
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, false);
+}
+
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, true);
+}
+
+struct rename_ctx {
+	struct meta_inode sd, dd_store, smi, dmi;
+	struct meta_inode *dd; /* &sd when both names share a directory */
+	uint64_t sino, dino;   /* dino 0: no target */
+	struct state_note notes[2];
+};
+
+static int rename_exchange(struct meta_txn *txn, struct rename_ctx *r,
+			   fuse_ino_t parent, const char *name,
+			   fuse_ino_t newparent, const char *newname,
+			   int64_t now)
+{
+	if (!r->dino)
+		return -ENOENT;
+	meta_dentry_put(txn, parent, name, r->dino, true);
+	meta_dentry_put(txn, newparent, newname, r->sino, true);
+	if (parent != newparent) {
+		if (S_ISDIR(r->smi.mode)) {
+			r->sd.nlink--;
+			r->dd->nlink++;
+		}
+		if (S_ISDIR(r->dmi.mode)) {
+			r->dd->nlink--;
+			r->sd.nlink++;
+		}
+	}
+	r->smi.ctime_ns = r->dmi.ctime_ns = now;
+	mark_changed(txn, &r->smi, &r->notes[0]);
+	mark_changed(txn, &r->dmi, &r->notes[1]);
+	meta_inode_put(txn, &r->smi);
+	meta_inode_put(txn, &r->dmi);
+	return 0;
+}
+
+/* Returns 1 when the replaced target lost its last name. */
+static int rename_move(struct meta_txn *txn, struct rename_ctx *r,
+		       fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned flags, int64_t now)
+{
+	int ret, gone = 0;
+
+	if (r->dino) {
+		if (flags & RENAME_NOREPLACE)
+			return -EEXIST;
+		if (S_ISDIR(r->smi.mode) && !S_ISDIR(r->dmi.mode))
+			return -ENOTDIR;
+		if (!S_ISDIR(r->smi.mode) && S_ISDIR(r->dmi.mode))
+			return -EISDIR;
+		if (S_ISDIR(r->dmi.mode)) {
+			ret = meta_dir_is_empty(txn, r->dino);
+			if (ret <= 0)
+				return ret == 0 ? -ENOTEMPTY : ret;
+		}
+		gone = drop_name(txn, r->dd, &r->dmi, now, &r->notes[1]);
+	}
+	meta_dentry_del(txn, parent, name);
+	meta_dentry_put(txn, newparent, newname, r->sino, true);
+	if (S_ISDIR(r->smi.mode) && parent != newparent) {
+		r->sd.nlink--;
+		r->dd->nlink++;
+	}
+	/* Renamed files export under their new key: a metadata change. */
+	r->smi.ctime_ns = now;
+	mark_changed(txn, &r->smi, &r->notes[0]);
+	meta_inode_put(txn, &r->smi);
+	return gone;
+}
+
+static int rename_lookup(struct meta_txn *txn, struct rename_ctx *r,
+			 fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname)
+{
+	int ret;
+
+	ret = get_dir(txn, parent, &r->sd);
+	if (ret < 0)
+		return ret;
+	r->dd = &r->sd;
+	if (newparent != parent) {
+		r->dd = &r->dd_store;
+		ret = get_dir(txn, newparent, r->dd);
+		if (ret < 0)
+			return ret;
+	}
+	ret = meta_dentry_get(txn, parent, name, &r->sino);
+	if (ret == 0)
+		ret = meta_inode_get(txn, r->sino, &r->smi);
+	if (ret < 0)
+		return ret;
+	ret = meta_dentry_get(txn, newparent, newname, &r->dino);
+	if (ret == -ENOENT) {
+		r->dino = 0;
+		return 0;
+	}
+	if (ret == 0)
+		ret = meta_inode_get(txn, r->dino, &r->dmi);
+	return ret;
+}
+
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct rename_ctx r = {0};
+	struct meta_txn *txn = NULL;
+	int64_t now = time_now_ns();
+	int ret, gone = 0;
+
+	if ((parent == FUSE_ROOT_ID && !strcmp(name, FS_CTL_NAME)) ||
+	    fs_is_ctl(parent) || fs_is_ctl(newparent)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+	    (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = check_name(newparent, newname);
+	if (ret == 0 && strlen(name) > 255)
+		ret = -ENAMETOOLONG;
+	if (ret == 0)
+		ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret == 0)
+		ret = rename_lookup(txn, &r, parent, name, newparent, newname);
+	if (ret < 0)
+		goto out;
+	if (r.dino == r.sino) {
+		/* Two names of one inode: POSIX says do nothing. */
+		ret = 0;
+		goto out;
+	}
+	if (flags & RENAME_EXCHANGE)
+		ret = rename_exchange(txn, &r, parent, name, newparent, newname,
+				      now);
+	else
+		ret = gone = rename_move(txn, &r, parent, name, newparent,
+					 newname, flags, now);
+	if (ret < 0)
+		goto out;
+	touch_dir(txn, &r.sd, now);
+	meta_inode_put(txn, &r.sd);
+	if (r.dd != &r.sd) {
+		touch_dir(txn, r.dd, now);
+		meta_inode_put(txn, r.dd);
+	}
+	ret = meta_txn_commit(txn);
+	txn = NULL;
+	if (ret == 0) {
+		apply_notes(fs, r.notes, 2);
+		if (gone)
+			finish_unlink(fs, r.dino);
+	}
+out:
+	meta_txn_abort(txn);
+	meta_inode_release(&r.sd);
+	meta_inode_release(&r.dd_store);
+	meta_inode_release(&r.smi);
+	meta_inode_release(&r.dmi);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+static int truncate_ino(struct fs *fs, fuse_ino_t ino, uint64_t size,
+			struct fuse_file_info *fi)
+{
+	struct hydrate_file *hf = NULL;
+	int ret;
+
+	if (fi && fi->fh)
+		return hydrate_truncate(
+			(struct hydrate_file *)(uintptr_t)fi->fh, size);
+	ret = hydrate_open(fs->hy, ino, &hf);
+	if (ret < 0)
+		return ret == -EINVAL ? -EINVAL : ret;
+	ret = hydrate_truncate(hf, size);
+	hydrate_close(hf);
+	return ret;
+}
+
+static void set_times(struct meta_inode *mi, const struct stat *attr,
+		      int to_set, int64_t now)
+{
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		mi->atime_ns = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		mi->atime_ns = attr->st_atim.tv_sec * 1000000000LL +
+			       attr->st_atim.tv_nsec;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		mi->mtime_ns = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		mi->mtime_ns = attr->st_mtim.tv_sec * 1000000000LL +
+			       attr->st_mtim.tv_nsec;
+}
+
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_inode mi = {0};
+	struct meta_txn *txn = NULL;
+	struct state_note note = {0};
+	int64_t now = time_now_ns();
+	struct stat st;
+	int ret = 0;
+
+	if (fs_is_ctl(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (attr->st_size < 0)
+			ret = -EINVAL;
+		else
+			ret = truncate_ino(fs, ino, (uint64_t)attr->st_size,
+					   fi);
+		if (ret < 0)
+			goto out;
+	}
+	ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret == 0)
+		ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		goto out;
+	if (to_set & ~FUSE_SET_ATTR_SIZE) {
+		if (to_set & FUSE_SET_ATTR_MODE)
+			mi.mode = (mi.mode & S_IFMT) | (attr->st_mode & 07777);
+		if (to_set & FUSE_SET_ATTR_UID)
+			mi.uid = attr->st_uid;
+		if (to_set & FUSE_SET_ATTR_GID)
+			mi.gid = attr->st_gid;
+		set_times(&mi, attr, to_set, now);
+		mi.ctime_ns = now;
+		if (to_set & FUSE_SET_ATTR_CTIME)
+			mi.ctime_ns = attr->st_ctim.tv_sec * 1000000000LL +
+				      attr->st_ctim.tv_nsec;
+		mark_changed(txn, &mi, &note);
+		meta_inode_put(txn, &mi);
+		ret = meta_txn_commit(txn);
+	} else {
+		meta_txn_abort(txn);
+	}
+	txn = NULL;
+	if (ret < 0)
+		goto out;
+	apply_notes(fs, &note, 1);
+	fs_fill_stat(fs, &mi, &st);
+	meta_inode_release(&mi);
+	fuse_reply_attr(req, &st, fs->timeout);
+	return;
+out:
+	meta_txn_abort(txn);
+	meta_inode_release(&mi);
+	fuse_reply_err(req, -ret);
+}
+
+static int xattr_name_ok(const char *name)
+{
+	if (!strncmp(name, RESERVED_XATTR_PREFIX,
+		     strlen(RESERVED_XATTR_PREFIX)))
+		return -EPERM;
+	if (!strncmp(name, "system.", 7))
+		return -EOPNOTSUPP;
+	if (strlen(name) > 255)
+		return -ERANGE;
+	return 0;
+}
+
+/* Set (value != NULL) or remove an xattr in one transaction. */
+static int change_xattr(struct fs *fs, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct meta_inode mi = {0};
+	struct meta_txn *txn = NULL;
+	struct state_note note = {0};
+	char probe[1];
+	size_t len;
+	int ret, exists;
+
+	ret = fs_is_ctl(ino) ? -EPERM : xattr_name_ok(name);
+	if (ret == 0 && value && size > 65536)
+		ret = -E2BIG;
+	if (ret == 0)
+		ret = meta_txn_begin(fs->db, true, &txn);
+	if (ret == 0)
+		ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0)
+		goto out;
+	ret = meta_xattr_get(txn, ino, name, probe, 0, &len);
+	if (ret < 0 && ret != -ENOENT && ret != -ERANGE)
+		goto out;
+	exists = ret != -ENOENT;
+	if (value && (flags & XATTR_CREATE) && exists)
+		ret = -EEXIST;
+	else if ((!value || (flags & XATTR_REPLACE)) && !exists)
+		ret = -ENODATA;
+	else if (value)
+		ret = meta_xattr_put(txn, ino, name, value, size);
+	else
+		ret = meta_xattr_del(txn, ino, name);
+	if (ret < 0)
+		goto out;
+	mi.ctime_ns = time_now_ns();
+	mark_changed(txn, &mi, &note);
+	meta_inode_put(txn, &mi);
+	ret = meta_txn_commit(txn);
+	txn = NULL;
+	if (ret == 0)
+		apply_notes(fs, &note, 1);
+out:
+	meta_txn_abort(txn);
+	meta_inode_release(&mi);
+	return ret;
+}
+
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags)
+{
+	int ret = change_xattr(req_fs(req), ino, name, value ? value : "", size,
+			       flags);
+
+	fuse_reply_err(req, -ret);
+}
+
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	int ret = change_xattr(req_fs(req), ino, name, NULL, 0, 0);
+
+	fuse_reply_err(req, -ret);
+}
