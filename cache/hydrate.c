@@ -522,6 +522,12 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 		ret = -ESTALE; /* the object vanished */
 	if (ret == 0)
 		ret = pwrite_all(f->fd, buf, got, (int64_t)off);
+	/* Queue the presence record before readers can see the chunk, so
+	 * hydrate_flush() after a read always covers it. */
+	if (ret == 0) {
+		atomic_fetch_add(&h->bytes_fetched, got);
+		persist_push(h, f, j->idx);
+	}
 
 	pthread_mutex_lock(&f->lock);
 	bit_clear(f->inflight, j->idx);
@@ -546,10 +552,7 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 
-	if (ret == 0) {
-		atomic_fetch_add(&h->bytes_fetched, got);
-		persist_push(h, f, j->idx);
-	} else {
+	if (ret < 0) {
 		atomic_fetch_add(&h->fetch_errors, 1);
 		if (ret == -ESTALE)
 			persist_push(h, f, UINT64_MAX);
@@ -615,6 +618,7 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 	struct hydrate_file *f = b->f;
 	struct meta_inode mi = {0};
 	uint64_t cached;
+	bool got_chunk = false;
 	int lost, ret;
 
 	ch->ino = 0;
@@ -628,19 +632,25 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 		meta_inode_release(&mi);
 		return 0;
 	}
-	for (struct persist *p = b; p < e; p++)
-		if (p->idx != UINT64_MAX)
-			meta_chunk_set(txn, f->ino, p->idx);
 	pthread_mutex_lock(&f->lock);
 	cached = f->ncached_bytes;
 	lost = f->lost;
+	for (struct persist *p = b; p < e; p++) {
+		if (p->idx == UINT64_MAX || p->idx >= f->nchunks)
+			continue;
+		meta_chunk_set(txn, f->ino, p->idx);
+		got_chunk = true;
+		/* Pushed just before its bit is published. */
+		if (!bit_get(f->present, p->idx))
+			cached += chunk_len(f, f->h->csize, p->idx);
+	}
 	pthread_mutex_unlock(&f->lock);
 
 	ch->ino = f->ino;
 	ch->old_state = (int)mi.state;
 	if (lost && mi.state != META_DIRTY)
 		mi.state = META_LOST;
-	else if (mi.state == META_RELEASED && cached > 0)
+	else if (mi.state == META_RELEASED && got_chunk)
 		mi.state = META_ARCHIVED;
 	ch->new_state = (int)mi.state;
 	mi.cached_bytes = cached;
@@ -1184,11 +1194,17 @@ void hydrate_free(struct hydrate *h)
 	pthread_mutex_unlock(&h->lock);
 	if (h->persister_started)
 		pthread_join(h->persister, NULL);
-	for (size_t i = 0; i < NBUCKETS; i++)
-		if (h->files[i])
-			log_warn("hydrate: inode %" PRIu64
-				 " still open at shutdown",
-				 h->files[i]->ino);
+	/* Handles the kernel never released (a lazy unmount): */
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		while (h->files[i]) {
+			struct hydrate_file *f = h->files[i];
+			h->files[i] = f->hnext;
+			log_debug("hydrate: inode %" PRIu64
+				  " still open at shutdown",
+				  f->ino);
+			file_free(f);
+		}
+	}
 	free(h->plist);
 	free(h->workers);
 	pthread_mutex_destroy(&h->lock);

@@ -14,7 +14,38 @@
 struct ctl_buf {
 	char *data;
 	size_t len;
+	struct ctl_buf *prev, *next; /* protected by fs->stats_lock */
 };
+
+static void buf_link(struct fs *fs, struct ctl_buf *b)
+{
+	pthread_mutex_lock(&fs->stats_lock);
+	b->next = fs->ctl_bufs;
+	if (b->next)
+		b->next->prev = b;
+	fs->ctl_bufs = b;
+	pthread_mutex_unlock(&fs->stats_lock);
+}
+
+static void buf_free(struct fs *fs, struct ctl_buf *b)
+{
+	pthread_mutex_lock(&fs->stats_lock);
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		fs->ctl_bufs = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	pthread_mutex_unlock(&fs->stats_lock);
+	free(b->data);
+	free(b);
+}
+
+void ctl_release_all(struct fs *fs)
+{
+	while (fs->ctl_bufs)
+		buf_free(fs, fs->ctl_bufs);
+}
 
 static void ctl_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 {
@@ -176,6 +207,7 @@ void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 	/* json_dumps leaves room for exactly the NUL: swap it for a newline
 	 * so `cat` output ends cleanly. */
 	b->data[b->len++] = '\n';
+	buf_link(fs, b);
 	fi->fh = (uintptr_t)b;
 	fi->direct_io = 1;
 	fi->nonseekable = 0;
@@ -186,20 +218,31 @@ void ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct ctl_buf *b = (struct ctl_buf *)(uintptr_t)fi->fh;
 
+	size_t n;
+	char *copy;
+
 	if (!b || (size_t)off >= b->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	fuse_reply_buf(req, b->data + off, MIN(size, b->len - (size_t)off));
+	/* Reply from a private copy: once the reply is in, a RELEASE on
+	 * another thread may free b while writev() is still returning. */
+	n = MIN(size, b->len - (size_t)off);
+	copy = malloc(n);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, b->data + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 void ctl_release(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct ctl_buf *b = (struct ctl_buf *)(uintptr_t)fi->fh;
 
-	if (b) {
-		free(b->data);
-		free(b);
-	}
+	if (b)
+		buf_free(fuse_req_userdata(req), b);
 	fuse_reply_err(req, 0);
 }

@@ -23,6 +23,8 @@
 
 #define FS_NSTATES 5
 
+struct ctl_buf;
+
 struct fs {
 	const struct fs_options *opt;
 	struct meta_db *db;
@@ -39,6 +41,7 @@ struct fs {
 	double timeout; /* entry/attr cache timeout given to the kernel */
 
 	struct fs_lookups *lookups;
+	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
 
 	pthread_mutex_t stats_lock;
 	uint64_t cached_bytes; /* protected by stats_lock */
@@ -106,6 +109,8 @@ void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 void ctl_read(fuse_req_t req, size_t size, off_t off,
 	      struct fuse_file_info *fi);
 void ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+/* Free the buffers of ctl files the kernel never released. */
+void ctl_release_all(struct fs *fs);
 /* Entry for .tidefs itself, for lookups in the root. */
 void ctl_dir_entry(struct fs *fs, struct fuse_entry_param *e);
 
