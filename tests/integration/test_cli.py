@@ -16,6 +16,12 @@ from tidefs_test import (MiB, TidefsTestCase, free_port, is_mounted,
                          pids_with_arg, run_to_files, tidefs_bin)
 
 
+def _drop_to_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
 class StartupErrors(TidefsTestCase):
     TEST_TIMEOUT = 90
 
@@ -186,6 +192,11 @@ class MountLifecycle(TidefsTestCase):
         self.assertEqual(len(pids), 1, "expected one daemon, found %r" % pids)
         m.unmount()  # waits for the daemon to exit, raises if it does not
         self.assertFalse(m.is_mounted())
+        log = os.path.join(m.cache_dir, "tidefs.log")
+        self.assertTrue(os.path.exists(log),
+                        "a daemonized tidefs logs to DIR/tidefs.log (README)")
+        self.assertGreater(os.path.getsize(log), 0,
+                           "DIR/tidefs.log is empty after a mount's life")
         self.assertEqual(pids_with_arg(m.mountpoint), [],
                          "daemon still running after fusermount3 -u")
 
@@ -226,6 +237,39 @@ class MountLifecycle(TidefsTestCase):
         with open(m2.path("a"), "rb") as f:
             self.assertEqual(f.read(), b"x" * 1000)
         self.assertEqual(m2.unmount(), 0)
+
+    def test_allow_other(self):
+        """Without allow_other only the mounting user gets in; with it,
+        others do, and permissions are checked (default_permissions)."""
+        self.put("pub", b"public", {"file-permissions": "0100644",
+                                    "file-owner": "1000",
+                                    "file-group": "1000"})
+        self.put("priv", b"secret", {"file-permissions": "0100600",
+                                     "file-owner": "1000",
+                                     "file-group": "1000"})
+
+        def as_nobody(code, path):
+            return subprocess.run(
+                ["python3", "-c", code, path], preexec_fn=_drop_to_nobody,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        # mkdtemp makes 0700 directories: let others reach the mount point.
+        for d in (self.class_tmp, self.tmp):
+            os.chmod(d, 0o755)
+        read = ("import sys\ntry:\n print(open(sys.argv[1]).read())\n"
+                "except OSError as e:\n print('errno', e.errno)")
+        m = self.mount()
+        r = as_nobody(read, m.path("pub"))
+        self.assertEqual(r.stdout.decode().strip(), "errno 13",
+                         "another user read a mount without allow_other")
+        self.assertEqual(m.unmount(), 0)
+        m = self.mount(cache_dir=m.cache_dir, args=["-o", "allow_other"])
+        r = as_nobody(read, m.path("pub"))
+        self.assertEqual(r.stdout.decode().strip(), "public", r.stderr)
+        r = as_nobody(read, m.path("priv"))
+        self.assertEqual(r.stdout.decode().strip(), "errno 13",
+                         "mode 0600 of uid 1000 was readable by nobody")
+        with open(m.path("priv"), "rb") as f:  # root may
+            self.assertEqual(f.read(), b"secret")
 
     def test_ro_option_accepted(self):
         self.put("a", b"x")

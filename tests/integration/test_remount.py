@@ -84,6 +84,33 @@ class Remount(TidefsTestCase):
         self.assertEqual(m2.unmount(), 0)
 
 
+class UncleanStop(TidefsTestCase):
+    TEST_TIMEOUT = 90
+
+    def test_kill9_keeps_cached_chunks_valid(self):
+        """Chunks marked present after kill -9 hold their bytes; the rest
+        is fetched again; the file reads whole and right."""
+        body = random_bytes(6 * MiB + 99)
+        self.put("k.bin", body)
+        m1 = self.mount()
+        fd = os.open(m1.path("k.bin"), os.O_RDONLY)
+        try:
+            self.assertEqual(os.pread(fd, 3 * MiB, 0), body[:3 * MiB])
+        finally:
+            os.close(fd)
+        m1.kill()
+        m1.proc.wait(10)
+        m1.cleanup()
+        m2 = self.mount(cache_dir=m1.cache_dir)
+        self.assertEqual(file_md5(m2.path("k.bin")), md5(body))
+        self.assertEqual(m2.state("k.bin"), "archived")
+        self.assertLessEqual(m2.stats()["bytes_fetched"], len(body))
+        self.assertEqual(m2.unmount(), 0)
+        m3 = self.mount(cache_dir=m1.cache_dir)
+        self.assertEqual(file_md5(m3.path("k.bin")), md5(body))
+        self.assertEqual(m3.stats()["bytes_fetched"], 0)
+
+
 class EndpointDown(TidefsTestCase):
     OWN_MOTO_PER_TEST = True
     TEST_TIMEOUT = 120

@@ -201,6 +201,7 @@ class MotoServer:
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
                                      start_new_session=True)
+        atexit.register(self.stop)  # never orphan a server
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
