@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,8 +44,8 @@ struct hydrate_file {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* broadcast when a chunk lands or fails */
 	int fd;		     /* read-only after open */
-	char *key;	     /* read-only after open */
-	char etag[80];	     /* read-only after open */
+	char *key;	     /* protected by lock (export renames) */
+	char etag[80];	     /* protected by lock */
 	uint64_t size;	     /* protected by lock */
 	/* Leading bytes that come from the S3 object (the rest is local);
 	 * only shrinks while open. Protected by lock. */
@@ -509,13 +510,21 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	size_t want, got = 0;
 	int ret;
 
+	char etag[80], *key;
+
 	pthread_mutex_lock(&f->lock);
 	want = (size_t)chunk_len(f, h->csize, j->idx);
+	key = f->key ? strdup(f->key) : NULL;
+	memcpy(etag, f->etag, sizeof(etag));
 	pthread_mutex_unlock(&f->lock);
 
-	ret = want ? s3_get_range(h->s3, f->key, f->etag[0] ? f->etag : NULL,
-				  off, want, buf, &got)
-		   : 0;
+	if (want && !key)
+		ret = -ENOMEM;
+	else
+		ret = want ? s3_get_range(h->s3, key, etag[0] ? etag : NULL,
+					  off, want, buf, &got)
+			   : 0;
+	free(key);
 	if (ret == 0 && got != want)
 		ret = -ESTALE; /* shorter than its ETag promised */
 	if (ret == -ENOENT)
@@ -820,6 +829,7 @@ static int commit_change(struct hydrate_file *f, const struct change_rec *c)
 		mi.mtime_ns = mi.ctime_ns = time_now_ns();
 	}
 	mi.generation++;
+	mi.flags |= META_F_DATA_CHANGED;
 	old_state = (int)mi.state;
 	if (mi.state != META_NEW)
 		mi.state = META_DIRTY;
@@ -1095,6 +1105,56 @@ int hydrate_fsync(struct hydrate_file *f, int datasync)
 	if (ret < 0)
 		return -errno;
 	return meta_sync(f->h->db);
+}
+
+int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
+		     const char *etag, uint64_t size, bool all_local)
+{
+	struct hydrate_file *f;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (f = h->files[ino % NBUCKETS]; f; f = f->hnext)
+		if (f->ino == ino)
+			break;
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&h->lock);
+	if (!f)
+		return 0;
+
+	pthread_mutex_lock(&f->lock);
+	char *nk = strdup(key);
+	if (!nk) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	free(f->key);
+	f->key = nk;
+	snprintf(f->etag, sizeof(f->etag), "%s", etag);
+	if (all_local && f->size == size && f->ninflight == 0) {
+		uint64_t n = chunk_count(size, h->csize);
+		size_t bmlen = (size_t)(n + 7) / 8 + 1;
+		uint8_t *p = calloc(1, bmlen), *q = calloc(1, bmlen);
+		if (!p || !q) {
+			free(p);
+			free(q);
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		memset(p, 0xff, bmlen);
+		free(f->present);
+		free(f->inflight);
+		f->present = p;
+		f->inflight = q;
+		f->backing = size;
+		f->nchunks = n;
+		f->lost = 0;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	hydrate_close(f);
+	return ret;
 }
 
 uint64_t hydrate_used(struct hydrate *h)

@@ -21,6 +21,7 @@
 #ifndef TIDEFS_HYDRATE_H
 #define TIDEFS_HYDRATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cache/chunk.h"
@@ -111,6 +112,15 @@ int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 int hydrate_truncate(struct hydrate_file *f, uint64_t size);
 /* Data file and metadata durable on disk. */
 int hydrate_fsync(struct hydrate_file *f, int datasync);
+
+/*
+ * An export gave ino a new S3 identity: key and ETag. With all_local, the
+ * object now holds exactly the local size bytes, so everything is backed and
+ * present; otherwise (a copy with new metadata) the content is unchanged.
+ * Updates an open file's state; a no-op when ino is not open.
+ */
+int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
+		     const char *etag, uint64_t size, bool all_local);
 
 /* Bytes cached in total (what the capacity is measured against). */
 uint64_t hydrate_used(struct hydrate *h);

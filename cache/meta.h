@@ -46,6 +46,7 @@ const char *meta_state_name(enum meta_state s);
 enum meta_inode_flags {
 	META_F_NORELEASE = 1 << 0, /* pinned */
 	META_F_UNLINKED = 1 << 1, /* nlink 0 but still open */
+	META_F_DATA_CHANGED = 1 << 2, /* data differs from S3 (not only metadata) */
 };
 
 struct meta_inode {
