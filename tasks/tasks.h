@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tasks — data repository tasks. For now: importing the metadata of an S3
- * prefix into the metadata store (the first mount, and later the
- * IMPORT_METADATA_FROM_REPOSITORY task).
+ * tasks — data repository tasks: the FSx request/response model and
+ * validation (task.h), the engine that queues, runs, persists, describes and
+ * cancels tasks in two lanes, and the task types themselves (export, import,
+ * release, auto-release). Also the first-mount import of a prefix.
  */
 #ifndef TIDEFS_TASKS_H
 #define TIDEFS_TASKS_H
@@ -10,8 +11,67 @@
 #include <stdint.h>
 
 #include "cache/chunk.h"
+#include "cache/hydrate.h"
 #include "cache/meta.h"
 #include "s3/s3.h"
+#include "tasks/task.h"
+
+struct task_engine; /* opaque */
+
+struct task_engine_config {
+	struct meta_db *db;
+	struct chunk_store *cs;
+	struct s3_client *s3;
+	struct hydrate *hy;
+	struct task_mount_info mount; /* fsid, bucket, prefix */
+	const char *region; /* for ResourceARN */
+	const char *account; /* for ResourceARN; NULL = "000000000000" */
+	unsigned max_active; /* non-finished tasks; 0 = 100 */
+	unsigned keep_finished; /* finished tasks kept; 0 = 1000 */
+	uint64_t capacity; /* cache size, for DescribeFileSystems */
+	bool export_overwrite; /* --export-conflicts=overwrite */
+	/* Told when a task changes a regular file's state (as hydrate's). */
+	hydrate_change_cb on_change;
+	void *cb_arg;
+};
+
+/*
+ * Load persisted tasks (an EXECUTING one is resumed), start the task worker
+ * (export, import) and the release lane. Returns 0 or -errno.
+ */
+int task_engine_new(const struct task_engine_config *cfg,
+		    struct task_engine **out);
+/* Stop between files; an executing task stays EXECUTING in the store and is
+ * resumed at the next mount. */
+void task_engine_free(struct task_engine *e);
+
+/*
+ * The FSx operations: request JSON in, response JSON out. *resp is always
+ * set (malloc'ed, caller frees): the response object on success, the FSx
+ * error body on failure. Return 0, or a TASK_ERR_* code, or -ENOMEM (then
+ * *resp may be NULL).
+ *   create:    CreateDataRepositoryTask -> {"DataRepositoryTask": {…}}
+ *   describe:  DescribeDataRepositoryTasks -> {"DataRepositoryTasks": […],
+ *              "NextToken": …}
+ *   cancel:    CancelDataRepositoryTask -> {"Lifecycle": …, "TaskId": …}
+ *   describe_fs: DescribeFileSystems -> {"FileSystems": [this mount]}
+ */
+int task_engine_create(struct task_engine *e, const char *json, size_t len,
+		       enum task_source src, const char *ctl_token,
+		       char **resp);
+int task_engine_describe(struct task_engine *e, const char *json, size_t len,
+			 char **resp);
+int task_engine_cancel(struct task_engine *e, const char *json, size_t len,
+		       char **resp);
+int task_engine_describe_fs(struct task_engine *e, const char *json,
+			    size_t len, char **resp);
+
+/* The control tree: tasks by name (their ClientRequestToken, or TaskId when
+ * they have none). get: the DataRepositoryTask JSON (malloc'ed) or -ENOENT.
+ * list: a malloc'ed array of malloc'ed names. */
+int task_engine_get_by_name(struct task_engine *e, const char *name,
+			    char **json);
+int task_engine_list_names(struct task_engine *e, char ***names, size_t *n);
 
 struct task_import_stats {
 	uint64_t objects;		/* keys listed */

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: MIT
+/*
+ * EXPORT_TO_REPOSITORY: send new and changed files, directories and
+ * symlinks under the task's paths to S3 with their POSIX metadata.
+ *
+ * Pass 1 walks the paths and collects what needs exporting (new, dirty, or
+ * archived under a different key after a rename), so TotalCount is known
+ * before any upload. Pass 2 exports one entry at a time:
+ *   - data changed (or new): upload the local file (fetching chunks it
+ *     never had first), If-Match the ETag it came from, or If-None-Match: *
+ *     for a key new to it;
+ *   - metadata or name changed only: CopyObject from its object with the
+ *     new metadata (no data moves through us);
+ *   - directories: a "dir/" marker object; FIFOs, sockets, devices: failed
+ *     with UNSUPPORTED_FILE_TYPE.
+ * An entry becomes archived only if its generation did not change during
+ * the upload; otherwise it stays dirty for the next export.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "tasks/tasks_i.h"
+
+struct cand {
+	char *rel;
+	uint64_t ino;
+};
+
+struct collect {
+	const char *prefix;
+	struct cand *v;
+	size_t n, cap;
+};
+
+static bool needs_export(const struct meta_inode *mi, const char *key)
+{
+	if (mi->state == META_NEW || mi->state == META_DIRTY)
+		return true;
+	if (mi->state == META_LOST)
+		return false; /* incomplete local data, changed object */
+	/* Archived or released under another name: renamed. */
+	return mi->s3_key && strcmp(mi->s3_key, key) != 0;
+}
+
+static int collect_cb(void *arg, const char *rel, const struct meta_inode *mi)
+{
+	struct collect *c = arg;
+	char *key;
+	bool want;
+
+	if (!*rel)
+		return 0; /* the root has no object of its own */
+	key = task_key_of(c->prefix, rel, S_ISDIR(mi->mode));
+	if (!key)
+		return -ENOMEM;
+	want = needs_export(mi, key);
+	free(key);
+	if (!want)
+		return 0;
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 256;
+		struct cand *n = realloc(c->v, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->v = n;
+		c->cap = ncap;
+	}
+	c->v[c->n].rel = strdup(rel);
+	if (!c->v[c->n].rel)
+		return -ENOMEM;
+	c->v[c->n].ino = mi->ino;
+	c->n++;
+	return 0;
+}
+
+static const char *error_code(int err)
+{
+	switch (err) {
+	case -ESTALE:
+		return "S3_PRECONDITION_FAILED";
+	case -EACCES:
+		return "S3_ACCESS_DENIED";
+	case -ENOENT:
+		return "S3_OBJECT_NOT_FOUND";
+	case -ENOMEM:
+		return "OUT_OF_MEMORY";
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ETIMEDOUT:
+		return "S3_UNREACHABLE";
+	default:
+		return "S3_ERROR";
+	}
+}
+
+/* Record a successful export of ino as key with etag. */
+static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
+			 const char *key, const char *etag, bool uploaded)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	int ret, old;
+	uint64_t size;
+
+	ret = meta_txn_begin(cfg->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, &mi);
+	if (ret < 0 || mi.generation != gen0) {
+		/* Gone, or changed during the upload: stays as it is. */
+		meta_txn_abort(txn);
+		meta_inode_release(&mi);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	old = (int)mi.state;
+	free(mi.s3_key);
+	mi.s3_key = strdup(key);
+	if (!mi.s3_key) {
+		meta_txn_abort(txn);
+		meta_inode_release(&mi);
+		return -ENOMEM;
+	}
+	snprintf(mi.etag, sizeof(mi.etag), "%s", etag);
+	size = mi.size;
+	mi.s3_size = size;
+	mi.s3_mtime_ns = time_now_ns();
+	mi.flags &= ~(uint32_t)META_F_DATA_CHANGED;
+	if (uploaded && S_ISREG(mi.mode)) {
+		uint64_t n = chunk_count(size, chunk_size(cfg->cs));
+		for (uint64_t i = 0; i < n; i++)
+			meta_chunk_set(txn, ino, i);
+		mi.cached_bytes = size;
+	}
+	if (S_ISREG(mi.mode) && mi.cached_bytes == 0 && size > 0)
+		mi.state = META_RELEASED;
+	else
+		mi.state = META_ARCHIVED;
+	meta_inode_put(txn, &mi);
+	meta_dirty_del(txn, ino);
+	ret = meta_txn_commit(txn);
+	if (ret == 0 && S_ISREG(mi.mode)) {
+		hydrate_exported(cfg->hy, ino, key, etag, size, uploaded);
+		if (cfg->on_change && old != (int)mi.state)
+			cfg->on_change(cfg->cb_arg, ino, old, (int)mi.state);
+	}
+	meta_inode_release(&mi);
+	return ret;
+}
+
+static int upload_regular(const struct task_engine_config *cfg,
+			  const struct meta_inode *mi, const char *key,
+			  const struct s3_put_opts *o, char etag[80])
+{
+	struct hydrate_file *hf;
+	int ret;
+
+	ret = hydrate_open(cfg->hy, mi->ino, &hf);
+	if (ret < 0)
+		return ret;
+	/* Chunks never fetched (a partly rewritten file) come in first. */
+	ret = hydrate_ensure(hf, 0, hydrate_size(hf));
+	if (ret == 0)
+		ret = s3_put_file(cfg->s3, key, hydrate_fd(hf),
+				  hydrate_size(hf), o, etag);
+	hydrate_close(hf);
+	return ret;
+}
+
+static int upload_symlink(const struct task_engine_config *cfg,
+			  const struct meta_inode *mi, const char *key,
+			  const struct s3_put_opts *o, char etag[80])
+{
+	int fd = chunk_open(cfg->cs, mi->ino, false), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = s3_put_file(cfg->s3, key, fd, mi->size, o, etag);
+	close(fd);
+	return ret;
+}
+
+/* Export one entry; returns 0 or -errno with *code set. */
+static int export_one(struct task_run *r, const char *rel, uint64_t ino,
+		      const char **code)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	struct meta_inode mi = {0};
+	struct s3_header hdrs[5];
+	struct s3_meta_bufs bufs;
+	struct s3_put_opts o = {0};
+	struct meta_txn *txn;
+	char etag[80] = "", *key = NULL;
+	bool uploaded = false, same_key;
+	int ret;
+
+	*code = "LOCAL_IO_ERROR";
+	ret = meta_txn_begin(cfg->db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, &mi);
+	meta_txn_abort(txn);
+	if (ret == -ENOENT)
+		return 0; /* removed since the walk: nothing to send */
+	if (ret < 0)
+		return ret;
+	if (!S_ISREG(mi.mode) && !S_ISDIR(mi.mode) && !S_ISLNK(mi.mode)) {
+		*code = "UNSUPPORTED_FILE_TYPE";
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	key = task_key_of(cfg->mount.prefix, rel, S_ISDIR(mi.mode));
+	if (!key) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	o.nmeta = s3_posix_headers(mi.mode, mi.uid, mi.gid, mi.atime_ns,
+				   mi.mtime_ns, hdrs, &bufs);
+	o.meta = hdrs;
+	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
+	if (!cfg->export_overwrite) {
+		if (same_key && mi.etag[0])
+			o.if_match = mi.etag;
+		else
+			o.if_none_match_any = true;
+	}
+	*code = NULL;
+	if (S_ISDIR(mi.mode)) {
+		ret = s3_put_file(cfg->s3, key, -1, 0, &o, etag);
+	} else if (S_ISLNK(mi.mode)) {
+		ret = upload_symlink(cfg, &mi, key, &o, etag);
+		uploaded = true;
+	} else if (mi.s3_key && mi.etag[0] && mi.state != META_NEW &&
+		   !(mi.flags & META_F_DATA_CHANGED)) {
+		/* Same bytes as its object: copy with the new metadata. The
+		 * condition applies to the source object. */
+		o.if_match = cfg->export_overwrite ? NULL : mi.etag;
+		o.if_none_match_any = !same_key && !cfg->export_overwrite;
+		ret = s3_copy_object(cfg->s3, mi.s3_key, key, &o, etag);
+	} else {
+		ret = upload_regular(cfg, &mi, key, &o, etag);
+		uploaded = true;
+		if (ret == -EIO)
+			*code = "LOCAL_DATA_INCOMPLETE";
+	}
+	if (ret == 0)
+		ret = mark_exported(r, ino, mi.generation, key, etag,
+				    uploaded);
+	if (ret < 0 && !*code)
+		*code = error_code(ret);
+out:
+	free(key);
+	meta_inode_release(&mi);
+	return ret;
+}
+
+static int collect_paths(struct task_run *r, struct collect *c)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	const struct task_request *q = task_run_request(r);
+	static char *const root[] = {"/"};
+	char *const *paths = q->npaths ? q->paths : root;
+	size_t npaths = q->npaths ? q->npaths : 1;
+	int ret = 0;
+
+	for (size_t i = 0; i < npaths && ret == 0; i++) {
+		struct meta_txn *txn;
+		uint64_t ino;
+		const char *p = paths[i];
+
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			break;
+		ret = task_resolve(txn, p, &ino);
+		meta_txn_abort(txn);
+		if (ret == -ENOENT || ret == -ENOTDIR) {
+			task_run_fail(r, "The path %s does not exist in the"
+					 " file system",
+				      p);
+			return -ENOENT;
+		}
+		if (ret < 0)
+			break;
+		while (*p == '/')
+			p++;
+		char *rel = strdup(p);
+		if (!rel)
+			return -ENOMEM;
+		for (size_t l = strlen(rel); l > 0 && rel[l - 1] == '/'; l--)
+			rel[l - 1] = '\0';
+		ret = task_walk(cfg->db, ino, rel, collect_cb, c);
+		free(rel);
+	}
+	return ret;
+}
+
+int task_exec_export(struct task_run *r)
+{
+	struct collect c = {.prefix = task_run_config(r)->mount.prefix};
+	int ret;
+
+	ret = collect_paths(r, &c);
+	if (ret == 0) {
+		task_run_set_total(r, c.n);
+		for (size_t i = 0; i < c.n && !task_run_canceled(r); i++) {
+			const char *code = NULL;
+			int err = export_one(r, c.v[i].rel, c.v[i].ino, &code);
+			task_run_file_done(r, c.v[i].rel, err, code);
+		}
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].rel);
+	free(c.v);
+	return ret;
+}

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+/* Paths and tree walks over the metadata store, for the task types. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "tasks/tasks_i.h"
+
+int task_resolve(struct meta_txn *txn, const char *path, uint64_t *ino)
+{
+	char comp[256];
+	uint64_t cur = META_ROOT_INO;
+	const char *p = path;
+	int ret;
+
+	while (*p) {
+		const char *slash;
+		size_t len;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		slash = strchr(p, '/');
+		len = slash ? (size_t)(slash - p) : strlen(p);
+		if (len > 255)
+			return -ENAMETOOLONG;
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		if (!strcmp(comp, ".")) {
+			p += len;
+			continue;
+		}
+		if (!strcmp(comp, ".."))
+			return -EINVAL; /* FSx paths have no wildcards or .. */
+		ret = meta_dentry_get(txn, cur, comp, &cur);
+		if (ret < 0)
+			return ret;
+		p += len;
+	}
+	*ino = cur;
+	return 0;
+}
+
+char *task_key_of(const char *prefix, const char *rel, bool is_dir)
+{
+	size_t l = strlen(prefix) + strlen(rel) + 2;
+	char *k = malloc(l);
+
+	if (!k)
+		return NULL;
+	snprintf(k, l, "%s%s%s", prefix, rel, is_dir && *rel ? "/" : "");
+	return k;
+}
+
+struct child {
+	char *name;
+	uint64_t ino;
+};
+
+struct children {
+	struct child *v;
+	size_t n, cap;
+};
+
+static int add_child(void *arg, const char *name, uint64_t ino)
+{
+	struct children *c = arg;
+
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 32;
+		struct child *nv = realloc(c->v, ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = ncap;
+	}
+	c->v[c->n].name = strdup(name);
+	if (!c->v[c->n].name)
+		return -ENOMEM;
+	c->v[c->n].ino = ino;
+	c->n++;
+	return 0;
+}
+
+static void free_children(struct children *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].name);
+	free(c->v);
+}
+
+int task_walk(struct meta_db *db, uint64_t ino, const char *rel,
+	      task_walk_cb cb, void *arg)
+{
+	struct meta_inode mi = {0};
+	struct children ch = {0};
+	struct meta_txn *txn;
+	int ret;
+
+	ret = meta_txn_begin(db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, &mi);
+	if (ret == 0 && S_ISDIR(mi.mode))
+		ret = meta_dentry_foreach(txn, ino, NULL, add_child, &ch);
+	meta_txn_abort(txn);
+	if (ret == -ENOENT) {
+		ret = 0; /* removed meanwhile */
+		goto out;
+	}
+	if (ret < 0)
+		goto out;
+	ret = cb(arg, rel, &mi);
+	for (size_t i = 0; ret == 0 && i < ch.n; i++) {
+		size_t l = strlen(rel) + strlen(ch.v[i].name) + 2;
+		char *crel = malloc(l);
+		if (!crel) {
+			ret = -ENOMEM;
+			break;
+		}
+		snprintf(crel, l, "%s%s%s", rel, *rel ? "/" : "", ch.v[i].name);
+		ret = task_walk(db, ch.v[i].ino, crel, cb, arg);
+		free(crel);
+	}
+out:
+	meta_inode_release(&mi);
+	free_children(&ch);
+	return ret;
+}
