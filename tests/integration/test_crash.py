@@ -1,0 +1,414 @@
+# SPDX-License-Identifier: MIT
+"""Crash safety of the write path (issue 3, "Durability"): every operation
+that returned success survives `kill -9` of the daemon and a remount of the
+same cache dir. The whole tree is compared with what was recorded before the
+kill: content md5, type, mode, owner, size, times in ns, xattrs (including
+the file state), link counts, inode numbers (so hard links stay one inode),
+symlink targets and device numbers. Files unlinked while open and orphaned
+data files are cleaned up at the next mount."""
+
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import unittest
+
+from tidefs_test import (MiB, TidefsTestCase, file_md5, fusermount_unmount,
+                         md5, pattern_bytes, posix_meta, random_bytes)
+
+
+def write_file(path, data, mode=0o644, fsync=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        n = 0
+        while n < len(data):
+            n += os.write(fd, data[n:])
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def data_file(cache_dir, ino):
+    """CACHE_DIR/data/<ino % 256 as 2 hex>/<ino> (cache/chunk.h)."""
+    return os.path.join(cache_dir, "data", "%02x" % (ino & 0xff), str(ino))
+
+
+def snapshot(root):
+    """Everything under root except .tidefs, from lstat/xattrs/readlink only
+    (no data reads, so nothing can change atimes)."""
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if d != ".tidefs"]
+            filenames = [f for f in filenames if f != ".tidefs"]
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            e = {"type": stat.S_IFMT(st.st_mode),
+                 "mode": oct(stat.S_IMODE(st.st_mode)),
+                 "uid": st.st_uid, "gid": st.st_gid, "nlink": st.st_nlink,
+                 "ino": st.st_ino, "mtime_ns": st.st_mtime_ns,
+                 "ctime_ns": st.st_ctime_ns}
+            if not stat.S_ISDIR(st.st_mode):
+                # Directory atimes may move when the tree is listed.
+                e["atime_ns"] = st.st_atime_ns
+                e["size"] = st.st_size
+            if stat.S_ISLNK(st.st_mode):
+                e["target"] = os.readlink(p)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                e["rdev"] = st.st_rdev
+            try:
+                names = os.listxattr(p, follow_symlinks=False)
+            except OSError as err:
+                names = ["<listxattr errno %d>" % err.errno]
+            xs = {}
+            for n in sorted(names):
+                try:
+                    xs[n] = os.getxattr(p, n, follow_symlinks=False).hex()
+                except OSError as err:
+                    xs[n] = "<errno %d>" % err.errno
+            e["xattrs"] = xs
+            snap[os.path.relpath(p, root)] = e
+    return snap
+
+
+def link_groups(snap):
+    by = {}
+    for rel, e in snap.items():
+        if e["type"] != stat.S_IFDIR:
+            by.setdefault(e["ino"], []).append(rel)
+    return sorted(sorted(g) for g in by.values() if len(g) > 1)
+
+
+class Crash(TidefsTestCase):
+    TEST_TIMEOUT = 120
+
+    def crash(self, m):
+        """SIGKILL the daemon, then lazily unmount the dead mount."""
+        self.assertIsNotNone(m.proc, "crash tests need a foreground mount")
+        os.kill(m.proc.pid, signal.SIGKILL)
+        m.proc.wait(20)
+        r = fusermount_unmount(m.mountpoint, lazy=True)
+        self.assertFalse(m.is_mounted(), "dead mount still attached: %s"
+                         % r.stderr.decode(errors="replace"))
+
+    def assertSameTree(self, before, after, label):
+        self.assertEqual(sorted(after), sorted(before), label + ": names")
+        for rel in sorted(before):
+            self.assertEqual(after[rel], before[rel], "%s: %s" % (label, rel))
+        self.assertEqual(link_groups(after), link_groups(before),
+                         label + ": hard-link groups")
+
+    def assertContent(self, m, content, label):
+        for rel, data in sorted(content.items()):
+            self.assertEqual(file_md5(m.path(rel)), md5(data),
+                             "%s: content of %s" % (label, rel))
+
+    def test_kill9_and_remount_keeps_every_change(self):
+        imp = {
+            "imp/a.bin": random_bytes(3 * MiB + 1),
+            "imp/b.bin": random_bytes(MiB + 7),
+            "imp/c.bin": random_bytes(2 * MiB),
+            "imp/gone.bin": b"to be deleted",
+            "imp/dir/x.bin": random_bytes(100000),
+            "imp/meta.bin": b"with posix metadata",
+        }
+        for k, v in imp.items():
+            meta = None
+            if k == "imp/meta.bin":
+                meta = posix_meta(mode=0o100640, uid=1000, gid=1000,
+                                  mtime_ns=1_600_000_000_123_456_789)
+            self.put(k, v, meta)
+        m = self.mount()
+        p = m.path
+        content = {}  # expected content of every regular file, by path
+
+        def put_file(rel, data, mode=0o644, fsync=False):
+            write_file(p(rel), data, mode, fsync)
+            content[rel] = data
+
+        # Directories and files of many sizes; some fsynced, some not.
+        os.makedirs(p("d1", "d2", "d3"))
+        os.mkdir(p("empty"))
+        for i, size in enumerate((0, 1, 4096, MiB + 3, 5 * MiB + 11)):
+            put_file("d1/f%d" % i, random_bytes(size), fsync=(i % 2 == 0))
+            put_file("d1/d2/g%d" % i, pattern_bytes(size, i))
+        put_file("d1/d2/d3/deep", b"deep")
+        fsync_dir(p("d1"))
+        # Renames: a file, over an existing file, a whole directory.
+        put_file("tmpname", b"renamed file")
+        os.rename(p("tmpname"), p("d1", "final"))
+        content["d1/final"] = content.pop("tmpname")
+        put_file("over-src", b"replacement")
+        put_file("over-dst", b"replaced")
+        os.rename(p("over-src"), p("over-dst"))
+        content["over-dst"] = content.pop("over-src")
+        os.rename(p("d1", "d2"), p("moved-d2"))
+        for rel in [r for r in content if r.startswith("d1/d2/")]:
+            content["moved-d2/" + rel[len("d1/d2/"):]] = content.pop(rel)
+        # Modes and owners.
+        put_file("suid", b"#!/bin/sh\n", fsync=True)
+        os.chmod(p("suid"), 0o4755)
+        put_file("private", b"secret")
+        os.chmod(p("private"), 0o600)
+        os.chmod(p("empty"), 0o1777)
+        os.chmod(p("moved-d2"), 0o2750)
+        os.chown(p("private"), 65534, 65534)
+        os.chown(p("moved-d2"), 1000, 1001)
+        # Hard links: three names of one inode, and a renamed pair.
+        put_file("h1", b"hard linked", fsync=True)
+        os.link(p("h1"), p("d1", "h2"))
+        os.link(p("h1"), p("moved-d2", "h3"))
+        content["d1/h2"] = content["moved-d2/h3"] = content["h1"]
+        put_file("p1", b"pair")
+        os.link(p("p1"), p("p2"))
+        os.rename(p("p2"), p("d1", "p2-renamed"))
+        content["d1/p2-renamed"] = content["p1"]
+        # Symlinks.
+        os.symlink("d1/final", p("rel-link"))
+        os.symlink("/nonexistent/absolute", p("abs-link"))
+        os.symlink("x" * 1000, p("long-link"))
+        os.symlink("moved-d2", p("dir-link"))
+        # Xattrs.
+        os.setxattr(p("d1", "f1"), "user.a", bytes(range(256)))
+        os.setxattr(p("d1", "f1"), "user.empty", b"")
+        os.setxattr(p("d1", "f1"), "user.removed", b"x")
+        os.removexattr(p("d1", "f1"), "user.removed")
+        os.setxattr(p("moved-d2"), "user.dir", b"on a dir")
+        # Special files.
+        os.mkfifo(p("fifo"), 0o640)
+        os.mknod(p("chr"), stat.S_IFCHR | 0o600, os.makedev(1, 7))
+        # Imported files: read-modify-write, truncate, chmod, unlink,
+        # directory rename, and a read-only touch (stays archived).
+        fd = os.open(p("imp", "a.bin"), os.O_WRONLY)
+        try:
+            os.pwrite(fd, b"PATCH" * 1000, MiB + 100)
+        finally:
+            os.close(fd)
+        a = imp["imp/a.bin"]
+        content["imp/a.bin"] = a[:MiB + 100] + b"PATCH" * 1000 + \
+            a[MiB + 5100:]
+        os.truncate(p("imp", "b.bin"), 1000)
+        content["imp/b.bin"] = imp["imp/b.bin"][:1000]
+        os.chmod(p("imp", "c.bin"), 0o600)
+        content["imp/c.bin"] = imp["imp/c.bin"]
+        os.unlink(p("imp", "gone.bin"))
+        os.rename(p("imp", "dir"), p("imp", "dir2"))
+        content["imp/dir2/x.bin"] = imp["imp/dir/x.bin"]
+        content["imp/meta.bin"] = imp["imp/meta.bin"]
+        # Times with ns precision, set last (children touch parents).
+        times = {"d1/f1": (1_234_567_890_123_456_789,) * 2,
+                 "d1/final": (1_000_000_000_000_000_001,
+                              1_500_000_000_999_999_999),
+                 "moved-d2": (1_111_111_111_111_111_111,
+                              1_222_222_222_222_222_222),
+                 "imp/c.bin": (1_300_000_000_000_000_003,
+                               1_300_000_000_000_000_004)}
+        for rel, ns in times.items():
+            os.utime(p(rel), ns=ns)
+        os.utime(p("rel-link"), ns=(1_400_000_000_000_000_005,
+                                    1_400_000_000_000_000_006),
+                 follow_symlinks=False)
+        # A file unlinked while open: its data must not outlive the crash.
+        vfd = os.open(p("victim"), os.O_CREAT | os.O_RDWR, 0o644)
+        os.write(vfd, random_bytes(3 * MiB))
+        os.fsync(vfd)
+        victim_ino = os.fstat(vfd).st_ino
+        os.unlink(p("victim"))
+        self.assertTrue(os.path.exists(data_file(m.cache_dir, victim_ino)),
+                        "expected the open unlinked file's data at %s"
+                        % data_file(m.cache_dir, victim_ino))
+
+        before = snapshot(m.mountpoint)
+        for rel in ("d1/final", "moved-d2", "imp/c.bin"):
+            self.assertEqual((before[rel]["atime_ns"] if "atime_ns" in
+                              before[rel] else times[rel][0],
+                              before[rel]["mtime_ns"]), times[rel], rel)
+        self.assertEqual(before["imp/a.bin"]["xattrs"].get(
+            "user.tidefs.state"), b"dirty".hex())
+        self.assertEqual(before["d1/f0"]["xattrs"].get("user.tidefs.state"),
+                         b"new".hex())
+        self.assertEqual(before["imp/meta.bin"]["xattrs"].get(
+            "user.tidefs.state"), b"released".hex())
+        self.assertEqual(before["h1"]["nlink"], 3)
+        try:
+            self.crash(m)
+        finally:
+            try:
+                os.close(vfd)
+            except OSError:
+                pass
+        # An orphan data file nobody references (e.g. left by a crash
+        # between creating the data file and committing the inode).
+        orphan = data_file(m.cache_dir, 999_999_999)
+        with open(orphan, "wb") as f:
+            f.write(b"orphan" * 100000)
+
+        m2 = self.mount(cache_dir=m.cache_dir)
+        after = snapshot(m2.mountpoint)
+        self.assertSameTree(before, after, "after kill -9")
+        self.assertContent(m2, content, "after kill -9")
+        self.assertFalse(os.path.exists(data_file(m.cache_dir, victim_ino)),
+                         "data of the file unlinked while open survived the "
+                         "remount")
+        self.assertFalse(os.path.exists(orphan),
+                         "orphan data file not cleaned up at mount")
+        self.assertEqual(os.readlink(m2.path("rel-link")), "d1/final")
+        self.assertEqual(m2.state("d1", "f0"), "new")
+        self.assertEqual(m2.state("imp", "a.bin"), "dirty")
+
+        # One more change, another crash right away: recovery is repeatable.
+        after2 = snapshot(m2.mountpoint)  # content reads may move atimes
+        write_file(m2.path("after-remount"), b"second life")
+        content["after-remount"] = b"second life"
+        os.rename(m2.path("d1", "f4"), m2.path("d1", "f4-renamed"))
+        content["d1/f4-renamed"] = content.pop("d1/f4")
+        before2 = snapshot(m2.mountpoint)
+        self.assertEqual(len(before2), len(after2) + 1)
+        self.crash(m2)
+        m3 = self.mount(cache_dir=m.cache_dir)
+        self.assertSameTree(before2, snapshot(m3.mountpoint),
+                            "after the second kill -9")
+        self.assertContent(m3, content, "after the second kill -9")
+        self.assertEqual(m3.unmount(), 0)
+
+    def test_kill9_during_a_busy_writer(self):
+        """A writer creates, writes, closes, renames and fsyncs files in a
+        loop and journals each completed step; the daemon is killed in the
+        middle. Every journalled step is there after the remount, and the
+        tree is consistent (every file reads to its size without error)."""
+        m = self.mount()
+        os.mkdir(m.path("w"))
+        journal = os.path.join(self.tmp, "journal")
+        code = r"""
+import hashlib, os, sys
+root, journal = sys.argv[1], sys.argv[2]
+j = open(journal, "a", buffering=1)
+def pattern(size, seed):
+    out = bytearray(); c = 0
+    while len(out) < size:
+        out += hashlib.sha512(seed.encode() + c.to_bytes(8, "little")).digest()
+        c += 1
+    return bytes(out[:size])
+i = 0
+while True:
+    name = "f%05d" % i
+    data = pattern((i * 7919) % 200000, name)
+    fd = os.open(os.path.join(root, name), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, data)
+    if i % 7 == 0:
+        os.fsync(fd)
+    os.close(fd)
+    j.write("write %s %d %s\n" % (name, len(data), hashlib.md5(data).hexdigest()))
+    if i % 10 == 3:
+        os.rename(os.path.join(root, name), os.path.join(root, "r" + name))
+        j.write("rename %s r%s\n" % (name, name))
+    if i % 13 == 5:
+        os.chmod(os.path.join(root, "r" + name if i % 10 == 3 else name), 0o600)
+        j.write("chmod %s\n" % ("r" + name if i % 10 == 3 else name))
+    i += 1
+"""
+        child = subprocess.Popen([sys.executable, "-c", code, m.path("w"),
+                                  journal], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                if child.poll() is not None:
+                    break
+                try:
+                    with open(journal) as f:
+                        if sum(1 for _ in f) >= 300:
+                            break
+                except FileNotFoundError:
+                    pass
+            self.assertIsNone(child.poll(), "the writer died on its own "
+                              "(write path not working?)")
+            self.crash(m)
+        finally:
+            child.kill()
+            child.wait(20)
+        with open(journal) as f:
+            lines = [ln.split() for ln in f if ln.endswith("\n")]
+        self.assertGreater(len(lines), 50, "too few completed steps to test")
+        expect = {}   # name -> (size, md5, mode)
+        for ln in lines:
+            if ln[0] == "write":
+                expect[ln[1]] = [int(ln[2]), ln[3], 0o644]
+            elif ln[0] == "rename":
+                expect[ln[2]] = expect.pop(ln[1])
+            elif ln[0] == "chmod":
+                expect[ln[1]][2] = 0o600
+        # The last journalled file may have been renamed or chmodded by a
+        # step that was in flight (done, but not yet journalled).
+        last = max(expect, key=lambda n: n.lstrip("r"))
+        m2 = self.mount(cache_dir=m.cache_dir)
+        present = set(os.listdir(m2.path("w")))
+        for name, (size, digest, mode) in sorted(expect.items()):
+            with self.subTest(name=name):
+                modes = {mode}
+                if name == last:
+                    modes.add(0o600)
+                    if name not in present and "r" + name in present:
+                        name = "r" + name
+                self.assertIn(name, present)
+                st = os.stat(m2.path("w", name))
+                self.assertEqual(st.st_size, size)
+                self.assertIn(stat.S_IMODE(st.st_mode), modes)
+                self.assertEqual(file_md5(m2.path("w", name)), digest)
+        renamed_away = {ln[1] for ln in lines if ln[0] == "rename"}
+        self.assertFalse(present & renamed_away,
+                         "renamed-away names came back: %s"
+                         % sorted(present & renamed_away)[:5])
+        # At most the step in flight is extra; whatever is there reads.
+        self.assertLessEqual(len(present - set(expect)), 2,
+                             sorted(present - set(expect)))
+        for name in present:
+            st = os.stat(m2.path("w", name))
+            with open(m2.path("w", name), "rb") as f:
+                self.assertEqual(len(f.read()), st.st_size, name)
+        self.assertEqual(m2.unmount(), 0)
+
+    def test_orphans_and_unlinked_open_files_cleaned_at_clean_mount(self):
+        m = self.mount()
+        write_file(m.path("keep"), b"keep" * 1000)
+        keep_ino = os.stat(m.path("keep")).st_ino
+        fd = os.open(m.path("open-unlinked"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            os.write(fd, b"x" * MiB)
+            ino = os.fstat(fd).st_ino
+            os.unlink(m.path("open-unlinked"))
+        finally:
+            os.close(fd)
+        self.assertEqual(m.unmount(), 0)
+        orphans = [data_file(m.cache_dir, n) for n in (999_999_999,
+                                                        1_024_000)]
+        for o in orphans:
+            with open(o, "wb") as f:
+                f.write(b"junk" * 1000)
+        m2 = self.mount(cache_dir=m.cache_dir)
+        for o in orphans:
+            self.assertFalse(os.path.exists(o), "orphan %s survived" % o)
+        self.assertFalse(os.path.exists(data_file(m.cache_dir, ino)))
+        self.assertTrue(os.path.exists(data_file(m.cache_dir, keep_ino)))
+        self.assertEqual(open(m2.path("keep"), "rb").read(), b"keep" * 1000)
+        self.assertEqual(sorted(n for n in os.listdir(m2.mountpoint)
+                                if n != ".tidefs"), ["keep"])
+
+
+if __name__ == "__main__":
+    unittest.main()
