@@ -7,8 +7,6 @@ the file state), link counts, inode numbers (so hard links stay one inode),
 symlink targets and device numbers. Files unlinked while open and orphaned
 data files are cleaned up at the next mount."""
 
-import hashlib
-import json
 import os
 import signal
 import stat
@@ -312,13 +310,15 @@ while True:
     if i % 7 == 0:
         os.fsync(fd)
     os.close(fd)
-    j.write("write %s %d %s\n" % (name, len(data), hashlib.md5(data).hexdigest()))
+    digest = hashlib.md5(data).hexdigest()
+    j.write("write %s %d %s\n" % (name, len(data), digest))
     if i % 10 == 3:
         os.rename(os.path.join(root, name), os.path.join(root, "r" + name))
         j.write("rename %s r%s\n" % (name, name))
     if i % 13 == 5:
-        os.chmod(os.path.join(root, "r" + name if i % 10 == 3 else name), 0o600)
-        j.write("chmod %s\n" % ("r" + name if i % 10 == 3 else name))
+        cur = "r" + name if i % 10 == 3 else name
+        os.chmod(os.path.join(root, cur), 0o600)
+        j.write("chmod %s\n" % cur)
     i += 1
 """
         child = subprocess.Popen([sys.executable, "-c", code, m.path("w"),

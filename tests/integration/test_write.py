@@ -10,7 +10,6 @@ import mmap
 import os
 import random
 import re
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -290,9 +289,9 @@ class States(TidefsTestCase):
             key = "%s-rel" % op
             name = key + ".renamed" if op == "rename" else key
             self.assertEqual(file_md5(m.path(name)), md5(bodies[key]), name)
-        self.assertEqual(self.s3.head_object(Bucket=self.bucket,
-                                             Key="rename-rel")["ContentLength"],
-                         MiB + 17, "rename must not touch S3")
+        head = self.s3.head_object(Bucket=self.bucket, Key="rename-rel")
+        self.assertEqual(head["ContentLength"], MiB + 17,
+                         "rename must not touch S3")
 
     def test_rename_directory_of_released_files_then_read(self):
         bodies = {"src/d1/f%d" % i: random_bytes(300000 + i) for i in range(5)}
