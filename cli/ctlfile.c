@@ -210,6 +210,21 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* ENOENT because the daemon has no .tidefs/tasks at all? */
+static bool no_tasks_dir(const char *mount, int err, struct cli_err *e)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (err != ENOENT ||
+	    ctl_path(path, sizeof(path), mount, "tasks", NULL) < 0 ||
+	    stat(path, &st) == 0)
+		return false;
+	cli_err_set(e, "", "%s: no .tidefs/tasks (a tidefs without tasks?)",
+		    mount);
+	return true;
+}
+
 static void create_errno(struct cli_err *e, const char *path, int err)
 {
 	if (err == EACCES || err == EPERM)
@@ -235,7 +250,8 @@ int cli_create_task(const char *mount, const char *token, const char *request,
 	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		ret = -errno;
-		create_errno(e, path, errno);
+		if (!no_tasks_dir(mount, errno, e))
+			create_errno(e, path, -ret);
 		return ret;
 	}
 	ret = write_all(fd, request, strlen(request));
@@ -327,7 +343,8 @@ int cli_list_tasks(const char *mount, json_t **tasks, struct cli_err *e)
 	d = opendir(path);
 	if (!d) {
 		ret = -errno;
-		errno_msg(e, path, errno);
+		if (!no_tasks_dir(mount, errno, e))
+			errno_msg(e, path, -ret);
 		return ret;
 	}
 	arr = json_array();
