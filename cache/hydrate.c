@@ -55,7 +55,9 @@ struct hydrate_file {
 	uint8_t *inflight;	/* protected by lock: nchunks bits */
 	unsigned ninflight;	/* protected by lock */
 	uint64_t ncached_bytes; /* protected by lock */
-	int lost;	  /* protected by lock: sticky, the object changed */
+	int lost;	   /* protected by lock: sticky, the object changed */
+	unsigned nhandles; /* protected by lock: open file handles */
+	bool accessed; /* protected by lock: read since the last LRU update */
 	uint64_t ra_next; /* protected by lock: where a sequential read goes */
 	uint32_t ra_window; /* protected by lock */
 };
@@ -95,7 +97,9 @@ struct hydrate {
 	pthread_t persister;
 	bool persister_started;
 
-	_Atomic int64_t used; /* bytes cached, all inodes */
+	_Atomic int64_t used;	     /* bytes cached, all inodes */
+	hydrate_space_fn need_space; /* set once before the mount goes live */
+	void *space_arg;
 	_Atomic uint64_t hits, misses, bytes_fetched, fetch_errors;
 	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
@@ -475,6 +479,11 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 	ret = hydrate_ensure(f, off, len);
 	if (ret == 0)
 		ret = reply(arg, f->fd, off, len);
+	if (!f->accessed) {
+		pthread_mutex_lock(&f->lock);
+		f->accessed = true;
+		pthread_mutex_unlock(&f->lock);
+	}
 	pthread_rwlock_unlock(&f->io);
 	return ret;
 }
@@ -659,8 +668,11 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 	ch->old_state = (int)mi.state;
 	if (lost && mi.state != META_DIRTY)
 		mi.state = META_LOST;
-	else if (mi.state == META_RELEASED && got_chunk)
+	else if (mi.state == META_RELEASED && got_chunk) {
 		mi.state = META_ARCHIVED;
+		mi.last_access_ns = time_now_ns();
+		meta_lru_put(txn, mi.last_access_ns, f->ino);
+	}
 	ch->new_state = (int)mi.state;
 	mi.cached_bytes = cached;
 	ret = meta_inode_put(txn, &mi);
@@ -779,20 +791,34 @@ static void note_enospc(struct hydrate *h, uint64_t want)
 		 format_size(h->cfg.capacity, b, sizeof(b)));
 }
 
-/* Reserve `grow` bytes of cache; -ENOSPC when over capacity. */
+/*
+ * Reserve `grow` bytes of cache. Over capacity, ask for space (the eviction
+ * lane releases least recently used archived data) and try again; -ENOSPC
+ * only when nothing could be freed. Caller holds no f->lock.
+ */
 static int reserve(struct hydrate *h, uint64_t grow)
 {
-	int64_t used;
+	for (;;) {
+		int64_t used;
 
-	if (grow == 0)
-		return 0;
-	used = atomic_fetch_add(&h->used, (int64_t)grow);
-	if (h->cfg.capacity && (uint64_t)used + grow > h->cfg.capacity) {
+		if (grow == 0)
+			return 0;
+		used = atomic_fetch_add(&h->used, (int64_t)grow);
+		if (!h->cfg.capacity ||
+		    (uint64_t)used + grow <= h->cfg.capacity)
+			return 0;
 		atomic_fetch_sub(&h->used, (int64_t)grow);
-		note_enospc(h, grow);
-		return -ENOSPC;
+		if (!h->need_space || h->need_space(h->space_arg, grow) < 0) {
+			note_enospc(h, grow);
+			return -ENOSPC;
+		}
 	}
-	return 0;
+}
+
+void hydrate_set_space_cb(struct hydrate *h, hydrate_space_fn fn, void *arg)
+{
+	h->need_space = fn;
+	h->space_arg = arg;
 }
 
 struct change_rec {
@@ -984,12 +1010,15 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	old_size = f->size;
 	new_size = keep_size ? old_size : MAX(old_size, off + len);
 	grow = set_bytes(f, c.set, c.nset) + (new_size - old_size);
-	ret = reserve(h, grow);
-	if (ret == 0)
-		mark_chunks(f, c.set, c.nset, true);
 	pthread_mutex_unlock(&f->lock);
+	/* May wait for the eviction thread: no f->lock held (f->io keeps
+	 * other readers and writers of this file out meanwhile). */
+	ret = reserve(h, grow);
 	if (ret < 0)
 		goto out_unlock;
+	pthread_mutex_lock(&f->lock);
+	mark_chunks(f, c.set, c.nset, true);
+	pthread_mutex_unlock(&f->lock);
 
 	ret = apply(f, kind, mode, buf, off, len);
 	pthread_mutex_lock(&f->lock);
@@ -1046,7 +1075,7 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {.clear_from = UINT64_MAX};
-	uint64_t old_cached, new_cached;
+	uint64_t old_cached, new_cached, grow;
 	int64_t delta;
 	int ret = 0;
 
@@ -1055,20 +1084,14 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	while (f->ninflight > 0)
 		pthread_cond_wait(&f->cond, &f->lock);
 	c.size_changed = size != f->size;
-	if (size > f->size) {
-		ret = reserve(h, size - f->size);
-		if (ret < 0) {
-			pthread_mutex_unlock(&f->lock);
-			goto out_unlock;
-		}
-	}
+	grow = size > f->size ? size - f->size : 0;
 	pthread_mutex_unlock(&f->lock);
+	ret = reserve(h, grow);
+	if (ret < 0)
+		goto out_unlock;
 	if (ftruncate(f->fd, (off_t)size) < 0) {
 		ret = -errno;
-		pthread_mutex_lock(&f->lock);
-		if (size > f->size)
-			atomic_fetch_sub(&h->used, (int64_t)(size - f->size));
-		pthread_mutex_unlock(&f->lock);
+		atomic_fetch_sub(&h->used, (int64_t)grow);
 		goto out_unlock;
 	}
 	pthread_mutex_lock(&f->lock);
@@ -1157,6 +1180,111 @@ out_unlock:
 	return ret;
 }
 
+/* Move ino to the young end of the LRU if it is archived. */
+static void touch_lru(struct hydrate *h, uint64_t ino)
+{
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+
+	if (meta_txn_begin(h->db, true, &txn) < 0)
+		return;
+	if (meta_inode_get(txn, ino, &mi) == 0 && mi.state == META_ARCHIVED) {
+		meta_lru_del(txn, mi.last_access_ns, ino);
+		mi.last_access_ns = time_now_ns();
+		meta_lru_put(txn, mi.last_access_ns, ino);
+		meta_inode_put(txn, &mi);
+		meta_txn_commit(txn);
+	} else {
+		meta_txn_abort(txn);
+	}
+	meta_inode_release(&mi);
+}
+
+void hydrate_note_handle(struct hydrate_file *f, int delta)
+{
+	bool touch = false;
+
+	pthread_mutex_lock(&f->lock);
+	f->nhandles = (unsigned)((int)f->nhandles + delta);
+	if (f->nhandles == 0 && f->accessed) {
+		f->accessed = false;
+		touch = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* Access times reach the LRU once per open, not per read. */
+	if (touch)
+		touch_lru(f->h, f->ino);
+}
+
+int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
+		    uint64_t *freed)
+{
+	struct meta_inode mi = {0};
+	struct meta_txn *txn = NULL;
+	struct hydrate_file *f;
+	uint64_t before;
+	int ret;
+
+	*freed = 0;
+	ret = hydrate_open(h, ino, &f);
+	if (ret == -EISDIR || ret == -EINVAL)
+		return -EAGAIN;
+	if (ret < 0)
+		return ret;
+	/* Busy with a reader or writer (who may be waiting for space right
+	 * now): not a candidate. */
+	if (pthread_rwlock_trywrlock(&f->io) != 0) {
+		hydrate_close(f);
+		return -EBUSY;
+	}
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	ret = skip_open && f->nhandles > 0 ? -EBUSY : 0;
+	pthread_mutex_unlock(&f->lock);
+	if (ret == 0)
+		ret = meta_txn_begin(h->db, true, &txn);
+	if (ret == 0)
+		ret = meta_inode_get(txn, ino, &mi);
+	if (ret == 0 &&
+	    (mi.state != META_ARCHIVED || (mi.flags & META_F_NORELEASE)))
+		ret = -EAGAIN;
+	if (ret < 0) {
+		meta_txn_abort(txn);
+		goto out;
+	}
+	/* The store forgets the chunks before the bytes go, and that is on
+	 * disk first: a crash in between never marks punched data present. */
+	meta_chunk_clear(txn, ino, 0);
+	meta_lru_del(txn, mi.last_access_ns, ino);
+	mi.state = META_RELEASED;
+	mi.cached_bytes = 0;
+	meta_inode_put(txn, &mi);
+	ret = meta_txn_commit(txn);
+	if (ret == 0)
+		ret = meta_sync(h->db);
+	if (ret < 0)
+		goto out;
+	pthread_mutex_lock(&f->lock);
+	before = f->ncached_bytes;
+	memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
+	f->ncached_bytes = count_cached(f, h->csize);
+	*freed = before - f->ncached_bytes;
+	pthread_mutex_unlock(&f->lock);
+	if (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)mi.size) < 0)
+		log_warn("release of inode %" PRIu64 ": %s", ino,
+			 strerror(errno));
+	atomic_fetch_sub(&h->used, (int64_t)*freed);
+	if (h->cfg.on_change)
+		h->cfg.on_change(h->cfg.cb_arg, ino, META_ARCHIVED,
+				 META_RELEASED);
+out:
+	pthread_rwlock_unlock(&f->io);
+	meta_inode_release(&mi);
+	hydrate_close(f);
+	return ret;
+}
+
 uint64_t hydrate_used(struct hydrate *h)
 {
 	int64_t u = atomic_load(&h->used);
@@ -1172,6 +1300,110 @@ void hydrate_purge(struct hydrate *h, uint64_t ino, uint64_t cached)
 		log_warn("removing the data of inode %" PRIu64 ": %s", ino,
 			 strerror(-ret));
 	atomic_fetch_sub(&h->used, (int64_t)cached);
+}
+
+int hydrate_invalidate_begin(struct hydrate *h, uint64_t ino,
+			     struct hydrate_file **out)
+{
+	struct hydrate_file *f;
+	int ret;
+
+	*out = NULL;
+	ret = hydrate_open(h, ino, &f);
+	if (ret < 0)
+		return ret;
+	pthread_rwlock_wrlock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	/* A fetched chunk is queued for the persister before it stops being
+	 * in flight: with none in flight, this flush records every one of
+	 * them (under the old ETag) before the caller's update clears them,
+	 * so no old chunk is recorded present afterwards. */
+	hydrate_flush(h);
+	*out = f;
+	return 0;
+}
+
+/* Caller holds f->io for writing: reload what an open file knows about its
+ * S3 object from the store; its cached bytes are gone. Returns the bytes
+ * that no longer count as cached. */
+static uint64_t invalidate_reload(struct hydrate_file *f)
+{
+	struct hydrate *h = f->h;
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	uint8_t *p = NULL, *q = NULL;
+	uint64_t backing = 0, n = 0, before, size;
+	int ret;
+
+	ret = meta_txn_begin(h->db, false, &txn);
+	if (ret == 0) {
+		ret = meta_inode_get(txn, f->ino, &mi);
+		meta_txn_abort(txn);
+	}
+	if (ret == 0) {
+		if (mi.s3_key && mi.state != META_NEW)
+			backing = MIN(mi.s3_size, mi.size);
+		n = chunk_count(backing, h->csize);
+		p = calloc(1, (size_t)(n + 7) / 8 + 1);
+		q = calloc(1, (size_t)(n + 7) / 8 + 1);
+		if (!p || !q)
+			ret = -ENOMEM;
+	}
+	pthread_mutex_lock(&f->lock);
+	before = f->ncached_bytes;
+	if (ret == 0) {
+		free(f->present);
+		free(f->inflight);
+		f->present = p;
+		f->inflight = q;
+		p = q = NULL;
+		f->size = mi.size;
+		f->backing = backing;
+		f->nchunks = n;
+		memcpy(f->etag, mi.etag, sizeof(f->etag));
+		if (mi.s3_key) {
+			free(f->key);
+			f->key = mi.s3_key;
+			mi.s3_key = NULL;
+		}
+		f->lost = mi.state == META_LOST;
+		f->ra_next = 0;
+		f->ra_window = 0;
+	} else {
+		/* Never serve the old object's bytes as the new one's. */
+		log_warn("hydrate: reloading inode %" PRIu64 ": %s; it reads "
+			 "as lost until reopened",
+			 f->ino, strerror(-ret));
+		memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
+		f->lost = 1;
+	}
+	f->ncached_bytes = count_cached(f, h->csize);
+	before -= MIN(before, f->ncached_bytes);
+	size = f->size;
+	pthread_mutex_unlock(&f->lock);
+	if (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0)
+		log_warn("hydrate: dropping the data of inode %" PRIu64 ": %s",
+			 f->ino, strerror(errno));
+	meta_inode_release(&mi);
+	free(p);
+	free(q);
+	return before;
+}
+
+void hydrate_invalidate_end(struct hydrate_file *f, bool changed)
+{
+	struct hydrate *h;
+
+	if (!f)
+		return;
+	h = f->h;
+	if (changed)
+		atomic_fetch_sub(&h->used, (int64_t)invalidate_reload(f));
+	pthread_rwlock_unlock(&f->io);
+	hydrate_close(f);
 }
 
 /* ---- setup and teardown ---- */

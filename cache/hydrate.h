@@ -122,6 +122,48 @@ int hydrate_fsync(struct hydrate_file *f, int datasync);
 int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
 		     const char *etag, uint64_t size, bool all_local);
 
+/* Asked when the cache is full: free room for `bytes` (waiting for it);
+ * 0 when something was freed (try again), -ENOSPC when nothing can be. */
+typedef int (*hydrate_space_fn)(void *arg, uint64_t bytes);
+void hydrate_set_space_cb(struct hydrate *h, hydrate_space_fn fn, void *arg);
+
+/* A file handle opened (+1) or closed (-1) on f. When the last handle of
+ * a file that was read closes, its LRU position is renewed. */
+void hydrate_note_handle(struct hydrate_file *f, int delta);
+
+/*
+ * Release the cached data of regular file ino: only when it is archived
+ * (matches S3), not pinned (META_F_NORELEASE) and, with skip_open, has no
+ * open handles. The store forgets its chunks (durably) before the bytes are
+ * punched; state becomes released. *freed gets the bytes freed.
+ * 0, -EAGAIN (not eligible), -EBUSY (open), -ENOENT, -errno.
+ */
+int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
+		    uint64_t *freed);
+
+/*
+ * The S3 object of regular file ino changed (an IMPORT_METADATA_FROM_REPOSITORY
+ * task): the caller brackets its LMDB update of the inode (new size, ETag,
+ * times; state released; chunk records cleared) with these two calls.
+ *
+ * hydrate_invalidate_begin() takes the file's shared state (opening it when
+ * nobody has), holds off its readers and writers, waits for its fetches and
+ * persists their presence records, so none lands after the update. 0,
+ * -ENOENT, -EISDIR / -EINVAL (not a regular file), -errno; *out is NULL on
+ * error. Holds the file until the end call: keep the bracket short (no
+ * network I/O inside).
+ *
+ * hydrate_invalidate_end() with changed (the update committed): drops the
+ * cached bytes (the data file stays, sparse, at the new size), reloads size,
+ * key, ETag and chunk state from the store so later reads fetch the new
+ * object, and takes the dropped bytes off hydrate_used(). Without changed it
+ * only lets readers and writers go on. Either way f is released; NULL is
+ * fine. The kernel's page cache of the file is the caller's to invalidate.
+ */
+int hydrate_invalidate_begin(struct hydrate *h, uint64_t ino,
+			     struct hydrate_file **out);
+void hydrate_invalidate_end(struct hydrate_file *f, bool changed);
+
 /* Bytes cached in total (what the capacity is measured against). */
 uint64_t hydrate_used(struct hydrate *h);
 /* Remove the data file of a deleted inode that held `cached` bytes. */

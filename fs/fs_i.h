@@ -24,6 +24,8 @@
 #define FS_NSTATES 5
 
 struct ctl_buf;
+struct ctl_name;
+struct task_engine;
 
 struct fs {
 	const struct fs_options *opt;
@@ -41,7 +43,12 @@ struct fs {
 	double timeout; /* entry/attr cache timeout given to the kernel */
 
 	struct fs_lookups *lookups;
+	struct task_engine *engine;
+	int64_t mount_time; /* seconds, for the control tree's times */
+	/* Lock order: stats_lock before the task engine's lock. */
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
+	struct ctl_name *ctl_names;	  /* protected by stats_lock */
+	size_t nctl_names, ctl_names_cap; /* protected by stats_lock */
 
 	pthread_mutex_t stats_lock;
 	uint64_t cached_bytes; /* protected by stats_lock */
@@ -108,6 +115,12 @@ void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 	      struct fuse_file_info *fi);
 void ctl_read(fuse_req_t req, size_t size, off_t off,
 	      struct fuse_file_info *fi);
+void ctl_write(fuse_req_t req, const char *data, size_t size, off_t off,
+	       struct fuse_file_info *fi);
+void ctl_flush(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi);
+int ctl_create(struct fs *fs, fuse_ino_t parent, const char *name,
+	       struct fuse_file_info *fi, struct fuse_entry_param *e);
+int ctl_setattr(struct fs *fs, fuse_ino_t ino, int to_set, struct stat *st);
 void ctl_release(fuse_req_t req, struct fuse_file_info *fi);
 /* Free the buffers of ctl files the kernel never released. */
 void ctl_release_all(struct fs *fs);

@@ -344,6 +344,29 @@ static int run_import(struct fs *fs, struct start_err *e)
 	return 0;
 }
 
+static int start_engine(struct fs *fs)
+{
+	struct task_engine_config tc = {0};
+	int ret;
+
+	tc.db = fs->db;
+	tc.cs = fs->cs;
+	tc.s3 = fs->s3;
+	tc.hy = fs->hy;
+	tc.mount.fsid = fs->fsid;
+	tc.mount.bucket = fs->opt->bucket;
+	tc.mount.prefix = fs->opt->prefix;
+	tc.region = fs->opt->region;
+	tc.capacity = fs->capacity;
+	tc.on_change = fs_on_change;
+	tc.cb_arg = fs;
+	ret = task_engine_new(&tc, &fs->engine);
+	if (ret == 0)
+		hydrate_set_space_cb(fs->hy, task_engine_make_space,
+				     fs->engine);
+	return ret;
+}
+
 static int build_fuse_args(const struct fs *fs, struct fuse_args *args)
 {
 	const struct fs_options *o = fs->opt;
@@ -401,6 +424,9 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	ret = hydrate_new(fs->db, fs->cs, fs->s3, &hc, &fs->hy);
 	if (ret < 0)
 		return fail(e, "starting fetch threads: %s", strerror(-ret));
+	ret = start_engine(fs);
+	if (ret < 0)
+		return fail(e, "starting the task engine: %s", strerror(-ret));
 
 	if (build_fuse_args(fs, &args) < 0)
 		return fail(e, "out of memory");
@@ -432,6 +458,7 @@ static void stop(struct fs *fs, int lockfd)
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	task_engine_free(fs->engine);
 	hydrate_free(fs->hy);
 	fs_lookups_free(fs->lookups);
 	ctl_release_all(fs);
@@ -546,6 +573,7 @@ int fs_run(const struct fs_options *o)
 	fs.owner_uid = getuid();
 	fs.owner_gid = getgid();
 	fs.timeout = 3600.0;
+	fs.mount_time = time_now_ns() / 1000000000;
 	pthread_mutex_init(&fs.stats_lock, NULL);
 	rlen = strlen(o->bucket) + strlen(o->prefix) + 8;
 	fs.repo = malloc(rlen);

@@ -228,6 +228,14 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct hydrate_file *hf;
 	int ret;
 
+	if (fs_is_ctl(parent)) {
+		ret = ctl_create(fs, parent, name, fi, &e);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_create(req, &e, fi);
+		return;
+	}
 	ret = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL,
 			&mi);
 	if (ret == 0)
@@ -241,12 +249,15 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	entry_of(fs, &mi, &e);
 	meta_inode_release(&mi);
+	hydrate_note_handle(hf, 1);
 	fi->fh = (uintptr_t)hf;
 	fi->keep_cache = 1;
-	if (fuse_reply_create(req, &e, fi) == 0)
+	if (fuse_reply_create(req, &e, fi) == 0) {
 		fs_lookup_ref(fs, e.ino);
-	else
+	} else {
+		hydrate_note_handle(hf, -1);
 		hydrate_close(hf);
+	}
 }
 
 void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -655,7 +666,11 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int ret = 0;
 
 	if (fs_is_ctl(ino)) {
-		fuse_reply_err(req, EPERM);
+		ret = ctl_setattr(fs, ino, to_set, &st);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_attr(req, &st, 0);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {

@@ -423,11 +423,14 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	hydrate_note_handle(hf, 1);
 	fi->fh = (uintptr_t)hf;
 	/* Clean data never changes under a handle: keep the page cache. */
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		hydrate_note_handle(hf, -1);
 		hydrate_close(hf); /* interrupted open */
+	}
 }
 
 static int reply_read(void *arg, int fd, uint64_t off, size_t n)
@@ -468,10 +471,6 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	void *data = NULL;
 	int ret;
 
-	if (fs_is_ctl(ino)) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
 	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
 		data = in->buf[0].mem;
 	} else {
@@ -487,9 +486,14 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			return;
 		}
 	}
-	ret = hydrate_write(hf, data, len, (uint64_t)off);
+	if (fs_is_ctl(ino))
+		ctl_write(req, data, len, off, fi);
+	else
+		ret = hydrate_write(hf, data, len, (uint64_t)off);
 	if (data != in->buf[0].mem)
 		free(data);
+	if (fs_is_ctl(ino))
+		return;
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -512,6 +516,10 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (fs_is_ctl(ino)) {
+		ctl_flush(req_fs(req), req, fi);
+		return;
+	}
 	/* Writes reach the data file and the store before they are
 	 * acknowledged: nothing is buffered here. */
 	(void)ino;
@@ -553,6 +561,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		ctl_release(req, fi);
 		return;
 	}
+	hydrate_note_handle((struct hydrate_file *)(uintptr_t)fi->fh, -1);
 	hydrate_close((struct hydrate_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "tasks/tasks_i.h"
@@ -34,8 +35,9 @@
 
 struct slot {
 	struct task t;
-	bool cancel; /* asked to stop */
-	bool failed_whole; /* task_run_fail() was called */
+	bool cancel;	       /* asked to stop */
+	bool failed_whole;     /* task_run_fail() was called */
+	uint64_t target_bytes; /* automatic release: exact target */
 };
 
 struct task_engine {
@@ -43,10 +45,12 @@ struct task_engine {
 	char *fsid, *bucket, *prefix, *region, *account;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* a task became PENDING, or stopping */
-	struct slot **slots; /* protected by lock, creation order */
-	size_t nslots, cap; /* protected by lock */
-	bool stopping; /* protected by lock */
+	pthread_cond_t cond;	/* a task became PENDING, or stopping */
+	pthread_cond_t done;	/* a task finished */
+	unsigned space_waiters; /* protected by lock: writers needing room */
+	struct slot **slots;	/* protected by lock, creation order */
+	size_t nslots, cap;	/* protected by lock */
+	bool stopping;		/* protected by lock */
 	pthread_t lanes[NLANES];
 	int nlanes;
 };
@@ -55,7 +59,7 @@ struct task_run {
 	struct task_engine *e;
 	struct slot *s;
 	int64_t last_persist; /* protected by e->lock */
-	char *report; /* failure rows; protected by e->lock */
+	char *report;	      /* failure rows; protected by e->lock */
 	size_t rlen, rcap;
 };
 
@@ -215,6 +219,21 @@ int64_t task_run_created_ns(const struct task_run *r)
 	return r->s->t.creation_ns;
 }
 
+uint64_t task_run_target_bytes(const struct task_run *r)
+{
+	return r->s->target_bytes;
+}
+
+uint64_t task_run_done_count(const struct task_run *r)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&r->e->lock);
+	n = r->s->t.succeeded + r->s->t.failed;
+	pthread_mutex_unlock(&r->e->lock);
+	return n;
+}
+
 static void maybe_persist(struct task_run *r, bool force)
 {
 	int64_t now = time_mono_ns();
@@ -361,8 +380,8 @@ static int write_report(struct task_engine *e, struct task_run *r)
 	full = malloc(l);
 	if (!full)
 		return -ENOMEM;
-	snprintf(full, l, "%s%s%s/%s", key, *key && key[strlen(key) - 1] != '/' ? "/" : "",
-		 r->s->t.id,
+	snprintf(full, l, "%s%s%s/%s", key,
+		 *key && key[strlen(key) - 1] != '/' ? "/" : "", r->s->t.id,
 		 q->type == TASK_IMPORT ? "report.csv" : "failures.csv");
 	ret = s3_put_object(e->cfg.s3, full, r->report ? r->report : "",
 			    r->rlen, NULL, 0, NULL);
@@ -403,6 +422,88 @@ static void finish(struct task_engine *e, struct task_run *r, int ret)
 		 s->t.id, task_type_name(s->t.req.type),
 		 task_lifecycle_name(s->t.life), s->t.succeeded, s->t.failed);
 	trim_finished(e);
+	pthread_cond_broadcast(&e->done);
+}
+
+static int enqueue(struct task_engine *e, struct task_request *req,
+		   bool automatic, struct slot **out);
+static struct slot *find_id(struct task_engine *e, const char *id);
+
+static struct slot *active_auto(struct task_engine *e)
+{
+	for (size_t i = 0; i < e->nslots; i++)
+		if (e->slots[i]->t.automatic &&
+		    !task_finished(e->slots[i]->t.life))
+			return e->slots[i];
+	return NULL;
+}
+
+/* Caller holds e->lock: queue an automatic AUTO_RELEASE_DATA of bytes. */
+static struct slot *auto_release(struct task_engine *e, uint64_t bytes)
+{
+	struct task_request req = {0};
+	struct slot *s = NULL;
+
+	req.type = TASK_AUTO_RELEASE;
+	req.capacity_gib = (bytes + (1ull << 30) - 1) >> 30;
+	req.fsid = strdup(e->fsid);
+	if (!req.fsid || enqueue(e, &req, true, &s) < 0) {
+		task_request_release(&req);
+		return NULL;
+	}
+	s->target_bytes = bytes;
+	log_info("eviction: cache at %" PRIu64 " of %" PRIu64
+		 " bytes; releasing %" PRIu64 " bytes (%s)",
+		 hydrate_used(e->cfg.hy), e->cfg.capacity, bytes, s->t.id);
+	return s;
+}
+
+/* Caller holds e->lock: above the high watermark, evict to the low one. */
+static void watch_usage(struct task_engine *e)
+{
+	uint64_t cap = e->cfg.capacity, used = hydrate_used(e->cfg.hy);
+	uint64_t low = cap / 100 * e->cfg.low_pct;
+
+	if (!cap || used <= cap / 100 * e->cfg.high_pct || active_auto(e))
+		return;
+	auto_release(e, used - low);
+}
+
+int task_engine_make_space(void *engine, uint64_t bytes)
+{
+	struct task_engine *e = engine;
+	uint64_t used, low, freed = 0;
+	struct slot *s;
+	char id[24];
+	int64_t deadline = time_mono_ns() + 60ll * 1000000000ll;
+
+	pthread_mutex_lock(&e->lock);
+	s = active_auto(e);
+	if (!s) {
+		used = hydrate_used(e->cfg.hy);
+		low = e->cfg.capacity / 100 * e->cfg.low_pct;
+		s = auto_release(e, MAX(bytes, used > low ? used - low : 0));
+	}
+	if (!s) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOSPC;
+	}
+	memcpy(id, s->t.id, sizeof(id));
+	while (!e->stopping && time_mono_ns() < deadline) {
+		struct timespec ts;
+
+		s = find_id(e, id);
+		if (!s || task_finished(s->t.life))
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&e->done, &e->lock, &ts);
+	}
+	s = find_id(e, id);
+	if (s)
+		freed = s->t.released_bytes;
+	pthread_mutex_unlock(&e->lock);
+	return freed > 0 ? 0 : -ENOSPC;
 }
 
 static void *lane_main(void *arg)
@@ -414,11 +515,17 @@ static void *lane_main(void *arg)
 	pthread_mutex_lock(&e->lock);
 	while (!e->stopping) {
 		struct task_run r = {.e = e};
-		struct slot *s = next_pending(e, lane);
+		struct slot *s;
 		int ret;
 
+		if (lane == 1)
+			watch_usage(e);
+		s = next_pending(e, lane);
 		if (!s) {
-			pthread_cond_wait(&e->cond, &e->lock);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&e->cond, &e->lock, &ts);
 			continue;
 		}
 		r.s = s;
@@ -618,8 +725,8 @@ static bool matches(const struct task_engine *e, const struct slot *s,
 /* NextToken: base64 of "o:<offset>" (opaque to clients). */
 static void token_encode(size_t off, char out[64])
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+				  "stuvwxyz0123456789+/";
 	char raw[32];
 	size_t n = (size_t)snprintf(raw, sizeof(raw), "o:%zu", off), o = 0;
 
@@ -643,8 +750,8 @@ static int token_decode(const char *tok, size_t *off)
 
 	/* Tokens are ours: decode by re-encoding candidates is silly; parse
 	 * the base64 directly. */
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+				  "stuvwxyz0123456789+/";
 	char raw[48];
 	size_t n = 0, len = strlen(tok);
 	uint64_t v;
@@ -655,8 +762,9 @@ static int token_decode(const char *tok, size_t *off)
 		uint32_t acc = 0;
 		int pad = 0;
 		for (int k = 0; k < 4; k++) {
-			const char *p = tok[i + k] == '=' ? NULL
-							  : strchr(b64, tok[i + k]);
+			const char *p = tok[i + k] == '='
+						? NULL
+						: strchr(b64, tok[i + k]);
 			if (!p && tok[i + k] != '=')
 				return -EINVAL;
 			pad += !p;
@@ -785,8 +893,8 @@ int task_engine_cancel(struct task_engine *e, const char *json, size_t len,
 	pthread_mutex_lock(&e->lock);
 	s = find_id(e, id);
 	if (!s) {
-		snprintf(msg, sizeof(msg), "Data repository task %s was not found",
-			 id);
+		snprintf(msg, sizeof(msg),
+			 "Data repository task %s was not found", id);
 		ret = error_resp(TASK_ERR_NOT_FOUND, msg, resp);
 	} else if (task_finished(s->t.life)) {
 		snprintf(msg, sizeof(msg),
@@ -812,8 +920,8 @@ int task_engine_cancel(struct task_engine *e, const char *json, size_t len,
 	return ret;
 }
 
-int task_engine_describe_fs(struct task_engine *e, const char *json,
-			    size_t len, char **resp)
+int task_engine_describe_fs(struct task_engine *e, const char *json, size_t len,
+			    char **resp)
 {
 	char *out;
 	size_t l;
@@ -824,19 +932,20 @@ int task_engine_describe_fs(struct task_engine *e, const char *json,
 	out = malloc(l);
 	if (!out)
 		return -ENOMEM;
-	snprintf(out, l,
-		 "{\"FileSystems\": [{\"FileSystemId\": \"%s\","
-		 " \"FileSystemType\": \"LUSTRE\", \"Lifecycle\": \"AVAILABLE\","
-		 " \"StorageCapacity\": %" PRIu64 ","
-		 " \"StorageType\": \"SSD\","
-		 " \"ResourceARN\": \"arn:aws:fsx:%s:%s:file-system/%s\","
-		 " \"DNSName\": \"localhost\","
-		 " \"LustreConfiguration\": {\"DeploymentType\": \"SCRATCH_2\","
-		 " \"DataRepositoryConfiguration\": {\"Lifecycle\":"
-		 " \"AVAILABLE\", \"ImportPath\": \"s3://%s/%s\","
-		 " \"ExportPath\": \"s3://%s/%s\"}}}]}",
-		 e->fsid, e->cfg.capacity >> 30, e->region, e->account, e->fsid,
-		 e->bucket, e->prefix, e->bucket, e->prefix);
+	snprintf(
+		out, l,
+		"{\"FileSystems\": [{\"FileSystemId\": \"%s\","
+		" \"FileSystemType\": \"LUSTRE\", \"Lifecycle\": \"AVAILABLE\","
+		" \"StorageCapacity\": %" PRIu64 ","
+		" \"StorageType\": \"SSD\","
+		" \"ResourceARN\": \"arn:aws:fsx:%s:%s:file-system/%s\","
+		" \"DNSName\": \"localhost\","
+		" \"LustreConfiguration\": {\"DeploymentType\": \"SCRATCH_2\","
+		" \"DataRepositoryConfiguration\": {\"Lifecycle\":"
+		" \"AVAILABLE\", \"ImportPath\": \"s3://%s/%s\","
+		" \"ExportPath\": \"s3://%s/%s\"}}}]}",
+		e->fsid, e->cfg.capacity >> 30, e->region, e->account, e->fsid,
+		e->bucket, e->prefix, e->bucket, e->prefix);
 	*resp = out;
 	return 0;
 }
@@ -904,15 +1013,21 @@ int task_engine_new(const struct task_engine_config *cfg,
 		e->cfg.max_active = 100;
 	if (!e->cfg.keep_finished)
 		e->cfg.keep_finished = 1000;
+	if (!e->cfg.high_pct)
+		e->cfg.high_pct = 90;
+	if (!e->cfg.low_pct || e->cfg.low_pct >= e->cfg.high_pct)
+		e->cfg.low_pct = e->cfg.high_pct * 5 / 6;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
+	pthread_cond_init(&e->done, NULL);
 	ret = dupstr(&e->fsid, cfg->mount.fsid);
 	if (ret == 0)
 		ret = dupstr(&e->bucket, cfg->mount.bucket);
 	if (ret == 0)
 		ret = dupstr(&e->prefix, cfg->mount.prefix);
 	if (ret == 0)
-		ret = dupstr(&e->region, cfg->region ? cfg->region : "us-east-1");
+		ret = dupstr(&e->region,
+			     cfg->region ? cfg->region : "us-east-1");
 	if (ret == 0)
 		ret = dupstr(&e->account,
 			     cfg->account ? cfg->account : "000000000000");
@@ -964,5 +1079,6 @@ void task_engine_free(struct task_engine *e)
 	free(e->account);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
+	pthread_cond_destroy(&e->done);
 	free(e);
 }

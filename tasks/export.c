@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -137,10 +138,17 @@ static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 			meta_chunk_set(txn, ino, i);
 		mi.cached_bytes = size;
 	}
-	if (S_ISREG(mi.mode) && mi.cached_bytes == 0 && size > 0)
+	if (S_ISREG(mi.mode) && mi.cached_bytes == 0 && size > 0) {
 		mi.state = META_RELEASED;
-	else
+	} else {
 		mi.state = META_ARCHIVED;
+		if (S_ISREG(mi.mode)) {
+			/* Releasable from now on: enter the LRU. */
+			if (!mi.last_access_ns)
+				mi.last_access_ns = time_now_ns();
+			meta_lru_put(txn, mi.last_access_ns, ino);
+		}
+	}
 	meta_inode_put(txn, &mi);
 	meta_dirty_del(txn, ino);
 	ret = meta_txn_commit(txn);
@@ -219,6 +227,8 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 		ret = -ENOMEM;
 		goto out;
 	}
+	if (!needs_export(&mi, key))
+		goto out; /* exported already (overlapping paths) */
 	o.nmeta = s3_posix_headers(mi.mode, mi.uid, mi.gid, mi.atime_ns,
 				   mi.mtime_ns, hdrs, &bufs);
 	o.meta = hdrs;
@@ -249,8 +259,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 			*code = "LOCAL_DATA_INCOMPLETE";
 	}
 	if (ret == 0)
-		ret = mark_exported(r, ino, mi.generation, key, etag,
-				    uploaded);
+		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
 	if (ret < 0 && !*code)
 		*code = error_code(ret);
 out:
@@ -279,8 +288,9 @@ static int collect_paths(struct task_run *r, struct collect *c)
 		ret = task_resolve(txn, p, &ino);
 		meta_txn_abort(txn);
 		if (ret == -ENOENT || ret == -ENOTDIR) {
-			task_run_fail(r, "The path %s does not exist in the"
-					 " file system",
+			task_run_fail(r,
+				      "The path %s does not exist in the"
+				      " file system",
 				      p);
 			return -ENOENT;
 		}

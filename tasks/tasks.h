@@ -24,11 +24,13 @@ struct task_engine_config {
 	struct s3_client *s3;
 	struct hydrate *hy;
 	struct task_mount_info mount; /* fsid, bucket, prefix */
-	const char *region; /* for ResourceARN */
-	const char *account; /* for ResourceARN; NULL = "000000000000" */
-	unsigned max_active; /* non-finished tasks; 0 = 100 */
+	const char *region;	      /* for ResourceARN */
+	const char *account;	/* for ResourceARN; NULL = "000000000000" */
+	unsigned max_active;	/* non-finished tasks; 0 = 100 */
 	unsigned keep_finished; /* finished tasks kept; 0 = 1000 */
-	uint64_t capacity; /* cache size, for DescribeFileSystems */
+	uint64_t capacity; /* cache size: eviction and DescribeFileSystems */
+	unsigned high_pct; /* start evicting above this % of capacity (90) */
+	unsigned low_pct;  /* evict down to this % (75) */
 	bool export_overwrite; /* --export-conflicts=overwrite */
 	/* Told when a task changes a regular file's state (as hydrate's). */
 	hydrate_change_cb on_change;
@@ -63,8 +65,15 @@ int task_engine_describe(struct task_engine *e, const char *json, size_t len,
 			 char **resp);
 int task_engine_cancel(struct task_engine *e, const char *json, size_t len,
 		       char **resp);
-int task_engine_describe_fs(struct task_engine *e, const char *json,
-			    size_t len, char **resp);
+int task_engine_describe_fs(struct task_engine *e, const char *json, size_t len,
+			    char **resp);
+
+/*
+ * hydrate_space_fn for the cache: make room for bytes by running (or
+ * joining) an automatic AUTO_RELEASE_DATA task and waiting for it. 0 when
+ * it freed something, -ENOSPC when nothing was left to release.
+ */
+int task_engine_make_space(void *engine, uint64_t bytes);
 
 /* The control tree: tasks by name (their ClientRequestToken, or TaskId when
  * they have none). get: the DataRepositoryTask JSON (malloc'ed) or -ENOENT.

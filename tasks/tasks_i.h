@@ -39,6 +39,17 @@ bool task_run_canceled(const struct task_run *r);
 void task_run_fail(struct task_run *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* For automatic AUTO_RELEASE tasks: the exact byte target (0: use
+ * CapacityToRelease). */
+uint64_t task_run_target_bytes(const struct task_run *r);
+/* Files counted so far (succeeded + failed). */
+uint64_t task_run_done_count(const struct task_run *r);
+
+/* Release least recently used archived files until target bytes are freed
+ * or none is left; r may be NULL (no task to report to). */
+int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
+		     uint64_t target, uint64_t *freed);
+
 /* Type implementations: 0 when the task ran to its end (failed files make it
  * FAILED through their count), negative after task_run_fail(). */
 int task_exec_export(struct task_run *r);

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+/*
+ * RELEASE_DATA_FROM_FILESYSTEM and AUTO_RELEASE_DATA: drop the cached data
+ * of archived files, keeping every bit of metadata; the next read fetches
+ * it back from S3. Only archived, unpinned files without open handles are
+ * released (hydrate_release checks that under the file's locks, so a write
+ * racing a release either lands first — the file is dirty and kept — or
+ * after, on a released file).
+ *
+ * RELEASE walks its paths and releases files whose max(atime, ctime, mtime)
+ * lies more than Value days before the task was created. AUTO_RELEASE takes
+ * the least recently used files from the lru index, oldest first, in slices,
+ * until CapacityToRelease is freed or nothing eligible is left.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "tasks/tasks_i.h"
+
+#define NS_PER_DAY (86400ll * 1000000000ll)
+#define SLICE	   256
+
+struct cand {
+	char *rel;
+	uint64_t ino;
+};
+
+struct rcollect {
+	int64_t cutoff; /* release files last touched before this */
+	bool any_age;
+	struct cand *v;
+	size_t n, cap;
+};
+
+static int64_t last_touch(const struct meta_inode *mi)
+{
+	return MAX(mi->atime_ns, MAX(mi->ctime_ns, mi->mtime_ns));
+}
+
+static int rcollect_cb(void *arg, const char *rel, const struct meta_inode *mi)
+{
+	struct rcollect *c = arg;
+
+	/* TotalCount: files eligible by path and age that hold data;
+	 * new/dirty files are skipped, not counted. */
+	if (!S_ISREG(mi->mode) || mi->state != META_ARCHIVED)
+		return 0;
+	if (!c->any_age && last_touch(mi) >= c->cutoff)
+		return 0;
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 256;
+		struct cand *n = realloc(c->v, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->v = n;
+		c->cap = ncap;
+	}
+	c->v[c->n].rel = strdup(rel);
+	if (!c->v[c->n].rel)
+		return -ENOMEM;
+	c->v[c->n].ino = mi->ino;
+	c->n++;
+	return 0;
+}
+
+static const char *release_code(int err)
+{
+	return err == -ENOENT ? "PATH_NOT_FOUND" : "LOCAL_IO_ERROR";
+}
+
+int task_exec_release(struct task_run *r)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	const struct task_request *q = task_run_request(r);
+	static char *const root[] = {"/"};
+	char *const *paths = q->npaths ? q->paths : root;
+	size_t npaths = q->npaths ? q->npaths : 1;
+	struct rcollect c = {0};
+	int ret = 0;
+
+	c.any_age = q->release_days == 0;
+	c.cutoff =
+		task_run_created_ns(r) - (int64_t)q->release_days * NS_PER_DAY;
+	for (size_t i = 0; i < npaths && ret == 0; i++) {
+		struct meta_txn *txn;
+		const char *p = paths[i];
+		uint64_t ino;
+		char *rel;
+
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			break;
+		ret = task_resolve(txn, p, &ino);
+		meta_txn_abort(txn);
+		if (ret == -ENOENT || ret == -ENOTDIR) {
+			task_run_fail(r,
+				      "The path %s does not exist in the"
+				      " file system",
+				      p);
+			ret = -ENOENT;
+			break;
+		}
+		while (*p == '/')
+			p++;
+		rel = strdup(p);
+		if (!rel) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (size_t l = strlen(rel); l > 0 && rel[l - 1] == '/'; l--)
+			rel[l - 1] = '\0';
+		if (ret == 0)
+			ret = task_walk(cfg->db, ino, rel, rcollect_cb, &c);
+		free(rel);
+	}
+	if (ret == 0) {
+		task_run_set_total(r, c.n);
+		for (size_t i = 0; i < c.n && !task_run_canceled(r); i++) {
+			uint64_t freed = 0;
+			int err = hydrate_release(cfg->hy, c.v[i].ino, true,
+						  &freed);
+			/* Changed, pinned or opened since the walk: skipped
+			 * as FSx skips them, not failed. */
+			if (err == -EAGAIN || err == -EBUSY)
+				err = 0;
+			task_run_add_released(r, freed);
+			task_run_file_done(r, c.v[i].rel, err,
+					   release_code(err));
+		}
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].rel);
+	free(c.v);
+	return ret;
+}
+
+struct lru_slice {
+	int64_t ts[SLICE];
+	uint64_t ino[SLICE];
+	size_t n;
+	int64_t after_ts; /* resume strictly after (after_ts, after_ino) */
+	uint64_t after_ino;
+};
+
+static int slice_cb(void *arg, int64_t ts, uint64_t ino)
+{
+	struct lru_slice *s = arg;
+
+	if (ts < s->after_ts || (ts == s->after_ts && ino <= s->after_ino))
+		return 0;
+	s->ts[s->n] = ts;
+	s->ino[s->n] = ino;
+	return ++s->n == SLICE;
+}
+
+int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
+		     uint64_t target, uint64_t *freed_out)
+{
+	struct lru_slice s = {.after_ts = INT64_MIN};
+	uint64_t freed = 0;
+	int ret = 0;
+
+	while (freed < target && ret == 0 && !(r && task_run_canceled(r))) {
+		struct meta_txn *txn;
+
+		s.n = 0;
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			break;
+		ret = meta_lru_foreach(txn, slice_cb, &s);
+		meta_txn_abort(txn);
+		if (ret < 0)
+			break;
+		ret = 0;
+		if (s.n == 0)
+			break; /* nothing eligible left */
+		for (size_t i = 0; i < s.n && freed < target; i++) {
+			uint64_t f = 0;
+			int err = hydrate_release(cfg->hy, s.ino[i], true, &f);
+			if (err == -EAGAIN || err == -ENOENT) {
+				/* Not archived any more: a stale entry. */
+				struct meta_txn *w;
+				if (meta_txn_begin(cfg->db, true, &w) == 0) {
+					meta_lru_del(w, s.ts[i], s.ino[i]);
+					meta_txn_commit(w);
+				}
+				continue;
+			}
+			if (err == 0) {
+				freed += f;
+				if (r) {
+					task_run_add_released(r, f);
+					task_run_file_done(r, "", 0, NULL);
+				}
+			}
+		}
+		s.after_ts = s.ts[s.n - 1];
+		s.after_ino = s.ino[s.n - 1];
+	}
+	*freed_out = freed;
+	return ret;
+}
+
+int task_exec_auto_release(struct task_run *r)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	const struct task_request *q = task_run_request(r);
+	uint64_t target = task_run_target_bytes(r), freed = 0;
+	int ret;
+
+	if (!target)
+		target = q->capacity_gib << 30;
+	ret = task_release_lru(cfg, r, target, &freed);
+	/* Which files go is only known as they go: the total is what was
+	 * released. */
+	task_run_set_total(r, task_run_done_count(r));
+	return ret;
+}
