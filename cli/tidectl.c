@@ -362,14 +362,13 @@ static void sleep_ms(long ms)
 }
 
 /* Poll the task until its Lifecycle is final; *task is replaced. */
-static int wait_task(const struct cli *c, const char *mount, const char *name,
-		     json_t **task, struct cli_err *e)
+static int wait_task(const char *mount, const char *name, json_t **task,
+		     struct cli_err *e)
 {
 	bool tty = isatty(STDERR_FILENO);
 	long delay = 100;
 	int ret = 0;
 
-	(void)c;
 	while (!cli_lifecycle_final(cli_json_str(*task, "Lifecycle"))) {
 		json_t *t;
 		if (tty)
@@ -439,7 +438,7 @@ static int cmd_create(struct cli *c, int argc, char **argv)
 	rc = cli_create_task(o.mount, o.token, text, &task, &e);
 	free(text);
 	if (rc == 0 && o.wait)
-		rc = wait_task(c, o.mount, o.token, &task, &e);
+		rc = wait_task(o.mount, o.token, &task, &e);
 	if (rc < 0) {
 		json_decref(task);
 		return fail(c, &e);
@@ -519,7 +518,12 @@ static int cmd_cancel(struct cli *c, int argc, char **argv)
 	if (cli_find_task(pos[0], pos[1], &task, &e) < 0)
 		return fail(c, &e);
 	id = cli_json_str(task, "TaskId");
-	if (cli_cancel(pos[0], id, &e) < 0) {
+	rc = cli_cancel(pos[0], id, &e);
+	if (rc == -EINVAL &&
+	    !cli_lifecycle_final(cli_json_str(task, "Lifecycle")))
+		cli_err_set(&e, "", "%s: the daemon refused to cancel it (%s)",
+			    id, strerror(EINVAL));
+	if (rc < 0) {
 		json_decref(task);
 		return fail(c, &e);
 	}
