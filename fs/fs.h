@@ -31,6 +31,10 @@ struct fs_options {
 	uint32_t chunk_size;
 	int fetch_threads;
 	int import_parallel;
+	int high_pct, low_pct; /* eviction watermarks, % of the cache size */
+	bool export_overwrite; /* --export-conflicts=overwrite */
+	char *api_listen; /* owned: "127.0.0.1:PORT" or "unix:/path", or NULL */
+	char *api_credentials; /* owned: shared-credentials file, or NULL */
 	bool show_help, show_version;
 };
 

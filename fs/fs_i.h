@@ -23,6 +23,10 @@
 
 #define FS_NSTATES 5
 
+/* File state (read-only) and pinning (settable) xattrs. */
+#define FS_STATE_XATTR "user.tidefs.state"
+#define FS_PIN_XATTR   "user.tidefs.norelease"
+
 struct ctl_buf;
 struct ctl_name;
 struct task_engine;

@@ -358,6 +358,9 @@ static int start_engine(struct fs *fs)
 	tc.mount.prefix = fs->opt->prefix;
 	tc.region = fs->opt->region;
 	tc.capacity = fs->capacity;
+	tc.high_pct = (unsigned)fs->opt->high_pct;
+	tc.low_pct = (unsigned)fs->opt->low_pct;
+	tc.export_overwrite = fs->opt->export_overwrite;
 	tc.on_change = fs_on_change;
 	tc.cb_arg = fs;
 	ret = task_engine_new(&tc, &fs->engine);

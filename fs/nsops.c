@@ -721,6 +721,8 @@ out:
 
 static int xattr_name_ok(const char *name)
 {
+	if (!strcmp(name, FS_PIN_XATTR))
+		return 0;
 	if (!strncmp(name, RESERVED_XATTR_PREFIX,
 		     strlen(RESERVED_XATTR_PREFIX)))
 		return -EPERM;
@@ -729,6 +731,13 @@ static int xattr_name_ok(const char *name)
 	if (strlen(name) > 255)
 		return -ERANGE;
 	return 0;
+}
+
+static int pin_value_ok(const char *value, size_t size)
+{
+	if (!value)
+		return 0;
+	return size == 1 && value[0] == '1' ? 0 : -EINVAL;
 }
 
 /* Set (value != NULL) or remove an xattr in one transaction. */
@@ -751,20 +760,41 @@ static int change_xattr(struct fs *fs, fuse_ino_t ino, const char *name,
 		ret = meta_inode_get(txn, ino, &mi);
 	if (ret < 0)
 		goto out;
-	ret = meta_xattr_get(txn, ino, name, probe, 0, &len);
-	if (ret < 0 && ret != -ENOENT && ret != -ERANGE)
+	if (!strcmp(name, FS_PIN_XATTR)) {
+		/* Pinning (hsm_set --norelease): a flag, not a stored value. */
+		exists = (mi.flags & META_F_NORELEASE) != 0;
+		ret = pin_value_ok(value, size);
+	} else {
+		ret = meta_xattr_get(txn, ino, name, probe, 0, &len);
+		if (ret < 0 && ret != -ENOENT && ret != -ERANGE)
+			goto out;
+		exists = ret != -ENOENT;
+		ret = 0;
+	}
+	if (ret < 0)
 		goto out;
-	exists = ret != -ENOENT;
 	if (value && (flags & XATTR_CREATE) && exists)
 		ret = -EEXIST;
 	else if ((!value || (flags & XATTR_REPLACE)) && !exists)
 		ret = -ENODATA;
+	else if (!strcmp(name, FS_PIN_XATTR) && !S_ISREG(mi.mode))
+		ret = -EPERM;
+	else if (!strcmp(name, FS_PIN_XATTR))
+		mi.flags = value ? mi.flags | META_F_NORELEASE
+				 : mi.flags & ~(uint32_t)META_F_NORELEASE;
 	else if (value)
 		ret = meta_xattr_put(txn, ino, name, value, size);
 	else
 		ret = meta_xattr_del(txn, ino, name);
 	if (ret < 0)
 		goto out;
+	if (!strcmp(name, FS_PIN_XATTR)) {
+		/* Local policy, not file metadata: no ctime, not dirty. */
+		meta_inode_put(txn, &mi);
+		ret = meta_txn_commit(txn);
+		txn = NULL;
+		goto out;
+	}
 	mi.ctime_ns = time_now_ns();
 	mark_changed(txn, &mi, &note);
 	meta_inode_put(txn, &mi);

@@ -18,7 +18,7 @@
 
 #include "fs/fs_i.h"
 
-#define STATE_XATTR    "user.tidefs.state"
+#define STATE_XATTR    FS_STATE_XATTR
 #define XATTR_SIZE_MAX 65536
 
 static struct fs *req_fs(fuse_req_t req)
@@ -667,6 +667,18 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	if (strcmp(name, FS_PIN_XATTR) == 0) {
+		struct meta_inode mi = {0};
+		ret = get_inode(fs, ino, &mi);
+		if (ret == 0 && !(mi.flags & META_F_NORELEASE))
+			ret = -ENODATA;
+		meta_inode_release(&mi);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			reply_xattr(req, "1", 1, size);
+		return;
+	}
 	if (strcmp(name, STATE_XATTR) == 0) {
 		const char *st;
 		ret = state_name(fs, ino, &st);
@@ -734,7 +746,13 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (ret == 0)
 		ret = meta_txn_begin(fs->db, false, &txn);
 	if (ret == 0) {
-		ret = meta_xattr_foreach(txn, ino, xlist_add, &x);
+		struct meta_inode mi = {0};
+		if (meta_inode_get(txn, ino, &mi) == 0 &&
+		    (mi.flags & META_F_NORELEASE))
+			ret = xlist_add(&x, FS_PIN_XATTR);
+		meta_inode_release(&mi);
+		if (ret == 0)
+			ret = meta_xattr_foreach(txn, ino, xlist_add, &x);
 		meta_txn_abort(txn);
 	}
 	if (ret < 0)

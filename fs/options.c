@@ -24,6 +24,11 @@ enum {
 	OPT_CHUNK,
 	OPT_FETCH,
 	OPT_IMPORT,
+	OPT_HIGH,
+	OPT_LOW,
+	OPT_CONFLICTS,
+	OPT_API_LISTEN,
+	OPT_API_CREDS,
 };
 
 static const struct option long_opts[] = {
@@ -39,6 +44,11 @@ static const struct option long_opts[] = {
 	{"chunk-size", required_argument, NULL, OPT_CHUNK},
 	{"fetch-threads", required_argument, NULL, OPT_FETCH},
 	{"import-parallel", required_argument, NULL, OPT_IMPORT},
+	{"high-watermark", required_argument, NULL, OPT_HIGH},
+	{"low-watermark", required_argument, NULL, OPT_LOW},
+	{"export-conflicts", required_argument, NULL, OPT_CONFLICTS},
+	{"api-listen", required_argument, NULL, OPT_API_LISTEN},
+	{"api-credentials", required_argument, NULL, OPT_API_CREDS},
 	{"foreground", no_argument, NULL, 'f'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -81,6 +91,17 @@ void fs_usage(const char *prog)
 	       "  --fetch-threads N      parallel range GETs (default 16)\n"
 	       "  --import-parallel N    parallel HeadObject at import (default"
 	       " 32)\n"
+	       "  --high-watermark PCT   evict above PCT%% of the cache size"
+	       " (default 90)\n"
+	       "  --low-watermark PCT    evict down to PCT%% (default 75)\n"
+	       "  --export-conflicts fail|overwrite\n"
+	       "                         an export over an object changed in S3"
+	       " fails\n"
+	       "                         (default) or overwrites it\n"
+	       "  --api-listen ADDR      serve the FSx API on 127.0.0.1:PORT or"
+	       " unix:/path\n"
+	       "  --api-credentials FILE keys the FSx API accepts (AWS"
+	       " credentials format)\n"
 	       "  -f, --foreground       stay in the foreground, log to "
 	       "stderr\n"
 	       "  -o OPT[,OPT...]        mount options: allow_other, ro, ...\n"
@@ -305,6 +326,28 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 			return fail(err, errlen,
 				    "bad --import-parallel '%s' (1-256)", arg);
 		return 0;
+	case OPT_HIGH:
+		if (parse_int_opt(arg, 2, 100, &o->high_pct) < 0)
+			return fail(err, errlen,
+				    "bad --high-watermark '%s' (2-100)", arg);
+		return 0;
+	case OPT_LOW:
+		if (parse_int_opt(arg, 1, 99, &o->low_pct) < 0)
+			return fail(err, errlen,
+				    "bad --low-watermark '%s' (1-99)", arg);
+		return 0;
+	case OPT_CONFLICTS:
+		if (strcmp(arg, "fail") && strcmp(arg, "overwrite"))
+			return fail(err, errlen,
+				    "bad --export-conflicts '%s' (fail or"
+				    " overwrite)",
+				    arg);
+		o->export_overwrite = !strcmp(arg, "overwrite");
+		return 0;
+	case OPT_API_LISTEN:
+		return set_str(&o->api_listen, arg);
+	case OPT_API_CREDS:
+		return abs_path(arg, &o->api_credentials);
 	case 'f':
 		o->foreground = true;
 		return 0;
@@ -332,6 +375,8 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 	o->chunk_size = 1u << 20;
 	o->fetch_threads = 16;
 	o->import_parallel = 32;
+	o->high_pct = 90;
+	o->low_pct = 75;
 	err[0] = '\0';
 	ret = apply_env(o, err, errlen);
 	if (ret < 0)
@@ -377,6 +422,13 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 		return fail(err, errlen, "--cache-dir DIR is required");
 	if (!o->region && set_str(&o->region, "us-east-1"))
 		return -ENOMEM;
+	if (o->low_pct >= o->high_pct)
+		return fail(err, errlen,
+			    "--low-watermark must be below --high-watermark");
+	if (o->api_listen && !o->api_credentials)
+		return fail(err, errlen,
+			    "--api-listen needs --api-credentials FILE (keys"
+			    " are never taken on the command line)");
 	return 0;
 }
 
@@ -390,5 +442,7 @@ void fs_options_release(struct fs_options *o)
 	free(o->region);
 	free(o->profile);
 	free(o->fuse_opts);
+	free(o->api_listen);
+	free(o->api_credentials);
 	memset(o, 0, sizeof(*o));
 }
