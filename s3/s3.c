@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The S3 client: signed requests over libcurl, retries, and the operations
- * of s3.h (ListObjectsV2, HeadObject, ranged GetObject, PutObject, bucket
- * check).
+ * The S3 client: signed requests over libcurl, retries, and the read-side
+ * operations of s3.h (ListObjectsV2, HeadObject, ranged GetObject, PutObject
+ * from memory, bucket check). upload.c has the export side on top of
+ * s3_perform().
  *
  * DESIGN
  * - Handles: a pool of curl easy handles (pool_lock + pool_cond). A call
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -54,6 +56,7 @@ struct s3_client {
 	int request_timeout_ms;
 	int max_handles;
 	int list_page_size;
+	uint64_t copy_single_max; /* tests only; 0 = 5 GiB */
 	atomic_uint_fast64_t attempts;
 
 	CURLSH *share;
@@ -295,6 +298,21 @@ void s3_client_set_list_page_size(struct s3_client *c, int max_keys)
 	c->list_page_size = max_keys;
 }
 
+void s3_client_set_copy_single_max(struct s3_client *c, uint64_t bytes)
+{
+	c->copy_single_max = bytes;
+}
+
+uint64_t s3_client_copy_single_max(const struct s3_client *c)
+{
+	return c->copy_single_max ? c->copy_single_max : 5ull << 30;
+}
+
+const char *s3_client_bucket(const struct s3_client *c)
+{
+	return c->bucket;
+}
+
 uint64_t s3_client_attempts(struct s3_client *c)
 {
 	return atomic_load(&c->attempts);
@@ -343,48 +361,6 @@ static const char *const meta_names[] = {
 	"x-amz-meta-file-permissions", "x-amz-meta-file-owner",
 	"x-amz-meta-file-group",       "x-amz-meta-file-atime",
 	"x-amz-meta-file-mtime",
-};
-
-/* The response headers we use, of the last response only. */
-struct resp_hdrs {
-	char etag[80];
-	char last_modified[64];
-	char content_range[96];
-	uint64_t content_length;
-	bool have_length;
-	bool bad; /* a header we use was too long */
-	char meta[5][96];
-	unsigned meta_set;  /* bit per enum meta_field */
-	unsigned meta_long; /* bit per enum meta_field: value truncated */
-};
-
-struct s3_req {
-	/* request */
-	const char *method;
-	const char *key;   /* NULL: the bucket */
-	const char *query; /* encoded; NULL or "" for none */
-	const struct s3_header *hdrs;
-	size_t nhdrs;
-	const void *body;
-	size_t body_len;
-	/* ranged GET into a caller buffer */
-	bool windowed;
-	char *win;
-	size_t win_len;
-	uint64_t win_off;
-	size_t max_body; /* other bodies are kept up to this many bytes */
-
-	/* response, reset for each attempt */
-	CURL *curl;
-	long status;
-	struct s3_buf resp;
-	struct resp_hdrs h;
-	size_t win_got;
-	uint64_t body_seen;
-	bool win_done; /* stopped a 200 once the window was full */
-	bool too_big;
-	bool overflow;
-	size_t upload_pos;
 };
 
 static void copy_hdr(char *dst, size_t dstlen, const char *v, size_t len,
@@ -498,10 +474,26 @@ static size_t on_upload(char *p, size_t sz, size_t n, void *ud)
 {
 	struct s3_req *r = ud;
 	size_t take = MIN(sz * n, r->body_len - r->upload_pos);
+	ssize_t got;
 
-	memcpy(p, (const char *)r->body + r->upload_pos, take);
-	r->upload_pos += take;
-	return take;
+	if (!take)
+		return 0;
+	if (!r->body_from_fd) {
+		memcpy(p, (const char *)r->body + r->upload_pos, take);
+		r->upload_pos += take;
+		return take;
+	}
+	do
+		got = pread(r->body_fd, p, take,
+			    (off_t)(r->body_fd_off + r->upload_pos));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		/* 0: the file is shorter than the length we announced. */
+		r->read_err = got < 0 ? errno : EIO;
+		return CURL_READFUNC_ABORT;
+	}
+	r->upload_pos += (size_t)got;
+	return (size_t)got;
 }
 
 static int on_seek(void *ud, curl_off_t off, int origin)
@@ -576,7 +568,9 @@ static int prepare(struct s3_client *c, struct s3_req *r, CURL *h,
 
 	gmtime_r(&now, &tm);
 	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-	if (r->body_len)
+	if (r->payload_hash)
+		snprintf(payload, sizeof(payload), "%s", r->payload_hash);
+	else if (r->body_len && !r->body_from_fd)
 		s3_sha256_hex(r->body, r->body_len, payload);
 	else
 		memcpy(payload, EMPTY_SHA256, sizeof(payload));
@@ -653,7 +647,11 @@ static int prepare(struct s3_client *c, struct s3_req *r, CURL *h,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	if (!strcmp(r->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else if (!strcmp(r->method, "PUT")) {
+	} else if (!strcmp(r->method, "PUT") || !strcmp(r->method, "POST")) {
+		/* An upload, also for POST: no form Content-Type, and an empty
+		 * body still sends Content-Length: 0. */
+		if (strcmp(r->method, "PUT"))
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_upload);
 		curl_easy_setopt(h, CURLOPT_READDATA, r);
@@ -711,6 +709,10 @@ static int status_error(struct s3_req *r, bool *retry)
 		return -EACCES;
 	case 404:
 		return -ENOENT;
+	case 409:
+		/* A concurrent conditional write won the race. */
+		return strcmp(code, "ConditionalRequestConflict") ? -EINVAL
+								  : -ESTALE;
 	case 412:
 		return -ESTALE;
 	case 416:
@@ -776,6 +778,44 @@ static void reset_response(struct s3_req *r)
 	r->too_big = false;
 	r->overflow = false;
 	r->upload_pos = 0;
+	r->read_err = 0;
+}
+
+static bool retryable_code(const char *code)
+{
+	return !strcmp(code, "InternalError") ||
+	       !strcmp(code, "ServiceUnavailable") ||
+	       !strcmp(code, "SlowDown") || !strcmp(code, "RequestTimeout");
+}
+
+/* A 200 whose body is an <Error> (CopyObject, UploadPartCopy and
+ * CompleteMultipartUpload fail that way once the headers are out). */
+static int error_in_200(struct s3_req *r, bool *retry)
+{
+	char code[128], msg[384];
+	const char *p = r->resp.p;
+	size_t len = r->resp.len;
+
+	while (len && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+		p++;
+		len--;
+	}
+	if (!len ||
+	    s3_parse_error(p, len, code, sizeof(code), msg, sizeof(msg)) ||
+	    !*code)
+		return 0; /* not an <Error>: the caller parses the body */
+	s3_set_error(code, *msg ? msg : "error in a 200 response");
+	*retry = retryable_code(code);
+	if (*retry)
+		return -EIO;
+	if (!strcmp(code, "PreconditionFailed") ||
+	    !strcmp(code, "ConditionalRequestConflict"))
+		return -ESTALE;
+	if (!strncmp(code, "NoSuch", 6))
+		return -ENOENT;
+	if (!strcmp(code, "AccessDenied"))
+		return -EACCES;
+	return -EIO;
 }
 
 static int attempt(struct s3_client *c, struct s3_req *r, CURL *h,
@@ -801,10 +841,16 @@ static int attempt(struct s3_client *c, struct s3_req *r, CURL *h,
 	curl_slist_free_all(hl);
 	if (cc == CURLE_WRITE_ERROR && r->win_done)
 		cc = CURLE_OK;
+	if (cc == CURLE_ABORTED_BY_CALLBACK && r->read_err) {
+		s3_set_error("", "reading the upload's source file failed");
+		return -r->read_err;
+	}
 	if (cc != CURLE_OK)
 		return curl_error(r, cc, errbuf, retry);
 	if (r->status < 200 || r->status >= 300)
 		return status_error(r, retry);
+	if (r->error_in_200)
+		return error_in_200(r, retry);
 	return 0;
 }
 
@@ -819,7 +865,7 @@ static int64_t backoff_ns(int n)
 }
 
 /* Run r with retries; 0 on a 2xx, else -errno (s3_error_* set). */
-static int perform(struct s3_client *c, struct s3_req *r)
+int s3_perform(struct s3_client *c, struct s3_req *r)
 {
 	int64_t deadline = time_mono_ns() + c->retry_total_ms * 1000000ll;
 	char *path;
@@ -903,7 +949,7 @@ static int list_page(struct s3_client *c, const char *prefix, const char *token,
 		return -ENOMEM;
 	}
 	r.query = q.p;
-	ret = perform(c, &r);
+	ret = s3_perform(c, &r);
 	if (!ret) {
 		ret = s3_parse_list(r.resp.p, r.resp.len, pg);
 		if (ret == -EPROTO)
@@ -963,7 +1009,7 @@ int s3_check_bucket(struct s3_client *c, const char *prefix)
 	return ret;
 }
 
-static void parse_meta(const char *key, struct resp_hdrs *h,
+static void parse_meta(const char *key, struct s3_resp_hdrs *h,
 		       struct s3_object *o)
 {
 	static atomic_uint warned;
@@ -1027,7 +1073,7 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object *out)
 	if (!c || !key || !*key || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-	ret = perform(c, &r);
+	ret = s3_perform(c, &r);
 	s3_buf_release(&r.resp);
 	if (ret)
 		return ret;
@@ -1050,7 +1096,7 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object *out)
 	return 0;
 }
 
-static bool etag_equal(const char *a, const char *b)
+bool s3_etag_equal(const char *a, const char *b)
 {
 	size_t la, lb;
 
@@ -1120,12 +1166,12 @@ int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
 	hdrs[r.nhdrs++] = (struct s3_header){"range", range};
 	if (if_match && *if_match)
 		hdrs[r.nhdrs++] = (struct s3_header){"if-match", if_match};
-	ret = perform(c, &r);
+	ret = s3_perform(c, &r);
 	s3_buf_release(&r.resp);
 	if (ret)
 		return ret;
 	if (if_match && *if_match && r.h.etag[0] &&
-	    !etag_equal(r.h.etag, if_match)) {
+	    !s3_etag_equal(r.h.etag, if_match)) {
 		s3_set_error("PreconditionFailed", "ETag changed");
 		return -ESTALE;
 	}
@@ -1154,7 +1200,7 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data,
 		etag_out[0] = '\0';
 	if (!c || !key || !*key || (len && !data) || (nhdrs && !hdrs))
 		return -EINVAL;
-	ret = perform(c, &r);
+	ret = s3_perform(c, &r);
 	s3_buf_release(&r.resp);
 	if (!ret && etag_out)
 		memcpy(etag_out, r.h.etag, 80);

@@ -149,6 +149,78 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data,
 		  size_t len, const struct s3_header *hdrs, size_t nhdrs,
 		  char etag_out[80]);
 
+/* ---- export: uploads from a file, copies, deletes ---- */
+
+/* Conditions on a write: if_match = required current ETag (NULL: none);
+ * if_none_match_any = fail if the key exists (If-None-Match: *). */
+struct s3_put_opts {
+	const char *if_match;
+	bool if_none_match_any;
+	const struct s3_header
+		*meta; /* extra headers, e.g. x-amz-meta-file-* */
+	size_t nmeta;
+	uint64_t part_size;  /* multipart part size; 0 = 16 MiB */
+	int parallel;	     /* parts in flight; 0 = 4 */
+	uint64_t single_max; /* sizes <= this use one PUT; 0 = 32 MiB */
+};
+
+/*
+ * Upload len bytes of fd starting at file offset 0 as key, streaming (never
+ * the whole file in memory): one PutObject up to single_max, else a multipart
+ * upload (CreateMultipartUpload, UploadPart in parallel with pread-backed
+ * bodies and a retried Content-MD5/sha256 per part, CompleteMultipartUpload
+ * with the conditions, AbortMultipartUpload on any failure). etag_out gets
+ * the new ETag with quotes. -ESTALE on 412 (condition failed; also 409
+ * ConditionalRequestConflict), other errors as s3.h.
+ *
+ * Details: o may be NULL (no conditions, defaults); etag_out may be NULL.
+ * part_size is raised to S3's 5 MiB minimum and so that at most 10,000
+ * parts are needed, and capped at 5 GiB (as is single_max). A multipart
+ * upload with conditions first checks them with a HeadObject, so a stale
+ * file fails before its data is sent (S3 checks them again at Complete).
+ * -ENOENT also when if_match is set and the key is gone (S3 answers 404
+ * NoSuchKey); -errno of pread, or -EIO when the file is shorter than len;
+ * -EINVAL when the file changed while it was sent (BadDigest). -EFBIG
+ * beyond 5 GiB * 10,000 bytes.
+ */
+int s3_put_file(struct s3_client *c, const char *key, int fd, uint64_t len,
+		const struct s3_put_opts *o, char etag_out[80]);
+
+/*
+ * CopyObject src_key -> dst_key in the same bucket with new metadata
+ * (x-amz-metadata-directive: REPLACE, headers from o->meta; o->if_match
+ * applies to the SOURCE as x-amz-copy-source-if-match; if_none_match_any to
+ * the destination). Objects > 5 GiB use UploadPartCopy multipart. Parse the
+ * CopyObjectResult body (a 200 with an <Error> body is an error!).
+ *
+ * Details: the source is looked up first (HeadObject: its size, and the
+ * conditions checked early); -ENOENT when it is gone, -ESTALE when its ETag
+ * is not o->if_match, or the destination exists with if_none_match_any.
+ * UploadPartCopy pins every part to the source's ETag (o->if_match, else
+ * the one HeadObject saw), so a source replaced mid-copy gives -ESTALE, not
+ * a mix. part_size 0 means 512 MiB for copies; parallel as for uploads.
+ */
+int s3_copy_object(struct s3_client *c, const char *src_key,
+		   const char *dst_key, const struct s3_put_opts *o,
+		   char etag_out[80]);
+
+/* DeleteObject. 0 also when the key does not exist (S3 answers 204). */
+int s3_delete_object(struct s3_client *c, const char *key);
+
+/*
+ * Format the FSx POSIX metadata headers for mode/uid/gid/atime/mtime into
+ * hdrs (5 entries, values in bufs) — x-amz-meta-file-permissions as %07o
+ * octal with type bits (e.g. 0100644), owner/group decimal, atime/mtime as
+ * "<ns>ns". Returns the number of headers. The setuid bit is dropped
+ * (FSx: "setuid is dropped on export"); hdrs point into bufs.
+ */
+struct s3_meta_bufs {
+	char v[5][32];
+};
+size_t s3_posix_headers(uint32_t mode, uint32_t uid, uint32_t gid,
+			int64_t atime_ns, int64_t mtime_ns,
+			struct s3_header hdrs[5], struct s3_meta_bufs *bufs);
+
 struct s3_sigv4_request {
 	const char *method; /* "GET" */
 	const char *path;   /* already URI-encoded path, "/bucket/key%20x" */

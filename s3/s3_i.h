@@ -51,6 +51,81 @@ void s3_set_error(const char *code, const char *msg);
  * epoch. 0 or -EINVAL. */
 int s3_parse_iso8601(const char *s, int64_t *ns);
 
+/* ---- one request (s3.c), used by the operations in s3.c and upload.c ---- */
+
+/* The response headers we use, of the last response only. */
+struct s3_resp_hdrs {
+	char etag[80];
+	char last_modified[64];
+	char content_range[96];
+	uint64_t content_length;
+	bool have_length;
+	bool bad; /* a header we use was too long */
+	char meta[5][96];
+	unsigned meta_set;  /* bit per x-amz-meta-file-* header */
+	unsigned meta_long; /* bit per x-amz-meta-file-* header: truncated */
+};
+
+struct s3_req {
+	/* request */
+	const char *method; /* GET, HEAD, PUT, POST, DELETE */
+	const char *key;    /* NULL: the bucket */
+	const char *query;  /* encoded; NULL or "" for none */
+	const struct s3_header *hdrs;
+	size_t nhdrs;
+	const void *body;  /* PUT/POST body in memory, or: */
+	bool body_from_fd; /* the body is pread from body_fd */
+	int body_fd;	   /* at [body_fd_off, body_fd_off + body_len) */
+	uint64_t body_fd_off;
+	size_t body_len;
+	const char *payload_hash; /* hex sha256 of the body; NULL: computed
+				     from body (in memory only) */
+	bool error_in_200; /* a 2xx whose body is an <Error> is an error */
+	/* ranged GET into a caller buffer */
+	bool windowed;
+	char *win;
+	size_t win_len;
+	uint64_t win_off;
+	size_t max_body; /* other bodies are kept up to this many bytes */
+
+	/* response, reset for each attempt */
+	void *curl; /* CURL * of the attempt */
+	long status;
+	struct s3_buf resp;
+	struct s3_resp_hdrs h;
+	size_t win_got;
+	uint64_t body_seen;
+	bool win_done; /* stopped a 200 once the window was full */
+	bool too_big;
+	bool overflow;
+	size_t upload_pos;
+	int read_err; /* errno of a failed pread of the body */
+};
+
+/* Run r with retries until the client's retry budget is spent. 0 on a 2xx
+ * (and, with error_in_200, a body that is not an <Error>), else -errno with
+ * this thread's s3_error_*() set. The caller releases r->resp. */
+int s3_perform(struct s3_client *c, struct s3_req *r);
+
+/* Do two ETags name the same content (quotes and a W/ prefix ignored)? */
+bool s3_etag_equal(const char *a, const char *b);
+
+/* The bucket name the client was made for. */
+const char *s3_client_bucket(const struct s3_client *c);
+
+/* Parse the bodies of CreateMultipartUpload (UploadId, malloc'ed into
+ * *upload_id), CompleteMultipartUpload (ETag), and CopyObject or
+ * UploadPartCopy (CopyObjectResult or CopyPartResult: ETag). Leading
+ * whitespace is skipped (S3 sends some while it works). 0, -EPROTO for a
+ * malformed, hostile or incomplete body (an <Error> included), -ENOMEM. */
+int s3_parse_initiate(const char *xml, size_t len, char **upload_id);
+int s3_parse_complete(const char *xml, size_t len, char etag[80]);
+int s3_parse_copy_result(const char *xml, size_t len, char etag[80]);
+
+/* Tests only: CopyObject sizes above this use UploadPartCopy (0 = 5 GiB). */
+void s3_client_set_copy_single_max(struct s3_client *c, uint64_t bytes);
+uint64_t s3_client_copy_single_max(const struct s3_client *c);
+
 /* Tests only: page size of ListObjectsV2 (max-keys; 0 = server default). */
 void s3_client_set_list_page_size(struct s3_client *c, int max_keys);
 /* Tests only: number of HTTP attempts made by this client so far. */

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * S3 XML responses (ListObjectsV2 pages, <Error> bodies) parsed with expat.
+ * S3 XML responses (ListObjectsV2 pages, <Error> bodies, the results of
+ * CreateMultipartUpload, CompleteMultipartUpload, CopyObject and
+ * UploadPartCopy) parsed with expat.
  *
  * The input is untrusted: a DOCTYPE (and with it every entity declaration,
  * so no "billion laughs") stops the parser, and the input size, the nesting
@@ -55,6 +57,12 @@ static const char *intern(const char *name)
 		"Error",
 		"Code",
 		"Message",
+		"InitiateMultipartUploadResult",
+		"UploadId",
+		"CompleteMultipartUploadResult",
+		"CompleteMultipartUploadResponse",
+		"CopyObjectResult",
+		"CopyPartResult",
 	};
 	size_t i;
 
@@ -377,6 +385,100 @@ int s3_parse_error(const char *xml, size_t len, char *code, size_t codelen,
 		return ret == -ENOMEM ? -ENOMEM : -EPROTO;
 	}
 	return 0;
+}
+
+/* ---- one-value results: UploadId, ETag ---- */
+
+struct result_state {
+	const char *root;  /* required root element */
+	const char *root2; /* or this one (NULL: none) */
+	const char *field; /* the child of the root we want */
+	char *value;	   /* malloc'ed */
+	size_t maxlen;
+};
+
+static void result_start(struct xml_ctx *x, const char *name)
+{
+	struct result_state *rs = x->arg;
+
+	if (x->depth == 1 && strcmp(name, rs->root) &&
+	    (!rs->root2 || strcmp(name, rs->root2)))
+		xml_fail(x, -EPROTO);
+}
+
+static void result_end(struct xml_ctx *x, const char *name, char *text,
+		       size_t len)
+{
+	struct result_state *rs = x->arg;
+
+	if (x->depth != 2 || strcmp(name, rs->field))
+		return;
+	if (rs->value || !len || len > rs->maxlen || memchr(text, '\0', len)) {
+		xml_fail(x, -EPROTO); /* twice, empty, too long */
+		return;
+	}
+	rs->value = strndup(text, len);
+	if (!rs->value)
+		xml_fail(x, -ENOMEM);
+}
+
+static int parse_result(const char *xml, size_t len, struct result_state *rs)
+{
+	struct xml_ctx x = {
+		.on_start = result_start, .on_end = result_end, .arg = rs};
+	int ret;
+
+	while (xml && len &&
+	       (*xml == ' ' || *xml == '\t' || *xml == '\r' || *xml == '\n')) {
+		xml++;
+		len--;
+	}
+	ret = xml_run(&x, xml, len, S3_MAX_ERROR_BYTES);
+	if (!ret && !rs->value)
+		ret = -EPROTO;
+	if (ret) {
+		free(rs->value);
+		rs->value = NULL;
+	}
+	return ret == -ENOMEM ? -ENOMEM : ret ? -EPROTO : 0;
+}
+
+int s3_parse_initiate(const char *xml, size_t len, char **upload_id)
+{
+	struct result_state rs = {.root = "InitiateMultipartUploadResult",
+				  .field = "UploadId",
+				  .maxlen = 1024};
+	int ret = parse_result(xml, len, &rs);
+
+	*upload_id = rs.value;
+	return ret;
+}
+
+static int parse_etag(const char *xml, size_t len, const char *root,
+		      const char *root2, char etag[80])
+{
+	struct result_state rs = {
+		.root = root, .root2 = root2, .field = "ETag", .maxlen = 79};
+	int ret = parse_result(xml, len, &rs);
+
+	etag[0] = '\0';
+	if (!ret) {
+		memcpy(etag, rs.value, strlen(rs.value) + 1);
+		free(rs.value);
+	}
+	return ret;
+}
+
+int s3_parse_complete(const char *xml, size_t len, char etag[80])
+{
+	/* moto (5.2.1) names the root CompleteMultipartUploadResponse. */
+	return parse_etag(xml, len, "CompleteMultipartUploadResult",
+			  "CompleteMultipartUploadResponse", etag);
+}
+
+int s3_parse_copy_result(const char *xml, size_t len, char etag[80])
+{
+	return parse_etag(xml, len, "CopyObjectResult", "CopyPartResult", etag);
 }
 
 /* ---- scalar values: POSIX metadata, timestamps ---- */
