@@ -35,9 +35,14 @@
  * a stable answer (a remount of the same bucket shows the same times) that
  * also tells when something under it last changed.
  *
+ * Phases 1-3 and the inode records are shared with the
+ * IMPORT_METADATA_FROM_REPOSITORY task (import_task.c) through import_i.h;
+ * the task HEADs only new and changed keys and applies them in short
+ * transactions.
+ *
  * Locks: im->lock only (the pool's index, counters and first error).
  */
-#include "tasks/tasks.h"
+#include "tasks/import_i.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -50,14 +55,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IMPORT_NAME_MAX		255
 #define IMPORT_LINK_MAX		4095 /* PATH_MAX - 1 */
 #define IMPORT_MAXCOMPS		1024 /* S3 keys are at most 1024 bytes */
 #define IMPORT_PROGRESS_NS	(2LL * 1000000000LL)
 #define IMPORT_PARALLEL_DEFAULT 16
 #define IMPORT_PARALLEL_MAX	256
 #define IMPORT_DIR_SIZE		4096
-#define NONE			SIZE_MAX
 
 int task_key_split(char *key, char **comps, size_t maxcomps, size_t *ncomps,
 		   int *is_dir)
@@ -82,7 +85,7 @@ int task_key_split(char *key, char **comps, size_t maxcomps, size_t *ncomps,
 		char *slash = strchr(p, '/');
 		size_t clen = slash ? (size_t)(slash - p) : strlen(p);
 
-		if (clen == 0 || clen > IMPORT_NAME_MAX)
+		if (clen == 0 || clen > IMP_NAME_MAX)
 			return -EINVAL;
 		if (p[0] == '.' && (clen == 1 || (clen == 2 && p[1] == '.')))
 			return -EINVAL;
@@ -99,66 +102,9 @@ int task_key_split(char *key, char **comps, size_t maxcomps, size_t *ncomps,
 	return 0;
 }
 
-enum obj_kind {
-	OBJ_SKIP = 0,
-	OBJ_FILE, /* a file or a symlink */
-	OBJ_DIR,  /* a "dir/" marker */
-	OBJ_ROOT, /* the "prefix/" marker: metadata of the root */
-};
-
-struct imp_obj {
-	char *key;	  /* owned, full key */
-	uint64_t size;	  /* from the listing */
-	int64_t mtime_ns; /* LastModified from the listing */
-	enum obj_kind kind;
-	size_t dir;	/* OBJ_FILE: parent; OBJ_DIR: itself (index in dirs) */
-	size_t leaf;	/* OBJ_FILE: offset of the name in key */
-	bool have_head; /* head is filled */
-	bool symlink;
-	struct s3_object head;
-	char *link; /* owned symlink target */
-	uint64_t ino;
-};
-
-struct imp_dir {
-	const char *path; /* relative, no trailing '/', points into a key */
-	size_t len;
-	size_t namelen; /* the name is the last namelen bytes of path */
-	size_t parent;	/* NONE for the root */
-	uint32_t nsubdirs;
-	int64_t newest_ns; /* newest LastModified beneath, see dir_times() */
-	size_t marker;	   /* object index of "dir/", NONE when implicit */
-	uint64_t ino;
-};
-
-struct imp {
-	struct s3_client *s3;
-	struct chunk_store *cs;
-	const char *prefix;
-	size_t plen;
-	struct task_import_stats *st;
-
-	struct imp_obj *objs;
-	size_t nobjs, capobjs;
-	struct imp_dir *dirs;
-	size_t ndirs, capdirs;
-	size_t *hash; /* dir index, NONE = empty slot */
-	size_t hcap;  /* power of two */
-	size_t *jobs; /* object indexes to HEAD */
-	size_t njobs;
-	int64_t last_log_ns;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	size_t next; /* protected by lock: next job */
-	size_t done; /* protected by lock */
-	int running; /* protected by lock: live workers */
-	int err;     /* protected by lock: first fatal error */
-};
-
 /* ---- phase 1: listing ---- */
 
-static int list_cb(void *arg, struct s3_object *obj)
+int imp_list_cb(void *arg, struct s3_object *obj)
 {
 	struct imp *im = arg;
 	struct imp_obj *o;
@@ -181,7 +127,8 @@ static int list_cb(void *arg, struct s3_object *obj)
 	obj->key = NULL;
 	o->size = obj->size;
 	o->mtime_ns = obj->mtime_ns;
-	o->dir = o->leaf = NONE;
+	memcpy(o->etag, obj->etag, sizeof(o->etag));
+	o->dir = o->leaf = IMP_NONE;
 	now = time_mono_ns();
 	if (now - im->last_log_ns >= IMPORT_PROGRESS_NS) {
 		log_info("import: listed %zu objects", im->nobjs);
@@ -208,8 +155,8 @@ static size_t *hash_slot(struct imp *im, const char *path, size_t len)
 	for (;; i = (i + 1) & (im->hcap - 1)) {
 		size_t d = im->hash[i];
 
-		if (d == NONE || (im->dirs[d].len == len &&
-				  memcmp(im->dirs[d].path, path, len) == 0))
+		if (d == IMP_NONE || (im->dirs[d].len == len &&
+				      memcmp(im->dirs[d].path, path, len) == 0))
 			return &im->hash[i];
 	}
 }
@@ -225,10 +172,10 @@ static int hash_grow(struct imp *im)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cap; i++)
-		im->hash[i] = NONE;
+		im->hash[i] = IMP_NONE;
 	im->hcap = cap;
 	for (size_t i = 0; i < oldcap; i++)
-		if (old[i] != NONE)
+		if (old[i] != IMP_NONE)
 			*hash_slot(im, im->dirs[old[i]].path,
 				   im->dirs[old[i]].len) = old[i];
 	free(old);
@@ -255,7 +202,7 @@ static int dir_get(struct imp *im, const char *path, size_t len, size_t namelen,
 			return ret;
 	}
 	slot = hash_slot(im, path, len);
-	if (*slot != NONE) {
+	if (*slot != IMP_NONE) {
 		*out = *slot;
 		return 0;
 	}
@@ -274,8 +221,8 @@ static int dir_get(struct imp *im, const char *path, size_t len, size_t namelen,
 			      .namelen = namelen,
 			      .parent = parent,
 			      .newest_ns = INT64_MIN,
-			      .marker = NONE};
-	if (parent != NONE)
+			      .marker = IMP_NONE};
+	if (parent != IMP_NONE)
 		im->dirs[parent].nsubdirs++;
 	*slot = im->ndirs;
 	*out = im->ndirs++;
@@ -292,16 +239,17 @@ static int plan_obj(struct imp *im, size_t i, char *scratch)
 	int is_dir, ret;
 
 	if (!*rel) {
-		o->kind = OBJ_ROOT;
+		o->kind = IMP_ROOT;
 		return 0;
 	}
 	strcpy(scratch, rel);
 	ret = task_key_split(scratch, comps, IMPORT_MAXCOMPS, &n, &is_dir);
 	if (ret) {
+		o->err = -EINVAL;
 		log_warn("import: skipping key '%s': not a POSIX path (an "
 			 "empty, "
 			 "'.' or '..' component, or a name over %d bytes)",
-			 o->key, IMPORT_NAME_MAX);
+			 o->key, IMP_NAME_MAX);
 		return 0;
 	}
 	ndirs = is_dir ? n : n - 1;
@@ -315,16 +263,16 @@ static int plan_obj(struct imp *im, size_t i, char *scratch)
 	}
 	o->dir = parent;
 	if (is_dir) {
-		o->kind = OBJ_DIR;
+		o->kind = IMP_DIR;
 		im->dirs[parent].marker = i;
 	} else {
-		o->kind = OBJ_FILE;
+		o->kind = IMP_FILE;
 		o->leaf = im->plen + (size_t)(comps[n - 1] - scratch);
 	}
 	return 0;
 }
 
-static int plan(struct imp *im)
+int imp_plan(struct imp *im)
 {
 	size_t maxlen = 0;
 	char *scratch;
@@ -339,7 +287,7 @@ static int plan(struct imp *im)
 		return -ENOMEM;
 	}
 	/* The root: path "" */
-	ret = dir_get(im, "", 0, 0, NONE, &(size_t){0});
+	ret = dir_get(im, "", 0, 0, IMP_NONE, &(size_t){0});
 	for (size_t i = 0; i < im->nobjs && !ret; i++)
 		ret = plan_obj(im, i, scratch);
 	free(scratch);
@@ -349,15 +297,14 @@ static int plan(struct imp *im)
 		struct imp_obj *o = &im->objs[i];
 		const char *rel = o->key + im->plen;
 
-		if (o->kind == OBJ_FILE &&
-		    dir_find(im, rel, strlen(rel)) != NONE) {
+		if (o->kind == IMP_FILE &&
+		    dir_find(im, rel, strlen(rel)) != IMP_NONE) {
 			log_warn("import: skipping key '%s': a directory of "
 				 "that name exists (the directory wins)",
 				 o->key);
-			o->kind = OBJ_SKIP;
+			o->kind = IMP_SKIP;
+			o->err = -EISDIR;
 		}
-		if (o->kind != OBJ_SKIP)
-			im->jobs[im->njobs++] = i;
 	}
 	return 0;
 }
@@ -387,16 +334,22 @@ static int fetch_link(struct imp *im, struct imp_obj *o)
 		log_warn("import: skipping key '%s': it changed or vanished "
 			 "during the import",
 			 o->key);
-		o->kind = OBJ_SKIP;
+		o->kind = IMP_SKIP;
+		o->err = -ENOENT;
 		free(buf);
 		return 0;
 	}
 	if (!ret && got != size)
 		ret = -EIO;
 	if (ret) {
+		free(buf);
+		if (im->tolerant && ret != -ENOMEM) {
+			o->kind = IMP_SKIP;
+			o->err = ret;
+			return 0;
+		}
 		log_error("import: reading symlink '%s': %s", o->key,
 			  strerror(-ret));
-		free(buf);
 		return ret;
 	}
 	buf[size] = '\0';
@@ -418,13 +371,19 @@ static int fetch_one(struct imp *im, struct imp_obj *o)
 
 	ret = s3_head_object(im->s3, o->key, &o->head);
 	if (ret == -ENOENT) {
-		if (o->kind == OBJ_FILE) {
+		if (o->kind == IMP_FILE) {
 			log_warn("import: skipping key '%s': it vanished "
 				 "during the import",
 				 o->key);
-			o->kind = OBJ_SKIP;
+			o->kind = IMP_SKIP;
+			o->err = -ENOENT;
 		}
 		return 0; /* a vanished marker: an implicit directory */
+	}
+	if (ret && im->tolerant && ret != -ENOMEM) {
+		o->kind = IMP_SKIP;
+		o->err = ret;
+		return 0;
 	}
 	if (ret) {
 		log_error("import: HeadObject '%s': %s%s%s", o->key,
@@ -433,7 +392,7 @@ static int fetch_one(struct imp *im, struct imp_obj *o)
 		return ret;
 	}
 	o->have_head = true;
-	if (o->kind == OBJ_FILE && (o->head.have & S3_HAVE_MODE) &&
+	if (o->kind == IMP_FILE && (o->head.have & S3_HAVE_MODE) &&
 	    S_ISLNK(o->head.mode))
 		return fetch_link(im, o);
 	return 0;
@@ -444,10 +403,13 @@ static void *worker_main(void *arg)
 	struct imp *im = arg;
 
 	for (;;) {
+		bool stop = im->stop && im->stop(im->stop_arg);
 		size_t i;
 		int ret;
 
 		pthread_mutex_lock(&im->lock);
+		if (stop && !im->err)
+			im->err = -ECANCELED;
 		if (im->err || im->next == im->njobs) {
 			im->running--;
 			pthread_cond_broadcast(&im->cond);
@@ -490,7 +452,7 @@ static void wait_workers(struct imp *im)
 	pthread_mutex_unlock(&im->lock);
 }
 
-static int fetch_all(struct imp *im, int parallel)
+int imp_fetch_all(struct imp *im, int parallel)
 {
 	pthread_t *th;
 	size_t n, started = 0;
@@ -525,7 +487,7 @@ static int fetch_all(struct imp *im, int parallel)
 
 /* ---- phase 4: the transaction ---- */
 
-static void posix_from_head(struct meta_inode *in, const struct imp_obj *o)
+void imp_posix_from_head(struct meta_inode *in, const struct imp_obj *o)
 {
 	const struct s3_object *h = &o->head;
 	int64_t lm = o->have_head ? h->mtime_ns : o->mtime_ns;
@@ -551,47 +513,56 @@ static void posix_from_head(struct meta_inode *in, const struct imp_obj *o)
  * Times of implicit directories: the newest LastModified of the objects
  * imported beneath (HeadObject's, as for the files themselves).
  */
-static void dir_times(struct imp *im)
+void imp_dir_times(struct imp *im)
 {
 	for (size_t i = 0; i < im->nobjs; i++) {
 		const struct imp_obj *o = &im->objs[i];
 		int64_t lm = o->have_head ? o->head.mtime_ns : o->mtime_ns;
 
-		if (o->kind != OBJ_FILE && o->kind != OBJ_DIR)
+		if (o->kind != IMP_FILE && o->kind != IMP_DIR)
 			continue;
-		for (size_t d = o->dir; d != NONE; d = im->dirs[d].parent)
+		for (size_t d = o->dir; d != IMP_NONE; d = im->dirs[d].parent)
 			im->dirs[d].newest_ns = MAX(im->dirs[d].newest_ns, lm);
 	}
+}
+
+void imp_dir_inode(const struct imp *im, size_t d, struct meta_inode *in)
+{
+	const struct imp_dir *dir = &im->dirs[d];
+
+	memset(in, 0, sizeof(*in));
+	in->ino = dir->ino;
+	if (dir->marker != IMP_NONE) {
+		const struct imp_obj *o = &im->objs[dir->marker];
+
+		imp_posix_from_head(in, o);
+		in->s3_key = o->key;
+		in->s3_mtime_ns = o->have_head ? o->head.mtime_ns : o->mtime_ns;
+		if (o->have_head)
+			snprintf(in->etag, sizeof(in->etag), "%s",
+				 o->head.etag);
+	} else {
+		int64_t t = dir->newest_ns != INT64_MIN ? dir->newest_ns
+							: time_now_ns();
+
+		in->mode = 0755;
+		in->atime_ns = in->mtime_ns = in->ctime_ns = t;
+	}
+	in->mode = S_IFDIR | (in->mode & 07777);
+	in->nlink = 2 + dir->nsubdirs;
+	in->state = META_ARCHIVED;
+	in->size = IMPORT_DIR_SIZE;
+	in->generation = 1;
+	in->last_access_ns = in->atime_ns;
 }
 
 static int put_dir(struct imp *im, struct meta_txn *txn, size_t d)
 {
 	const struct imp_dir *dir = &im->dirs[d];
-	struct meta_inode in = {0};
-	char name[IMPORT_NAME_MAX + 1];
+	struct meta_inode in;
+	char name[IMP_NAME_MAX + 1];
 
-	in.ino = dir->ino;
-	if (dir->marker != NONE) {
-		const struct imp_obj *o = &im->objs[dir->marker];
-
-		posix_from_head(&in, o);
-		in.s3_key = o->key;
-		in.s3_mtime_ns = o->have_head ? o->head.mtime_ns : o->mtime_ns;
-		if (o->have_head)
-			snprintf(in.etag, sizeof(in.etag), "%s", o->head.etag);
-	} else {
-		int64_t t = dir->newest_ns != INT64_MIN ? dir->newest_ns
-							: time_now_ns();
-
-		in.mode = 0755;
-		in.atime_ns = in.mtime_ns = in.ctime_ns = t;
-	}
-	in.mode = S_IFDIR | (in.mode & 07777);
-	in.nlink = 2 + dir->nsubdirs;
-	in.state = META_ARCHIVED;
-	in.size = IMPORT_DIR_SIZE;
-	in.generation = 1;
-	in.last_access_ns = in.atime_ns;
+	imp_dir_inode(im, d, &in);
 	meta_inode_put(txn, &in);
 	memcpy(name, dir->path + dir->len - dir->namelen, dir->namelen);
 	name[dir->namelen] = '\0';
@@ -599,33 +570,70 @@ static int put_dir(struct imp *im, struct meta_txn *txn, size_t d)
 			       false);
 }
 
+void imp_file_inode(const struct imp_obj *o, struct meta_inode *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->ino = o->ino;
+	imp_posix_from_head(in, o);
+	in->nlink = 1;
+	in->generation = 1;
+	in->last_access_ns = in->atime_ns;
+	in->s3_key = o->key;
+	in->s3_size = o->head.size;
+	in->s3_mtime_ns = o->head.mtime_ns;
+	snprintf(in->etag, sizeof(in->etag), "%s", o->head.etag);
+	if (o->symlink) {
+		in->mode = S_IFLNK | (in->mode & 07777);
+		in->size = strlen(o->link);
+		in->cached_bytes = in->size;
+		in->state = META_ARCHIVED;
+	} else {
+		in->mode = S_IFREG | (in->mode & 07777);
+		in->size = o->head.size;
+		in->state = in->size ? META_RELEASED : META_ARCHIVED;
+	}
+}
+
 static int put_file(struct imp *im, struct meta_txn *txn, struct imp_obj *o)
 {
-	struct meta_inode in = {0};
+	struct meta_inode in;
 
-	in.ino = o->ino;
-	posix_from_head(&in, o);
-	in.nlink = 1;
-	in.generation = 1;
-	in.last_access_ns = in.atime_ns;
-	in.s3_key = o->key;
-	in.s3_size = o->head.size;
-	in.s3_mtime_ns = o->head.mtime_ns;
-	snprintf(in.etag, sizeof(in.etag), "%s", o->head.etag);
-	if (o->symlink) {
-		in.mode = S_IFLNK | (in.mode & 07777);
-		in.size = strlen(o->link);
-		in.cached_bytes = in.size;
-		in.state = META_ARCHIVED;
+	imp_file_inode(o, &in);
+	if (o->symlink)
 		meta_chunk_set(txn, o->ino, 0);
-	} else {
-		in.mode = S_IFREG | (in.mode & 07777);
-		in.size = o->head.size;
-		in.state = in.size ? META_RELEASED : META_ARCHIVED;
-	}
 	meta_inode_put(txn, &in);
 	return meta_dentry_put(txn, im->dirs[o->dir].ino, o->key + o->leaf,
 			       o->ino, false);
+}
+
+int imp_link_write(struct chunk_store *cs, uint64_t ino, const char *target,
+		   int *syncfd)
+{
+	int fd, ret;
+
+	fd = chunk_open(cs, ino, true);
+	if (fd < 0)
+		return fd;
+	ret = ftruncate(fd, 0) < 0 ? -errno : 0;
+	if (!ret)
+		ret = pwrite_all(fd, target, strlen(target), 0);
+	if (*syncfd < 0)
+		*syncfd = fd;
+	else
+		close(fd);
+	return ret;
+}
+
+int imp_links_sync(int syncfd)
+{
+	int ret = 0;
+
+	if (syncfd < 0)
+		return 0;
+	if (syncfs(syncfd) < 0)
+		ret = -errno;
+	close(syncfd);
+	return ret;
 }
 
 /* Write the targets of symlinks to their data files and sync them. */
@@ -635,26 +643,13 @@ static int write_links(struct imp *im)
 
 	for (size_t i = 0; i < im->nobjs && !ret; i++) {
 		struct imp_obj *o = &im->objs[i];
-		int fd;
 
-		if (o->kind != OBJ_FILE || !o->symlink)
-			continue;
-		fd = chunk_open(im->cs, o->ino, true);
-		if (fd < 0) {
-			ret = fd;
-			break;
-		}
-		ret = ftruncate(fd, 0) < 0 ? -errno : 0;
-		if (!ret)
-			ret = pwrite_all(fd, o->link, strlen(o->link), 0);
-		if (syncfd < 0)
-			syncfd = fd;
-		else
-			close(fd);
+		if (o->kind == IMP_FILE && o->symlink)
+			ret = imp_link_write(im->cs, o->ino, o->link, &syncfd);
 	}
-	if (!ret && syncfd >= 0 && syncfs(syncfd) < 0)
-		ret = -errno;
-	if (syncfd >= 0)
+	if (!ret)
+		ret = imp_links_sync(syncfd);
+	else if (syncfd >= 0)
 		close(syncfd);
 	if (ret)
 		log_error("import: writing symlink targets: %s",
@@ -665,7 +660,7 @@ static int write_links(struct imp *im)
 static void remove_links(struct imp *im)
 {
 	for (size_t i = 0; i < im->nobjs; i++)
-		if (im->objs[i].kind == OBJ_FILE && im->objs[i].symlink &&
+		if (im->objs[i].kind == IMP_FILE && im->objs[i].symlink &&
 		    im->objs[i].ino)
 			chunk_remove(im->cs, im->objs[i].ino);
 }
@@ -693,9 +688,9 @@ static int prepare_root(struct imp *im, struct meta_txn *txn,
 	for (size_t i = 0; i < im->nobjs; i++) {
 		struct imp_obj *o = &im->objs[i];
 
-		if (o->kind != OBJ_ROOT || !o->have_head)
+		if (o->kind != IMP_ROOT || !o->have_head)
 			continue;
-		posix_from_head(root, o);
+		imp_posix_from_head(root, o);
 		root->mode |= S_IFDIR;
 		free(root->s3_key);
 		root->s3_key = strdup(o->key);
@@ -744,12 +739,13 @@ static int alloc_inos(struct imp *im, struct meta_txn *txn)
 	for (size_t d = 1; d < im->ndirs && !ret; d++)
 		ret = meta_ino_alloc(txn, &im->dirs[d].ino);
 	for (size_t i = 0; i < im->nobjs && !ret; i++)
-		if (im->objs[i].kind == OBJ_FILE)
+		if (im->objs[i].kind == IMP_FILE)
 			ret = meta_ino_alloc(txn, &im->objs[i].ino);
 	return ret;
 }
 
-static int write_tree(struct imp *im, struct meta_db *db)
+static int write_tree(struct imp *im, struct meta_db *db,
+		      struct task_import_stats *st)
 {
 	struct meta_inode root = {0};
 	struct meta_txn *txn;
@@ -771,23 +767,23 @@ static int write_tree(struct imp *im, struct meta_db *db)
 		goto out;
 	}
 	meta_inode_put(txn, &root);
-	dir_times(im);
+	imp_dir_times(im);
 	for (size_t d = 1; d < im->ndirs; d++)
 		put_dir(im, txn, d);
 	for (size_t i = 0; i < im->nobjs; i++) {
 		struct imp_obj *o = &im->objs[i];
 
-		if (o->kind == OBJ_FILE) {
+		if (o->kind == IMP_FILE) {
 			put_file(im, txn, o);
 			if (o->symlink)
-				im->st->symlinks++;
+				st->symlinks++;
 			else
-				im->st->files++;
-		} else if (o->kind == OBJ_SKIP) {
-			im->st->skipped++;
+				st->files++;
+		} else if (o->kind == IMP_SKIP) {
+			st->skipped++;
 		}
 	}
-	im->st->dirs = im->ndirs - 1;
+	st->dirs = im->ndirs - 1;
 	meta_super_put_u64(txn, "imported", 1);
 	ret = meta_txn_commit(txn); /* one check: errors stick */
 	if (ret)
@@ -799,9 +795,27 @@ out:
 	return ret;
 }
 
-/* ---- the task ---- */
+/* ---- setup, teardown, the first-mount import ---- */
 
-static void imp_release(struct imp *im)
+void imp_init(struct imp *im, struct s3_client *s3, struct chunk_store *cs,
+	      const char *prefix)
+{
+	pthread_condattr_t ca;
+
+	memset(im, 0, sizeof(*im));
+	im->s3 = s3;
+	im->cs = cs;
+	im->prefix = prefix;
+	im->plen = strlen(prefix);
+	im->last_log_ns = time_mono_ns();
+	pthread_mutex_init(&im->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&im->cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void imp_release(struct imp *im)
 {
 	for (size_t i = 0; i < im->nobjs; i++) {
 		free(im->objs[i].key);
@@ -820,8 +834,7 @@ int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 		       struct s3_client *s3, const char *prefix, int parallel,
 		       struct task_import_stats *st)
 {
-	struct imp im = {.s3 = s3, .cs = cs, .st = st};
-	pthread_condattr_t ca;
+	struct imp im;
 	char *pfx = NULL;
 	int64_t t0 = time_mono_ns();
 	int ret;
@@ -835,35 +848,31 @@ int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 			return -ENOMEM;
 		prefix = pfx;
 	}
-	im.prefix = prefix;
-	im.plen = strlen(prefix);
-	im.last_log_ns = t0;
-	pthread_mutex_init(&im.lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&im.cond, &ca);
-	pthread_condattr_destroy(&ca);
+	imp_init(&im, s3, cs, prefix);
 
 	ret = check_store(db);
 	if (ret)
 		goto out;
-	ret = s3_list_objects(s3, prefix, list_cb, &im);
+	ret = s3_list_objects(s3, prefix, imp_list_cb, &im);
 	if (ret) {
 		log_error("import: listing '%s': %s", prefix, strerror(-ret));
 		goto out;
 	}
 	st->objects = im.nobjs;
-	ret = plan(&im);
+	ret = imp_plan(&im);
 	if (ret)
 		goto out;
+	for (size_t i = 0; i < im.nobjs; i++)
+		if (im.objs[i].kind != IMP_SKIP)
+			im.jobs[im.njobs++] = i;
 	if (im.njobs > 1000)
 		log_info("import: %zu objects to inspect, %d at a time",
 			 im.njobs,
 			 parallel > 0 ? parallel : IMPORT_PARALLEL_DEFAULT);
-	ret = fetch_all(&im, parallel);
+	ret = imp_fetch_all(&im, parallel);
 	if (ret)
 		goto out;
-	ret = write_tree(&im, db);
+	ret = write_tree(&im, db, st);
 	if (!ret && time_mono_ns() - t0 >= IMPORT_PROGRESS_NS)
 		log_info("import: %zu/%zu objects, done", im.njobs, im.njobs);
 out:
