@@ -37,7 +37,8 @@ struct ctl_buf {
 	enum ctl_kind kind;
 	char *data;
 	size_t len, cap;
-	size_t name_idx;	     /* task files */
+	size_t name_idx; /* task files */
+	bool submitted;	 /* later writes (e.g. a newline) are ignored */
 	struct ctl_buf *prev, *next; /* protected by fs->stats_lock */
 };
 
@@ -519,6 +520,23 @@ void ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
 	free(copy);
 }
 
+static int submit_task(struct fs *fs, struct ctl_buf *b);
+
+/* Does the buffer hold a whole JSON text yet (or something that can never
+ * become one)? Then it can be submitted now, so the write itself fails
+ * for a rejected request — shells ignore errors from close(). */
+static bool complete_json(const struct ctl_buf *b)
+{
+	json_error_t err;
+	json_t *j = json_loadb(b->data, b->len, 0, &err);
+
+	if (j) {
+		json_decref(j);
+		return true;
+	}
+	return json_error_code(&err) != json_error_premature_end_of_input;
+}
+
 void ctl_write(fuse_req_t req, const char *data, size_t size, off_t off,
 	       struct fuse_file_info *fi)
 {
@@ -542,10 +560,29 @@ void ctl_write(fuse_req_t req, const char *data, size_t size, off_t off,
 		b->data = n;
 		b->cap = end;
 	}
+	if (b->submitted) {
+		/* After a whole request: only whitespace may follow. */
+		for (size_t i = 0; i < size; i++)
+			if (!strchr(" \t\r\n", data[i])) {
+				fuse_reply_err(req, EINVAL);
+				return;
+			}
+		fuse_reply_write(req, size);
+		return;
+	}
 	if ((size_t)off > b->len)
 		memset(b->data + b->len, ' ', (size_t)off - b->len);
 	memcpy(b->data + off, data, size);
 	b->len = MAX(b->len, end);
+	if (b->kind == CTL_TASK_WRITE && complete_json(b)) {
+		int ret = submit_task(fuse_req_userdata(req), b);
+		b->len = 0; /* submitted: nothing left for flush */
+		b->submitted = true;
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
 	fuse_reply_write(req, size);
 }
 

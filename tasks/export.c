@@ -17,6 +17,7 @@
  * the upload; otherwise it stays dirty for the next export.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,12 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	}
 	*code = NULL;
 	if (S_ISDIR(mi.mode)) {
-		ret = s3_put_file(cfg->s3, key, -1, 0, &o, etag);
+		/* A "dir/" marker: an empty body. */
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ret = fd < 0 ? -errno
+			     : s3_put_file(cfg->s3, key, fd, 0, &o, etag);
+		if (fd >= 0)
+			close(fd);
 	} else if (S_ISLNK(mi.mode)) {
 		ret = upload_symlink(cfg, &mi, key, &o, etag);
 		uploaded = true;
