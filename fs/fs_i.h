@@ -102,6 +102,10 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 /* Fill st from an inode record. */
 void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 		  struct stat *st);
+/* Drop what the kernel caches for an entry or an inode (after a task
+ * changed it behind the kernel's back). */
+void fs_inval_entry(void *arg, uint64_t parent, const char *name);
+void fs_inval_inode(void *arg, uint64_t ino);
 /* hydrate_change_cb: keep the counters of .tidefs/stats current. */
 void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state);
 

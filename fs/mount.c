@@ -362,6 +362,8 @@ static int start_engine(struct fs *fs)
 	tc.low_pct = (unsigned)fs->opt->low_pct;
 	tc.export_overwrite = fs->opt->export_overwrite;
 	tc.on_change = fs_on_change;
+	tc.inval_entry = fs_inval_entry;
+	tc.inval_inode = fs_inval_inode;
 	tc.cb_arg = fs;
 	ret = task_engine_new(&tc, &fs->engine);
 	if (ret == 0)

@@ -62,6 +62,33 @@ void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state)
 	pthread_mutex_unlock(&fs->stats_lock);
 }
 
+void fs_inval_entry(void *arg, uint64_t parent, const char *name)
+{
+	struct fs *fs = arg;
+	int ret;
+
+	if (!fs->se)
+		return;
+	ret = fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+					       strlen(name));
+	if (ret < 0 && ret != -ENOENT)
+		log_debug("invalidating entry %s in %" PRIu64 ": %s", name,
+			  parent, strerror(-ret));
+}
+
+void fs_inval_inode(void *arg, uint64_t ino)
+{
+	struct fs *fs = arg;
+	int ret;
+
+	if (!fs->se)
+		return;
+	ret = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	if (ret < 0 && ret != -ENOENT)
+		log_debug("invalidating inode %" PRIu64 ": %s", ino,
+			  strerror(-ret));
+}
+
 void fs_count_inode(struct fs *fs, const struct meta_inode *mi, int delta)
 {
 	pthread_mutex_lock(&fs->stats_lock);

@@ -35,6 +35,11 @@ struct task_engine_config {
 	/* Told when a task changes a regular file's state (as hydrate's). */
 	hydrate_change_cb on_change;
 	void *cb_arg;
+	/* Told (with cb_arg) when a task changed what the kernel may cache:
+	 * the entry name in parent appeared or changed, or ino's attributes
+	 * and data. May be NULL. */
+	void (*inval_entry)(void *arg, uint64_t parent, const char *name);
+	void (*inval_inode)(void *arg, uint64_t ino);
 };
 
 /*
