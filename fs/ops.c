@@ -460,6 +460,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+#define SMALL_READ (64 * 1024)
+
 static int reply_read(void *arg, int fd, uint64_t off, size_t n)
 {
 	fuse_req_t req = arg;
@@ -467,6 +469,20 @@ static int reply_read(void *arg, int fd, uint64_t off, size_t n)
 
 	if (n == 0)
 		return fuse_reply_buf(req, NULL, 0);
+	if (n <= SMALL_READ) {
+		/* Small reads: one copy beats setting up a splice. */
+		char *tmp = malloc(n);
+		ssize_t got;
+		if (tmp) {
+			got = pread(fd, tmp, n, (off_t)off);
+			if (got < 0)
+				fuse_reply_err(req, errno);
+			else
+				fuse_reply_buf(req, tmp, (size_t)got);
+			free(tmp);
+			return 0;
+		}
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = (off_t)off;
