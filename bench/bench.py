@@ -739,6 +739,7 @@ class Harness:
         self._seq = 0
         self.results = {}
         self.notes = {}
+        self.ref_runs = []
 
     def seq(self):
         self._seq += 1
@@ -785,7 +786,8 @@ class Harness:
         fresh_dir(os.path.join(self.native_root, "w-native"))
 
     # -- reference: parallel range GETs from the endpoint ---------------------
-    def reference(self):
+    def reference(self, rep=0):
+        """curl range GETs straight from the endpoint; one rep per read rep."""
         size = self.cfg.big_mib * MiB
         url = "%s/%s/big/data.bin" % (self.ep.url, BUCKET)
 
@@ -814,71 +816,105 @@ class Harness:
                 raise RuntimeError("range GETs returned %d bytes, expected %d" % (got, size))
             return {"seconds": dt, "mib_per_s": size / MiB / dt}
 
-        log("reference: range GETs of big/data.bin from the endpoint with curl")
-        reps = self.cfg.reps
-        self.rec("endpoint", "ref_8get_cold", [gets(8, True) for _ in range(reps)], "mib_per_s",
-                 "MiB/s", "8 parallel range GETs, page cache dropped first")
-        self.rec("endpoint", "ref_8get_hot", [gets(8, False) for _ in range(reps)], "mib_per_s",
-                 "MiB/s", "8 parallel range GETs, s3rver's files in page cache")
-        self.rec("endpoint", "ref_1get_cold", [gets(1, True) for _ in range(reps)], "mib_per_s",
-                 "MiB/s", "1 GET of the whole object, page cache dropped first")
+        self.ref_runs.append({"8cold": gets(8, True), "8hot": gets(8, False), "1cold": gets(1, True)})
+        r = self.ref_runs[-1]
+        log("  endpoint reference rep %d: 8 GETs cold %.0f, hot %.0f, 1 GET cold %.0f MiB/s" % (
+            len(self.ref_runs), r["8cold"]["mib_per_s"], r["8hot"]["mib_per_s"], r["1cold"]["mib_per_s"]))
 
-    # -- read path (issue 2) --------------------------------------------------
-    def read_workloads(self, s):
+    def reference_finish(self):
+        if not self.ref_runs:
+            return
+        col = lambda k: [r[k] for r in self.ref_runs]  # noqa: E731
+        self.rec("endpoint", "ref_8get_cold", col("8cold"), "mib_per_s", "MiB/s",
+                 "8 parallel range GETs, page cache dropped first")
+        self.rec("endpoint", "ref_8get_hot", col("8hot"), "mib_per_s", "MiB/s",
+                 "8 parallel range GETs, s3rver's files in page cache")
+        self.rec("endpoint", "ref_1get_cold", col("1cold"), "mib_per_s", "MiB/s",
+                 "1 GET of the whole object, page cache dropped first")
+
+    # The read and metadata workloads run rep by rep, each rep over all
+    # systems in a rotating order, so that drift in the machine's load (it
+    # may be shared) hits every system alike.
+    def interleaved(self, systems, session, finish, label, pre=None):
+        runs = {s.name: [] for s in systems}
+        failed = {}
+        for rep in range(self.cfg.reps):
+            if pre:
+                pre(rep)
+            k = rep % len(systems) if systems else 0
+            for s in systems[k:] + systems[:k]:
+                if s.name in failed:
+                    continue
+                try:
+                    runs[s.name].append(session(s, rep))
+                except Exception as e:  # noqa: BLE001
+                    s.unmount()
+                    failed[s.name] = str(e)
+                    log("  %s %s workloads FAILED: %s" % (s.name, label, e))
+                    self.results.setdefault(s.name, {})["%s_error" % label] = {"error": str(e)}
+                    self.notes.setdefault(s.name, []).append("%s workloads failed: %s" % (label, e))
+        for s in systems:
+            if runs[s.name]:
+                finish(s, runs[s.name])
+
+    def read_session(self, s, rep):
         cfg = self.cfg
-        runs = {k: [] for k in ("cold", "warm", "hot", "randread", "rss_read")}
-        size = cfg.big_mib * MiB
-        for rep in range(cfg.reps):
-            s.mount("big")
-            try:
-                f = os.path.join(s.root(), "data.bin")
-                drop_caches()
-                runs["cold"].append(dd_read(f))
-                drop_caches()
-                runs["warm"].append(dd_read(f))
-                runs["hot"].append(dd_read(f))
-                if rep == 0:
-                    ok = run_worker(["check", f, self.data_file], 600)["ok"]
-                    self.notes.setdefault(s.name, []).append(
-                        "content check of data.bin: %s" % ("ok" if ok else "MISMATCH"))
-                    if not ok:
-                        log("  %s: CONTENT MISMATCH on data.bin" % s.name)
-                drop_caches()
-                runs["randread"].append(fio_randread(f, size, cfg.fio_runtime))
-                runs["rss_read"].append(s.rss())
-            finally:
-                s.unmount()
-            log("  %s read rep %d: cold %.0f warm %.0f hot %.0f MiB/s, %.0f IOPS" % (
-                s.name, rep + 1, runs["cold"][-1]["mib_per_s"], runs["warm"][-1]["mib_per_s"],
-                runs["hot"][-1]["mib_per_s"], runs["randread"][-1]["iops"]))
-        self.rec(s.name, "cold_read", runs["cold"], "mib_per_s", "MiB/s")
-        self.rec(s.name, "warm_read", runs["warm"], "mib_per_s", "MiB/s")
-        self.rec(s.name, "hot_read", runs["hot"], "mib_per_s", "MiB/s")
-        self.rec(s.name, "randread_4k", runs["randread"], "iops", "IOPS")
+        r = {}
+        s.mount("big")
+        try:
+            f = os.path.join(s.root(), "data.bin")
+            drop_caches()
+            r["cold"] = dd_read(f)
+            drop_caches()
+            r["warm"] = dd_read(f)
+            r["hot"] = dd_read(f)
+            if rep == 0:
+                ok = run_worker(["check", f, self.data_file], 600)["ok"]
+                self.notes.setdefault(s.name, []).append(
+                    "content check of data.bin: %s" % ("ok" if ok else "MISMATCH"))
+                if not ok:
+                    log("  %s: CONTENT MISMATCH on data.bin" % s.name)
+            drop_caches()
+            r["randread"] = fio_randread(f, cfg.big_mib * MiB, cfg.fio_runtime)
+            r["rss"] = s.rss()
+        finally:
+            s.unmount()
+        log("  %-8s read rep %d: cold %.0f warm %.0f hot %.0f MiB/s, %.0f IOPS" % (
+            s.name, rep + 1, r["cold"]["mib_per_s"], r["warm"]["mib_per_s"],
+            r["hot"]["mib_per_s"], r["randread"]["iops"]))
+        return r
+
+    def read_finish(self, s, runs):
+        col = lambda k: [r[k] for r in runs]  # noqa: E731
+        self.rec(s.name, "cold_read", col("cold"), "mib_per_s", "MiB/s")
+        self.rec(s.name, "warm_read", col("warm"), "mib_per_s", "MiB/s")
+        self.rec(s.name, "hot_read", col("hot"), "mib_per_s", "MiB/s")
+        self.rec(s.name, "randread_4k", col("randread"), "iops", "IOPS")
         if s.name != "native":
-            self.rec(s.name, "rss_read", runs["rss_read"], None, "MiB")
+            self.rec(s.name, "rss_read", col("rss"), None, "MiB")
 
-    def meta_workloads(self, s):
-        cfg = self.cfg
-        mounts, lss, rss = [], [], []
-        meta_seen = None
-        for rep in range(cfg.reps):
-            mounts.append(s.mount("meta"))
-            if s.name == "native":
-                drop_caches()
-            try:
-                lss.append(timed_ls(s.root(), cfg.meta_n))
-                if rep == 0:
-                    meta_seen = run_worker(["statmeta", os.path.join(s.root(), "f00001")], 120)
-                rss.append(s.rss())
-            finally:
-                s.unmount()
-        self.rec(s.name, "ls_l", lss, "seconds", "s",
+    def meta_session(self, s, rep):
+        r = {"mount": s.mount("meta")}
+        if s.name == "native":
+            drop_caches()
+        try:
+            r["ls"] = timed_ls(s.root(), self.cfg.meta_n)
+            if rep == 0:
+                r["stat"] = run_worker(["statmeta", os.path.join(s.root(), "f00001")], 120)
+            r["rss"] = s.rss()
+        finally:
+            s.unmount()
+        log("  %-8s meta rep %d: mount %.2f s, ls -l %.3f s" % (s.name, rep + 1, r["mount"], r["ls"]["seconds"]))
+        return r
+
+    def meta_finish(self, s, runs):
+        self.rec(s.name, "ls_l", [r["ls"] for r in runs], "seconds", "s",
                  "page cache dropped before" if s.name == "native" else "first ls -l after a fresh mount")
         if s.name != "native":
-            self.rec(s.name, "first_mount", [{"seconds": m} for m in mounts], "seconds", "s",
+            self.rec(s.name, "first_mount", [{"seconds": r["mount"]} for r in runs], "seconds", "s",
                      None if not s.lazy_mount else "lazy mount: no metadata import, time until mounted")
-            self.rec(s.name, "rss_meta", rss, None, "MiB")
+            self.rec(s.name, "rss_meta", [r["rss"] for r in runs], None, "MiB")
+        meta_seen = runs[0].get("stat")
         if meta_seen:
             want_mode, want_mtime = "0o100604", 1600000000000000000 + 1 * 1000000007
             ok = (meta_seen["mode"] == want_mode and meta_seen["uid"] == 1234
@@ -1274,25 +1310,29 @@ def main():
         h.ep = Endpoint(cfg.workdir)
         h.ep.start()
         populate(h.ep, cfg, h.data_file)
-        h.reference()
         impl = {"native": Native, "s3fs": S3fs, "rclone": Rclone, "tidefs": Tidefs}
+        objs = []
         for sname in systems:
             if sname == "tidefs" and not (tb and os.access(tb, os.X_OK)):
                 for w in ("cold_read", "warm_read", "hot_read", "randread_4k", "ls_l", "first_mount",
                           "small_files", "big_write", "rename_tree"):
                     h.na("tidefs", w, "not built")
                 continue
-            s = impl[sname](h)
-            for part, fn in (("read", h.read_workloads), ("metadata", h.meta_workloads),
-                             ("write", h.write_workloads)):
-                log("%s: %s workloads" % (sname, part))
-                try:
-                    fn(s)
-                except Exception as e:  # noqa: BLE001
-                    log("  %s %s workloads FAILED: %s" % (sname, part, e))
-                    h.results.setdefault(sname, {})["%s_error" % part] = {"error": str(e)}
-                    h.notes.setdefault(sname, []).append("%s workloads failed: %s" % (part, e))
-                    s.unmount()
+            objs.append(impl[sname](h))
+        log("read workloads (%s)" % ", ".join(s.name for s in objs))
+        h.interleaved(objs, h.read_session, h.read_finish, "read", pre=h.reference)
+        h.reference_finish()
+        log("metadata workloads")
+        h.interleaved(objs, h.meta_session, h.meta_finish, "metadata")
+        for s in objs:
+            log("%s: write workloads" % s.name)
+            try:
+                h.write_workloads(s)
+            except Exception as e:  # noqa: BLE001
+                log("  %s write workloads FAILED: %s" % (s.name, e))
+                h.results.setdefault(s.name, {})["write_error"] = {"error": str(e)}
+                h.notes.setdefault(s.name, []).append("write workloads failed: %s" % e)
+                s.unmount()
     finally:
         REG.cleanup()
         if getattr(h, "ep", None):
