@@ -39,8 +39,9 @@
  *
  * Error codes in the report: INVALID_KEY (not a POSIX path),
  * PATH_TYPE_CONFLICT (a file key where a directory is, or a non-directory
- * on the way to a key), LOCAL_CHANGES_CONFLICT, S3_ACCESS_DENIED, S3_ERROR,
- * LOCAL_IO_ERROR.
+ * on the way to a key; of a file key "d" next to keys "d/…", the directory
+ * wins unless a file "d" is already there), LOCAL_CHANGES_CONFLICT,
+ * S3_ACCESS_DENIED, S3_ERROR, LOCAL_IO_ERROR.
  *
  * Locks: none of its own. Per batch, the invalidated files' io locks (taken
  * in hydrate_invalidate_begin) are held across the batch's write
@@ -312,6 +313,28 @@ static int classify_existing(struct tobj *t, const struct imp_obj *o,
 	return t->letag ? 0 : -ENOMEM;
 }
 
+/*
+ * A file key shadowed by a directory key of the same name ("d" next to
+ * "d/x"): the first-mount import lets the directory win. Here a file that
+ * is already at that path wins instead (the keys below it then fail).
+ */
+static bool local_file_at(struct itask *it, struct meta_txn *txn,
+			  const struct imp_obj *o)
+{
+	struct meta_inode mi = {0};
+	uint64_t ino;
+	bool file;
+
+	if (resolve_dir(it, txn, o->dir, false) != 0 ||
+	    meta_dentry_get(txn, it->im.dirs[o->dir].ino, o->key + o->leaf,
+			    &ino) != 0 ||
+	    meta_inode_get(txn, ino, &mi) != 0)
+		return false;
+	file = !S_ISDIR(mi.mode);
+	meta_inode_release(&mi);
+	return file;
+}
+
 static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 {
 	struct imp_obj *o = &it->im.objs[i];
@@ -322,6 +345,11 @@ static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 
 	switch (o->kind) {
 	case IMP_SKIP:
+		if (o->err == -EISDIR && local_file_at(it, txn, o)) {
+			o->kind = IMP_FILE; /* what is here wins */
+			o->err = 0;
+			return classify_one(it, txn, i);
+		}
 		set_fail(t, o->err == -EISDIR ? "PATH_TYPE_CONFLICT"
 					      : "INVALID_KEY");
 		return 0;
