@@ -30,6 +30,7 @@
 struct ctl_buf;
 struct ctl_name;
 struct task_engine;
+struct api_server;
 
 struct fs {
 	const struct fs_options *opt;
@@ -48,6 +49,7 @@ struct fs {
 
 	struct fs_lookups *lookups;
 	struct task_engine *engine;
+	struct api_server *api;
 	int64_t mount_time; /* seconds, for the control tree's times */
 	/* Lock order: stats_lock before the task engine's lock. */
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */

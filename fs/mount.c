@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "fs/fs_i.h"
 #include "tasks/tasks.h"
 
@@ -432,6 +433,23 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	ret = start_engine(fs);
 	if (ret < 0)
 		return fail(e, "starting the task engine: %s", strerror(-ret));
+	if (o->api_listen) {
+		struct api_config ac = {.listen = o->api_listen,
+					.credentials = o->api_credentials,
+					.region = o->region};
+		ret = api_server_start(&ac, fs->engine, &fs->api);
+		if (ret == -ENOENT || ret == -EACCES)
+			return fail(e, "API credentials %s: %s",
+				    o->api_credentials, strerror(-ret));
+		if (ret == -EINVAL)
+			return fail(e,
+				    "bad --api-listen %s, or no key pair in"
+				    " %s",
+				    o->api_listen, o->api_credentials);
+		if (ret < 0)
+			return fail(e, "cannot serve the API on %s: %s",
+				    o->api_listen, strerror(-ret));
+	}
 
 	if (build_fuse_args(fs, &args) < 0)
 		return fail(e, "out of memory");
@@ -463,6 +481,7 @@ static void stop(struct fs *fs, int lockfd)
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	api_server_stop(fs->api);
 	task_engine_free(fs->engine);
 	hydrate_free(fs->hy);
 	fs_lookups_free(fs->lookups);
