@@ -10,13 +10,17 @@
  * Errors are negative errno values, translated once here:
  *   -ENOENT        404 (NoSuchKey, NoSuchBucket: see s3_error_code())
  *   -EACCES        403 (AccessDenied, InvalidAccessKeyId,
- * SignatureDoesNotMatch) -ESTALE        412 PreconditionFailed (If-Match /
- * If-None-Match) -EINVAL        400 and other 4xx not listed, or a bad argument
+ *                  SignatureDoesNotMatch)
+ *   -ESTALE        412 PreconditionFailed (If-Match / If-None-Match), 409
+ *                  ConditionalRequestConflict
+ *   -EINVAL        400 and other 4xx not listed, or a bad argument
  *   -ERANGE        416 InvalidRange
  *   -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT  network failures once the
  *                  retry budget is spent
  *   -EPROTO        a malformed or hostile XML response
- *   -EIO           5xx/429 once the retry budget is spent, other failures
+ *   -EIO           5xx/429 once the retry budget is spent, other failures;
+ *                  an <Error> in a 200 answer (CopyObject, UploadPartCopy,
+ *                  CompleteMultipartUpload) unless its Code maps above
  *   -ENOMEM
  * 5xx, 429/SlowDown, timeouts and connection resets are retried with
  * exponential backoff and full jitter until cfg.retry_total_ms elapses; other
