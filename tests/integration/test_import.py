@@ -241,10 +241,13 @@ class Prefix(TidefsTestCase):
 
 class ReadOnlySurface(TidefsTestCase):
 
-    def test_mutations_return_erofs(self):
+    def test_mutations_return_erofs_with_o_ro(self):
+        """A mount with -o ro refuses every mutation with EROFS. (Issue 2
+        shipped read-only; since the write path landed, -o ro is how a
+        user gets that.)"""
         self.put("f", b"content")
         self.put("d/g", b"g")
-        m = self.mount()
+        m = self.mount(args=["-o", "ro"])
         f, d = m.path("f"), m.path("d")
         ops = [
             ("open O_WRONLY", lambda: os.open(f, os.O_WRONLY)),
