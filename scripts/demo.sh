@@ -179,7 +179,8 @@ cat >&2 <<EOF
     cat $MNT/.tidefs/stats                  # only the chunk you read was fetched
     md5sum $MNT/data/random-20MiB.bin
     getfattr -n user.tidefs.state $MNT/data/random-20MiB.bin    # archived
-    touch $MNT/new-file                     # read-only for now: EROFS
+    echo hello > $MNT/notes.txt; getfattr -n user.tidefs.state $MNT/notes.txt
+                                            # new: only in the cache, not in S3 yet
 
   Stop: Ctrl-C here, or  fusermount3 -u $MNT
 
