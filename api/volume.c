@@ -25,6 +25,7 @@
  *   Mount; one whose daemon died (ENOTCONN) is detached and mounted afresh.
  */
 #include "api/volume.h"
+#include "api/volume_i.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -33,7 +34,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,7 +43,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -254,66 +253,6 @@ static void vol_path(const struct volume_plugin *vp, const char *name,
 		 leaf ? leaf : "");
 }
 
-/* Undo the octal escapes of /proc/self/mountinfo in place. */
-static void unescape_mountinfo(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r;) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
-		    r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 +
-				      (r[3] - '0'));
-			r += 4;
-		} else {
-			*w++ = *r++;
-		}
-	}
-	*w = '\0';
-}
-
-static bool is_mounted(const char *path)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, *save, *tok;
-	size_t cap = 0;
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		tok = strtok_r(line, " ", &save);
-		for (int i = 0; tok && i < 4; i++)
-			tok = strtok_r(NULL, " ", &save);
-		if (!tok)
-			continue;
-		unescape_mountinfo(tok);
-		found = strcmp(tok, path) == 0;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag,
 		    struct FTW *ftw)
 {
@@ -321,30 +260,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 	(void)flag;
 	(void)ftw;
 	return remove(path) < 0 ? -1 : 0;
-}
-
-/* Wait until no tidefs holds CACHE/lock; 0 or -EBUSY after timeout_s. */
-static int wait_unlocked(const char *cache, int timeout_s)
-{
-	char path[PATH_MAX];
-	int64_t deadline = time_mono_ns() + (int64_t)timeout_s * 1000000000;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/lock", cache);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			close(fd); /* drops the lock */
-			return 0;
-		}
-		if (time_mono_ns() > deadline) {
-			close(fd);
-			return -EBUSY;
-		}
-		usleep(50 * 1000);
-	}
 }
 
 /* ------------------------------------------------------------ state -- */
@@ -455,7 +370,7 @@ static int load_state(struct volume_plugin *vp, char *err, size_t errlen)
 		}
 		vol_path(vp, name, "mnt", mnt, sizeof(mnt));
 		if (json_array_size(json_object_get(v, "Mounts")) > 0 &&
-		    !is_mounted(mnt)) {
+		    !volume_is_mounted(mnt)) {
 			log_warn("volume: %s is no longer mounted; forgetting "
 				 "its %zu mount(s)",
 				 name,
@@ -470,84 +385,6 @@ static int load_state(struct volume_plugin *vp, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------ tidefs child -- */
-
-/* The last "tidefs: ..." line of a start log, else its last line. */
-static void last_error_line(const char *log, char *out, size_t len)
-{
-	FILE *f = fopen(log, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	set_err(out, len, "tidefs failed (see %s)", log);
-	if (!f)
-		return;
-	while ((n = getline(&line, &cap, f)) > 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (!strncmp(line, "tidefs: ", 8))
-			set_err(out, len, "%s", line);
-	}
-	free(line);
-	fclose(f);
-}
-
-static void child_exec(char **argv, const char *log)
-{
-	sigset_t none;
-	int fd;
-
-	/* The plugin blocks SIGTERM/SIGINT for sigwait(); tidefs must not
-	 * inherit that mask, nor an ignored SIGPIPE. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
-	}
-	fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0 && fd != STDIN_FILENO) {
-		dup2(fd, STDIN_FILENO);
-		close(fd);
-	}
-	execvp(argv[0], argv);
-	dprintf(STDERR_FILENO, "tidefs: cannot run %s: %s\n", argv[0],
-		strerror(errno));
-	_exit(127);
-}
-
-/* Run argv; 0 when it exits 0 within timeout_s, else -1 (killed on
- * timeout, *timed_out set). */
-static int run_wait(char **argv, const char *log, int timeout_s,
-		    bool *timed_out)
-{
-	int64_t deadline = time_mono_ns() + (int64_t)timeout_s * 1000000000;
-	int status;
-	pid_t pid, r;
-
-	*timed_out = false;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0)
-		child_exec(argv, log);
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0) {
-		if (time_mono_ns() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			*timed_out = true;
-			return -1;
-		}
-		usleep(20 * 1000);
-	}
-	if (r < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
 
 struct argv_buf {
 	char *v[48];
@@ -608,12 +445,12 @@ static int start_tidefs(struct volume_plugin *vp, const char *name, json_t *vol,
 	vol_path(vp, name, "cache", cache, sizeof(cache));
 	vol_path(vp, name, "mnt", mnt, sizeof(mnt));
 	vol_path(vp, name, "start.log", log, sizeof(log));
-	if (mkdir_p(cache, 0700) < 0 || mkdir_p(mnt, 0755) < 0) {
+	if (volume_mkdir_p(cache, 0700) < 0 || volume_mkdir_p(mnt, 0755) < 0) {
 		set_err(err, errlen, "cannot create %s: %s", mnt,
 			strerror(errno));
 		return -1;
 	}
-	if (wait_unlocked(cache, UNLOCK_TIMEOUT_S) < 0) {
+	if (volume_wait_unlocked(cache, UNLOCK_TIMEOUT_S) < 0) {
 		set_err(err, errlen,
 			"the previous tidefs of volume '%s' has not exited",
 			name);
@@ -636,13 +473,13 @@ static int start_tidefs(struct volume_plugin *vp, const char *name, json_t *vol,
 	arg_add(&a, url);
 	arg_add(&a, mnt);
 	log_info("volume: mounting %s: %s on %s", name, url, mnt);
-	if (run_wait(a.v, log, vp->mount_timeout_s, &timed_out) < 0 ||
-	    !is_mounted(mnt)) {
+	if (volume_run(a.v, log, vp->mount_timeout_s, &timed_out) < 0 ||
+	    !volume_is_mounted(mnt)) {
 		if (timed_out)
 			set_err(err, errlen, "tidefs did not mount %s in %d s",
 				url, vp->mount_timeout_s);
 		else
-			last_error_line(log, err, errlen);
+			volume_last_error_line(log, err, errlen);
 		return -1;
 	}
 	return 0;
@@ -656,7 +493,7 @@ static int ensure_mounted(struct volume_plugin *vp, const char *name,
 	struct statfs st;
 
 	vol_path(vp, name, "mnt", mnt, sizeof(mnt));
-	if (is_mounted(mnt)) {
+	if (volume_is_mounted(mnt)) {
 		/* statfs always reaches the daemon (stat may be answered from
 		 * the kernel's attribute cache): ENOTCONN means it died. */
 		if (statfs(mnt, &st) == 0)
@@ -679,18 +516,20 @@ static int unmount_volume(struct volume_plugin *vp, const char *name, char *err,
 	vol_path(vp, name, "cache", cache, sizeof(cache));
 	vol_path(vp, name, "umount.log", log, sizeof(log));
 	log_info("volume: unmounting %s from %s", name, mnt);
-	if (umount2(mnt, UMOUNT_NOFOLLOW) < 0 && is_mounted(mnt)) {
-		if (errno != EPERM) {
+	if (umount2(mnt, UMOUNT_NOFOLLOW) < 0) {
+		int e = errno;
+		if (!volume_is_mounted(mnt)) {
+			/* gone meanwhile */
+		} else if (e != EPERM) {
 			set_err(err, errlen, "cannot unmount %s: %s", mnt,
-				strerror(errno));
+				strerror(e));
 			return -1;
-		}
-		if (run_wait(argv, log, 30, &timed_out) < 0) {
-			last_error_line(log, err, errlen);
+		} else if (volume_run(argv, log, 30, &timed_out) < 0) {
+			volume_last_error_line(log, err, errlen);
 			return -1;
 		}
 	}
-	if (wait_unlocked(cache, UNLOCK_TIMEOUT_S) < 0)
+	if (volume_wait_unlocked(cache, UNLOCK_TIMEOUT_S) < 0)
 		log_warn("volume: tidefs of %s still running %d s after the "
 			 "unmount",
 			 name, UNLOCK_TIMEOUT_S);
@@ -818,7 +657,7 @@ static json_t *h_create(struct volume_plugin *vp, json_t *req)
 	vol = json_pack("{s:o, s:s, s:[]}", "Opts", opts, "CreatedAt", now,
 			"Mounts");
 	vol_path(vp, name, NULL, dir, sizeof(dir));
-	if (!vol || mkdir_p(dir, 0700) < 0) {
+	if (!vol || volume_mkdir_p(dir, 0700) < 0) {
 		json_decref(vol);
 		return err_reply("cannot create %s: %s", dir, strerror(errno));
 	}
@@ -847,7 +686,7 @@ static json_t *h_remove(struct volume_plugin *vp, json_t *req)
 	if (n > 0)
 		return err_reply("volume %s is in use by %zu mount(s)", name,
 				 n);
-	if (is_mounted(mnt))
+	if (volume_is_mounted(mnt))
 		return err_reply("volume %s is still mounted on %s", name, mnt);
 	/* FTW_MOUNT: never descend into anything mounted under the dir. */
 	if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 &&
@@ -926,7 +765,7 @@ static json_t *h_unmount(struct volume_plugin *vp, json_t *req)
 		log_warn("volume: %s: unmount for unknown ID %s", name, id);
 	}
 	vol_path(vp, name, "mnt", mnt, sizeof(mnt));
-	if (json_array_size(mounts) == 0 && is_mounted(mnt) &&
+	if (json_array_size(mounts) == 0 && volume_is_mounted(mnt) &&
 	    unmount_volume(vp, name, err, sizeof(err)) < 0)
 		return err_reply("cannot unmount volume %s: %s", name, err);
 	log_info("volume: %s unmounted for %s (%zu mount(s) left)", name, id,
@@ -939,7 +778,7 @@ static const char *live_mountpoint(struct volume_plugin *vp, const char *name,
 				   char *buf, size_t len)
 {
 	vol_path(vp, name, "mnt", buf, len);
-	return is_mounted(buf) ? buf : "";
+	return volume_is_mounted(buf) ? buf : "";
 }
 
 static json_t *h_path(struct volume_plugin *vp, json_t *req)
@@ -1058,7 +897,7 @@ int volume_plugin_open(const struct volume_config *cfg,
 	int ret;
 
 	err[0] = '\0';
-	ret = mkdir_p(cfg->root, 0700);
+	ret = volume_mkdir_p(cfg->root, 0700);
 	if (ret < 0) {
 		set_err(err, errlen, "%s: %s", cfg->root, strerror(-ret));
 		return ret;
@@ -1091,7 +930,7 @@ int volume_plugin_open(const struct volume_config *cfg,
 		goto out_free;
 	}
 	snprintf(path, sizeof(path), "%s/volumes", vp->root);
-	ret = mkdir_p(path, 0700);
+	ret = volume_mkdir_p(path, 0700);
 	if (ret < 0) {
 		set_err(err, errlen, "%s: %s", path, strerror(-ret));
 		goto out_free;
