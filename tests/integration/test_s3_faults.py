@@ -14,7 +14,8 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tidefs_test import (MiB, TidefsTestCase, child_read, file_md5, md5,
+from tidefs_test import (MiB, MountError, TidefsTestCase, child_read,
+                         file_md5, md5,
                          posix_meta, random_bytes)
 
 ERR_XML = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
@@ -236,6 +237,37 @@ class Faults(TidefsTestCase):
         self.assertLessEqual(max(per_range.values()), 2,
                              "403 retried: %r" % per_range)
         self.assertNotEqual(m.state("d.bin"), "lost")
+
+    def test_bad_credentials_fail_startup(self):
+        """moto accepts any key, so the proxy plays a real S3 refusing
+        them: one clear line, non-zero exit, nothing mounted."""
+        self.put("x", b"x")
+        for code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            with self.subTest(code=code):
+                self.proxy.clear()
+                for method in ("GET", "HEAD"):
+                    self.proxy.add(method, ("status", 403, code))
+                m = self.mount(start=False, retry_timeout=2,
+                               foreground=False, log_level=None)
+                m.endpoint = self.proxy.url
+                t0 = time.monotonic()
+                with self.assertRaises(MountError):
+                    m.start(timeout=45)
+                el = time.monotonic() - t0
+                if os.environ.get("TIDEFS_IT_TIMING"):
+                    print("%s: %.1fs %r" % (code, el, m.start_stderr))
+                self.assertLess(el, 15,
+                                "a 403 at startup was retried")
+                self.assertNotEqual(m.returncode, 0)
+                lines = [ln for ln in m.start_stderr.splitlines()
+                         if ln.strip()]
+                self.assertEqual(len(lines), 1, m.start_stderr)
+                self.assertTrue(lines[0].startswith("tidefs: "), lines[0])
+                low = lines[0].lower()
+                self.assertTrue(any(w in low for w in (
+                    "credential", "access", "signature", "denied",
+                    "403", code.lower())), lines[0])
+                self.assertFalse(m.is_mounted())
 
     def test_import_survives_transient_head_and_list_errors(self):
         meta = posix_meta(0o100640, 321, 654, None, 1500000000 * 10 ** 9)
