@@ -181,19 +181,32 @@ static bool error_from_json(const char *text, size_t len, struct cli_err *e)
 	return type != NULL;
 }
 
-static void error_from_file(const char *path, const char *what,
+/* After a rejected request: the file holds the FSx error JSON, or, when
+ * the name already belonged to a task, that task (FSx answers a token
+ * reused for a different request with IncompatibleParameterError). */
+static void error_from_file(const char *path, const char *token,
 			    struct cli_err *e)
 {
 	char *text;
 	size_t len;
+	json_t *task;
 
-	if (cli_read_file(path, &text, &len) == 0) {
-		bool ok = error_from_json(text, len, e);
-		free(text);
-		if (ok)
-			return;
+	if (cli_read_file(path, &text, &len) < 0) {
+		cli_err_set(e, "", "%s: %s", path, strerror(EINVAL));
+		return;
 	}
-	cli_err_set(e, "", "%s: %s", what, strerror(EINVAL));
+	if (!error_from_json(text, len, e)) {
+		task = parse_object(text, len);
+		if (json_object_get(task, "TaskId"))
+			cli_err_set(e, "IncompatibleParameterError",
+				    "ClientRequestToken %s already names %s, "
+				    "created with a different request",
+				    token, cli_json_str(task, "TaskId"));
+		else
+			cli_err_set(e, "", "%s: %s", path, strerror(EINVAL));
+		json_decref(task);
+	}
+	free(text);
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -258,7 +271,7 @@ int cli_create_task(const char *mount, const char *token, const char *request,
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	if (ret == -EINVAL) {
-		error_from_file(path, path, e);
+		error_from_file(path, token, e);
 		return ret;
 	}
 	if (ret < 0) {

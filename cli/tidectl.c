@@ -343,8 +343,8 @@ static int parse_create(struct cli *c, int argc, char **argv,
 		} else if (common_opt(c, id, &rc)) {
 			if (rc >= 0)
 				return rc;
-		} else if ((rc = create_opt(c, &a, id, val, o)) != 0) {
-			return rc;
+		} else if (create_opt(c, &a, id, val, o) != 0) {
+			return CLI_USAGE;
 		}
 	}
 	if (!o->mount)

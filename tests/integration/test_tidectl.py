@@ -291,7 +291,6 @@ class Commands(TidectlCase):
         self.assertEqual(self.wait_final(m, t["TaskId"])["Lifecycle"],
                          "CANCELED")
 
-    @unittest.expectedFailure  # the daemon side of pinning is issue 5
     def test_pin_unpin(self):
         m = self.m
         st = self.ok_json("pin", m.path("a.txt"), m.path("d", "b.bin"))
