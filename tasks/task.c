@@ -1439,13 +1439,13 @@ int task_from_json(const char *json, size_t len, struct task *out)
 		return -EPROTO;
 	}
 	ret = header_from(o, out);
-	/* The request members pass the same rules as when it was created;
-	 * Report is optional as for control files. */
+	/* Each request member passes the rules it passed when the task was
+	 * created (Report optional, as for control files). The cross-field
+	 * rules are not applied again: tasks the engine makes itself need
+	 * not follow them, and a stored task must load. */
 	if (!ret)
 		ret = parse_request_fields(NULL, o, TASK_SRC_CTL, NULL,
 					   &out->req);
-	if (!ret)
-		ret = check_combination(NULL, &out->req);
 	json_decref(o);
 	if (ret && ret != -ENOMEM)
 		ret = -EINVAL;

@@ -1013,6 +1013,14 @@ static void test_roundtrip(void **state)
 	}
 	task_release(&t);
 
+	/* a task the engine made without the request rules still loads */
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, "task-00000000000000000");
+	t.req.type = TASK_AUTO_RELEASE;
+	t.automatic = true;
+	free(roundtrip(&t));
+	task_release(&t);
+
 	/* Paths: [] survives, and a control-file task without report */
 	make_task(&t, "{" T_EXP "," BASE ",\"Paths\":[]}");
 	s = roundtrip(&t);
