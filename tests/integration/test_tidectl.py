@@ -291,6 +291,58 @@ class Commands(TidectlCase):
         self.assertEqual(self.wait_final(m, t["TaskId"])["Lifecycle"],
                          "CANCELED")
 
+    def test_release_and_auto_release(self):
+        m = self.m
+        for rel in ("a.txt", "d/b.bin"):
+            res, _, _ = child_read(m.path(rel))
+            self.assertTrue(res["ok"])
+        self.assertEqual(m.state("a.txt"), "archived")
+        self.ok("pin", m.path("a.txt"))
+        t = self.ok_json("create-task", m.mountpoint, "--type", "release",
+                         "--paths", "/", "--release-days", "0",
+                         "--wait")["DataRepositoryTask"]
+        self.assertEqual(t["Type"], "RELEASE_DATA_FROM_FILESYSTEM")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED")
+        self.assertEqual(m.state("d", "b.bin"), "released")
+        self.assertEqual(m.state("a.txt"), "archived")   # pinned
+        self.ok("unpin", m.path("a.txt"))
+        t = self.ok_json("create-task", m.mountpoint, "--type",
+                         "AUTO_RELEASE_DATA", "--capacity-to-release", "1",
+                         "--wait")["DataRepositoryTask"]
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED")
+        self.assertEqual(t["CapacityToRelease"], 1)
+        self.assertEqual(m.state("a.txt"), "released")
+        h = self.ok("describe", "--human", m.mountpoint).stdout
+        self.assertIn("auto-release", h)
+        self.assertIn("release", h)
+
+    def test_other_user_may_not_create_or_cancel(self):
+        m = self.mount(args=["-o", "allow_other"])
+        for d in (self.class_tmp, self.tmp, m.mountpoint):
+            os.chmod(d, 0o755)
+        t = self.ok_json("create-task", m.mountpoint, "--type", "export",
+                         "--wait")["DataRepositoryTask"]
+
+        def as_nobody():
+            os.setgid(65534)
+            os.setuid(65534)
+        for args in (("create-task", m.mountpoint, "--type", "export"),
+                     ("cancel", m.mountpoint, t["TaskId"]),
+                     ("pin", m.path("a.txt"))):
+            with self.subTest(cmd=args[0]):
+                r = subprocess.run([tidectl_bin()] + list(args),
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60,
+                                   universal_newlines=True,
+                                   preexec_fn=as_nobody)
+                self.assertFails(1, r, "permission denied",
+                                 "not permitted")
+        r = subprocess.run([tidectl_bin(), "describe", m.mountpoint],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, universal_newlines=True,
+                           preexec_fn=as_nobody)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_pin_unpin(self):
         m = self.m
         st = self.ok_json("pin", m.path("a.txt"), m.path("d", "b.bin"))
