@@ -28,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
 
-#define NBUCKETS 1024
+#define NBUCKETS	 1024
+#define PERSIST_DELAY_NS 200000000 /* batch fetched chunks for 0.2 s */
 
 struct hydrate_file {
 	struct hydrate *h;
@@ -62,11 +64,15 @@ struct hydrate_file {
 	uint32_t ra_window; /* protected by lock */
 };
 
+/* Fetch chunks [idx, idx + count) of f with one ranged GET. */
 struct job {
 	struct hydrate_file *f;
 	uint64_t idx;
+	uint32_t count;
 	struct job *next;
 };
+
+#define JOB_SPAN 4 /* adjacent chunks merged into one GET */
 
 struct persist {
 	struct hydrate_file *f;
@@ -90,6 +96,7 @@ struct hydrate {
 	size_t plen, pcap;		      /* protected by lock */
 	unsigned persisting;   /* protected by lock: batches being written */
 	unsigned running_jobs; /* protected by lock */
+	bool flush_wanted;     /* protected by lock: persist now */
 	bool stopping;	       /* protected by lock */
 
 	pthread_t *workers;
@@ -333,6 +340,7 @@ static int want_chunk(struct hydrate_file *f, uint64_t idx, struct job **list)
 		return -ENOMEM;
 	j->f = f;
 	j->idx = idx;
+	j->count = 1;
 	j->next = *list;
 	*list = j;
 	bit_set(f->inflight, idx);
@@ -365,6 +373,19 @@ static void queue_jobs(struct hydrate *h, struct job *list)
 		list->next = rev;
 		rev = list;
 		list = n;
+	}
+	/* Merge runs of adjacent chunks: fewer, larger requests. */
+	for (struct job *j = rev; j; j = j->next) {
+		while (j->next && j->next->f == j->f &&
+		       j->next->idx == j->idx + j->count &&
+		       j->count < JOB_SPAN) {
+			struct job *n = j->next;
+			j->count++;
+			j->next = n->next;
+			free(n);
+		}
+		if (!j->next)
+			last = j;
 	}
 	pthread_mutex_lock(&h->lock);
 	for (struct job *j = rev; j; j = j->next)
@@ -522,7 +543,9 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	char etag[80], *key;
 
 	pthread_mutex_lock(&f->lock);
-	want = (size_t)chunk_len(f, h->csize, j->idx);
+	want = 0;
+	for (uint32_t i = 0; i < j->count; i++)
+		want += (size_t)chunk_len(f, h->csize, j->idx + i);
 	key = f->key ? strdup(f->key) : NULL;
 	memcpy(etag, f->etag, sizeof(etag));
 	pthread_mutex_unlock(&f->lock);
@@ -544,14 +567,18 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	 * hydrate_flush() after a read always covers it. */
 	if (ret == 0) {
 		atomic_fetch_add(&h->bytes_fetched, got);
-		persist_push(h, f, j->idx);
+		for (uint32_t i = 0; i < j->count; i++)
+			persist_push(h, f, j->idx + i);
 	}
 
 	pthread_mutex_lock(&f->lock);
-	bit_clear(f->inflight, j->idx);
-	f->ninflight--;
+	for (uint32_t i = 0; i < j->count; i++) {
+		bit_clear(f->inflight, j->idx + i);
+		f->ninflight--;
+		if (ret == 0)
+			bit_set(f->present, j->idx + i);
+	}
 	if (ret == 0) {
-		bit_set(f->present, j->idx);
 		f->ncached_bytes += got;
 		atomic_fetch_add(&h->used, (int64_t)got);
 	} else {
@@ -580,7 +607,7 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 static void *worker_main(void *arg)
 {
 	struct hydrate *h = arg;
-	uint8_t *buf = malloc(h->csize);
+	uint8_t *buf = malloc((size_t)h->csize * JOB_SPAN);
 
 	if (!buf) {
 		log_error("hydrate: out of memory for a fetch buffer");
@@ -735,6 +762,20 @@ static void *persister_main(void *arg)
 
 		while (h->plen == 0 && !h->stopping)
 			pthread_cond_wait(&h->persist_cond, &h->lock);
+		if (h->plen > 0 && !h->stopping && !h->flush_wanted) {
+			/* Let a batch gather: one fdatasync per file and one
+			 * transaction for many chunks. A flush cuts it short.
+			 */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += PERSIST_DELAY_NS;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&h->persist_cond, &h->lock, &ts);
+		}
+		h->flush_wanted = false;
 		if (h->plen == 0 && h->stopping && h->running_jobs == 0 &&
 		    !h->job_head)
 			break;
@@ -767,6 +808,7 @@ int hydrate_flush(struct hydrate *h)
 {
 	pthread_mutex_lock(&h->lock);
 	while (h->plen > 0 || h->persisting > 0) {
+		h->flush_wanted = true;
 		pthread_cond_signal(&h->persist_cond);
 		pthread_cond_wait(&h->idle_cond, &h->lock);
 	}
@@ -1469,7 +1511,10 @@ void hydrate_free(struct hydrate *h)
 	while ((j = h->job_head) != NULL) {
 		h->job_head = j->next;
 		pthread_mutex_lock(&j->f->lock);
-		bit_clear(j->f->inflight, j->idx);
+		for (uint32_t i = 0; i < j->count; i++) {
+			bit_clear(j->f->inflight, j->idx + i);
+			j->f->ninflight--;
+		}
 		pthread_cond_broadcast(&j->f->cond);
 		pthread_mutex_unlock(&j->f->lock);
 		file_unref_locked(j->f);
