@@ -821,6 +821,38 @@ class Harness:
         log("  endpoint reference rep %d: 8 GETs cold %.0f, hot %.0f, 1 GET cold %.0f MiB/s" % (
             len(self.ref_runs), r["8cold"]["mib_per_s"], r["8hot"]["mib_per_s"], r["1cold"]["mib_per_s"]))
 
+    def meta_reference(self, rep=0):
+        """What the endpoint itself needs for an import of meta/: a paginated
+        ListObjectsV2 and one HeadObject per key, 32 in parallel (Python,
+        unsigned requests).  Once per run: a floor for any first mount."""
+        if rep != 0:
+            return
+        t0 = time.perf_counter()
+        keys = []
+        for page in self.ep.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="meta/"):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        t_list = time.perf_counter() - t0
+        tl = threading.local()
+
+        def head(key):
+            c = getattr(tl, "c", None)
+            if c is None:
+                c = tl.c = http.client.HTTPConnection("127.0.0.1", self.ep.port, timeout=60)
+            c.request("HEAD", "/%s/%s" % (BUCKET, key))
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError("HEAD %s: HTTP %d" % (key, r.status))
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(32) as ex:
+            list(ex.map(head, keys))
+        t_head = time.perf_counter() - t0
+        self.rec("endpoint", "ref_list", [{"seconds": t_list, "keys": len(keys)}], "seconds", "s",
+                 "ListObjectsV2 of meta/ (boto3, 1,000 keys a page)")
+        self.rec("endpoint", "ref_head", [{"seconds": t_head, "per_s": len(keys) / t_head}], "seconds", "s",
+                 "HeadObject of every key under meta/, 32 in parallel")
+
     def reference_finish(self):
         if not self.ref_runs:
             return
@@ -1143,6 +1175,13 @@ def write_report(h, meta, path_md, path_json):
                  fmt(ep.get("ref_8get_cold", {}).get("median")),
                  fmt(ep.get("ref_8get_hot", {}).get("median")),
                  fmt(ep.get("ref_1get_cold", {}).get("median"))))
+    if "ref_list" in ep:
+        L.append("Endpoint metadata reference (once per run): ListObjectsV2 of the %s keys under "
+                 "`meta/`: %s s; HeadObject of every key, 32 in parallel: %s s (%s HEAD/s). "
+                 "Their sum is roughly the floor for a first mount that lists and HEADs every "
+                 "object against this endpoint.\n" % (
+                     "{:,}".format(cfg.meta_n), fmt(ep["ref_list"]["median"]),
+                     fmt(ep["ref_head"]["median"]), fmt(ep["ref_head"]["runs"][0]["per_s"])))
     L.append("Ratios are tidefs ÷ peer (for MiB/s, IOPS and files/s higher is better; for seconds "
              "and MiB lower is better). Ratios against s3fs/rclone are omitted for rows where "
              "the peers measured something different (lazy mount; smaller rename tree).\n")
@@ -1225,6 +1264,8 @@ def collect_meta(h):
             "kernel": platform.release(),
             "os": cmd_out(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
             "workdir filesystem": " ".join(fsinfo[0].split()) if fsinfo else "?",
+            "benchmark priority": "nice %d%s" % (os.nice(0), ", ionice best-effort 0"
+                                                 if os.environ.get("BENCH_NICE") else ""),
         },
         "versions": {
             "tidefs": "%s (git %s%s)" % (first(tver), rev, ", uncommitted changes" if dirty else ""),
@@ -1323,7 +1364,7 @@ def main():
         h.interleaved(objs, h.read_session, h.read_finish, "read", pre=h.reference)
         h.reference_finish()
         log("metadata workloads")
-        h.interleaved(objs, h.meta_session, h.meta_finish, "metadata")
+        h.interleaved(objs, h.meta_session, h.meta_finish, "metadata", pre=h.meta_reference)
         for s in objs:
             log("%s: write workloads" % s.name)
             try:

@@ -5,10 +5,12 @@
 # bench/results.json (with --quick: bench/work/quick/).  Run as root.
 #
 #   bench/run.sh [--quick] [--systems native,s3fs,rclone,tidefs] [--reps N]
-#                [--tidefs PATH] [--build]
+#                [--tidefs PATH] [--build] [--nice N]
 #
-# --build first builds tidefs (Release) into build-bench/.  Other options go
-# to bench/bench.py (see bench/README.md).
+# --build first builds tidefs (Release) into build-bench/.  --nice N runs the
+# whole benchmark (endpoint, daemons, clients) at CPU nice N (e.g. -10) and
+# best-effort I/O priority 0, to cut the noise from other jobs on a shared
+# machine.  Other options go to bench/bench.py (see bench/README.md).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,12 +41,19 @@ cleanup() {
 }
 
 BUILD=0
+NICE=""
 ARGS=""
-for a in "$@"; do
-	case "$a" in
+while [ $# -gt 0 ]; do
+	case "$1" in
 	--build) BUILD=1 ;;
-	*) ARGS="$ARGS $a" ;;
+	--nice)
+		NICE="$2"
+		shift
+		;;
+	--nice=*) NICE="${1#--nice=}" ;;
+	*) ARGS="$ARGS $1" ;;
 	esac
+	shift
 done
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -75,4 +84,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 # shellcheck disable=SC2086
-python3 "$HERE/bench.py" $ARGS
+if [ -n "$NICE" ]; then
+	BENCH_NICE="$NICE" nice -n "$NICE" ionice -c2 -n0 python3 "$HERE/bench.py" $ARGS
+else
+	python3 "$HERE/bench.py" $ARGS
+fi
