@@ -180,8 +180,11 @@ class Commands(TidectlCase):
         body = self.s3.get_object(Bucket=self.bucket, Key="out.txt")
         self.assertEqual(body["Body"].read(), b"exported by tidectl")
         self.assertEqual(m.state("out.txt"), "archived")
-        self.assertIs(self.ok_json("stats", m.mountpoint)["safe_to_unmount"],
-                      True)
+        s = self.ok_json("stats", m.mountpoint)
+        self.assertIs(s["safe_to_unmount"], True,
+                      "after a successful export of everything: "
+                      "unexported_files=%s, states=%s, mount root state %s"
+                      % (s["unexported_files"], s["states"], m.state()))
         # The control file is what tidectl wrote to.
         self.assertIn(t["Name"], os.listdir(m.path(".tidefs", "tasks")))
 
