@@ -12,16 +12,16 @@ held open, a shell-like process with its cwd in the mount, and a daemonized
 """
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, md5, pattern_bytes,
-                         pids_with_arg)
+from tidefs_test import (MiB, TidefsTestCase, child_read, md5,
+                         pattern_bytes, pids_with_arg)
 
 # How long the daemon may take from the signal to its exit.
 EXIT_BOUND = 10
@@ -208,6 +208,58 @@ class Signals(TidefsTestCase):
                          % EXIT_BOUND)
         self.assertCleanlyGone(m)
 
+
+class SignalsWithStalledS3(Signals):
+    """SIGTERM while a read waits on an endpoint that accepts connections
+    and never answers (moto stopped with SIGSTOP)."""
+    OWN_MOTO_PER_TEST = True
+
+    # Only this test here; the inherited ones run in Signals.
+    test_sigterm = test_sigint = None
+    test_sigterm_with_open_file_and_cwd_inside = None
+    test_sigterm_during_heavy_writes = None
+    test_sigterm_background_daemon = None
+
+    def stalled_read_then_sigterm(self, retry_timeout):
+        self.put("big", pattern_bytes(4 * MiB, 3))
+        m = self.mount(retry_timeout=retry_timeout)
+        self.moto.freeze()
+        res = {}
+
+        def reader():
+            try:
+                res["r"] = child_read(m.path("big"), 0, 1 << 20, timeout=60)
+            except Exception as e:  # e.g. two results: read, then close
+                res["exc"] = e
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(1)  # the read is now waiting on S3
+        try:
+            rc, el = self.stop_with(m, signal.SIGTERM)
+        finally:
+            self.moto.thaw()
+            t.join(65)
+        self.assertEqual(rc, 0, m.log_tail())
+        self.assertCleanlyGone(m)
+        r = res.get("r")
+        self.assertIsNotNone(r, res.get("exc"))
+        self.assertFalse(r[2], "the reader hung after the daemon exited")
+        self.assertFalse(r[0]["ok"], "a read got data with S3 stalled")
+        return el
+
+    def test_sigterm_during_stalled_fetch_short_retry(self):
+        """With --retry-timeout 5 the exit comes within the bound."""
+        self.stalled_read_then_sigterm(5)
+
+    def test_sigterm_during_stalled_fetch_default_retry(self):
+        """With the default --retry-timeout (20 s) the exit must still come
+        within EXIT_BOUND, inside Docker's 10 s stop grace period.
+
+        Fails today (daemon gap, issue 6 "SIGTERM ... within a bounded
+        time"): shutdown waits for the in-flight range GET to give up after
+        --retry-timeout instead of cancelling it. Do not weaken this test;
+        fix the daemon."""
+        self.stalled_read_then_sigterm(None)
 
 if __name__ == "__main__":
     unittest.main()
