@@ -282,6 +282,18 @@ static int resolve_dir(struct itask *it, struct meta_txn *txn, size_t d,
 	return td->status = ret;
 }
 
+/*
+ * Does the inode carry local changes that win over S3? new and dirty ones
+ * do; the root always starts new (it has no object of its own), so there
+ * only dirty counts and a "prefix/" marker updates it otherwise.
+ */
+static bool local_changes(const struct meta_inode *mi)
+{
+	if (mi->ino == META_ROOT_INO)
+		return mi->state == META_DIRTY;
+	return mi->state == META_NEW || mi->state == META_DIRTY;
+}
+
 static void set_fail(struct tobj *t, const char *code)
 {
 	t->act = ACT_FAIL;
@@ -301,7 +313,7 @@ static int classify_existing(struct tobj *t, const struct imp_obj *o,
 		t->act = ACT_SAME;
 		return 0;
 	}
-	if (mi->state == META_NEW || mi->state == META_DIRTY ||
+	if (local_changes(mi) ||
 	    (!want_dir && mi->s3_key && strcmp(mi->s3_key, o->key) != 0)) {
 		set_fail(t, "LOCAL_CHANGES_CONFLICT");
 		return 0;
@@ -568,7 +580,7 @@ static const char *apply_dir(struct itask *it, struct meta_txn *txn,
 		return "LOCAL_IO_ERROR";
 	if (strcmp(mi.etag, etag) == 0) {
 		it->nsame++;
-	} else if (mi.state == META_NEW || mi.state == META_DIRTY) {
+	} else if (local_changes(&mi)) {
 		code = "LOCAL_CHANGES_CONFLICT";
 	} else {
 		take_head(&mi, o, S_IFDIR);

@@ -148,6 +148,22 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(states.get("released"), 2, states)
         self.assertEqual(states.get("archived"), 1, states)
 
+    def test_many_keys_in_batches(self):
+        """More keys than one apply transaction holds, in a new directory
+        and an existing one, with a change among them."""
+        self.put("big/0000", b"v1")
+        m = self.mount()
+        self.put_many(("big/%04d" % i, b"%d" % i) for i in range(1, 1300))
+        self.put("big/0000", b"v2")
+        t = self.run_task(m, "imp-many", timeout=100)
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.counts(t), (1300, 1300, 0))
+        got = names(m.path("big"))
+        self.assertEqual(got, ["%04d" % i for i in range(1300)])
+        self.assertEqual(read_file(m.path("big", "1299")), b"1299")
+        drop_kernel_caches()
+        self.assertEqual(read_file(m.path("big", "0000")), b"v2")
+
     def test_changed_released_file(self):
         v1 = pattern_bytes(2 * MiB, "v1")
         self.put("f.bin", v1)
@@ -276,6 +292,24 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(read_file(m.path("y", "1.txt")), b"y1")
         self.assertEqual(names(m.mountpoint),
                          ["seed.txt", "x", "xy.txt", "y"])
+
+    def test_prefix_marker_updates_root(self):
+        """The "prefix/" object carries the root's metadata; the root is
+        not a local change of its own (it has no object until then)."""
+        self.put("pre/seed.txt", b"seed")
+        m = self.mount(prefix="pre")
+        self.put("pre/", b"", posix_meta(mode=0o40750, uid=5, gid=6))
+        t = self.run_task(m, "imp-root")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.counts(t), (2, 2, 0))
+        t = self.run_task(m, "imp-root2")
+        self.assertEqual(self.counts(t), (2, 2, 0))
+        # The kernel holds the root's attributes: look from a new mount.
+        m.unmount()
+        m2 = self.mount(prefix="pre", cache_dir=m.cache_dir)
+        st = os.stat(m2.mountpoint)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o750)
+        self.assertEqual((st.st_uid, st.st_gid), (5, 6))
 
     def test_path_outside_repository(self):
         m = self.mount(prefix="pre")
