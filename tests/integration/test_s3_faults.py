@@ -229,7 +229,9 @@ class Faults(TidefsTestCase):
         r, el, to = child_read(m.path("d.bin"), 0, 4096, timeout=40)
         self.assertFalse(to)
         self.assertEqual(r.get("errno"), errno.EIO, r)
-        self.assertLess(el, 3, "a 403 took %.1fs: retried?" % el)
+        # The attempt count below is the real check; the time bound only
+        # catches a retry loop (generous for loaded CI machines).
+        self.assertLess(el, 8, "a 403 took %.1fs: retried?" % el)
         per_range = {}
         for req in self.proxy.gets("d.bin"):
             per_range[req[3]] = per_range.get(req[3], 0) + 1
