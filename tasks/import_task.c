@@ -15,10 +15,13 @@
  *    number of keys listed; every key is reported exactly once.
  * 3. Classify each key against the store, in short read transactions
  *    (CLASSIFY_BATCH keys each): no inode at its path -> new; an inode with
- *    the listed ETag -> unchanged; a new/dirty inode (or one backed by
- *    another key: a local rename or hard link) -> LOCAL_CHANGES_CONFLICT;
- *    a name of another type on the way -> PATH_TYPE_CONFLICT; otherwise
- *    changed.
+ *    the listed ETag -> unchanged, unless the object's LastModified is newer
+ *    than the one recorded (a metadata-only rewrite keeps the ETag) ->
+ *    metadata only (data, state and cache untouched; silently skipped for
+ *    new/dirty inodes, whose data agrees); a new/dirty inode (or one backed
+ *    by another key: a local rename or hard link) with another ETag ->
+ *    LOCAL_CHANGES_CONFLICT; a name of another type on the way ->
+ *    PATH_TYPE_CONFLICT; otherwise changed.
  * 4. HeadObject the new and changed keys in parallel (imp_fetch_all, in
  *    tolerant mode: a failed HEAD fails only its key, S3_ACCESS_DENIED or
  *    S3_ERROR; a key gone meanwhile counts as done, nothing to import).
@@ -66,6 +69,7 @@ enum act {
 	ACT_SAME = 0, /* nothing to do: succeeded */
 	ACT_NEW,      /* no inode at its path: create */
 	ACT_CHANGED,  /* ETag differs: update */
+	ACT_META,     /* same ETag, newer LastModified: metadata only */
 	ACT_FAIL,     /* failed with code */
 };
 
@@ -73,8 +77,8 @@ struct tobj {
 	enum act act;
 	bool local_reg;	  /* ACT_CHANGED: the local inode is a regular file */
 	const char *code; /* ACT_FAIL */
-	uint64_t ino;	  /* ACT_CHANGED: the local inode */
-	char *letag;	  /* ACT_CHANGED: its ETag when classified (owned) */
+	uint64_t ino;	  /* ACT_CHANGED/META: the local inode */
+	char *letag;	  /* ACT_CHANGED/META: its ETag when classified */
 };
 
 struct tdir {
@@ -300,16 +304,31 @@ static void set_fail(struct tobj *t, const char *code)
 	t->code = code;
 }
 
+/*
+ * Rewritten with the same content (a metadata-only change, e.g. a copy with
+ * new x-amz-meta-file-* headers keeps the ETag)? Whole seconds: HeadObject's
+ * Last-Modified has no more. An export records the time after its upload,
+ * so its own object never looks newer.
+ */
+static bool newer_object(const struct imp_obj *o, const struct meta_inode *mi)
+{
+	return o->mtime_ns / 1000000000 > mi->s3_mtime_ns / 1000000000;
+}
+
 /* An existing inode at the path of object o: what to do with it. */
 static int classify_existing(struct tobj *t, const struct imp_obj *o,
 			     const struct meta_inode *mi, bool want_dir)
 {
+	bool same = mi->etag[0] && strcmp(mi->etag, o->etag) == 0;
+
 	if (want_dir != !!S_ISDIR(mi->mode) ||
 	    (!want_dir && !S_ISREG(mi->mode) && !S_ISLNK(mi->mode))) {
 		set_fail(t, "PATH_TYPE_CONFLICT");
 		return 0;
 	}
-	if (mi->etag[0] && strcmp(mi->etag, o->etag) == 0) {
+	if (same && (!newer_object(o, mi) || local_changes(mi))) {
+		/* Local metadata changes win silently over remote ones: the
+		 * data agrees, and the next export sends them. */
 		t->act = ACT_SAME;
 		return 0;
 	}
@@ -318,7 +337,7 @@ static int classify_existing(struct tobj *t, const struct imp_obj *o,
 		set_fail(t, "LOCAL_CHANGES_CONFLICT");
 		return 0;
 	}
-	t->act = ACT_CHANGED;
+	t->act = same ? ACT_META : ACT_CHANGED;
 	t->ino = mi->ino;
 	t->local_reg = S_ISREG(mi->mode);
 	t->letag = strdup(mi->etag);
@@ -413,7 +432,7 @@ static int classify(struct itask *it)
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < it->im.nobjs; i++)
-		if (it->t[i].act == ACT_NEW || it->t[i].act == ACT_CHANGED)
+		if (it->t[i].act != ACT_SAME && it->t[i].act != ACT_FAIL)
 			it->im.jobs[it->im.njobs++] = i;
 	return 0;
 }
@@ -425,7 +444,7 @@ static void after_fetch(struct itask *it)
 		struct imp_obj *o = &it->im.objs[i];
 		struct tobj *t = &it->t[i];
 
-		if ((t->act != ACT_NEW && t->act != ACT_CHANGED) ||
+		if (t->act == ACT_SAME || t->act == ACT_FAIL ||
 		    o->kind != IMP_SKIP)
 			continue;
 		if (o->err == -ENOENT)
@@ -482,6 +501,16 @@ static const char *new_file(struct itask *it, struct meta_txn *txn,
 	return NULL;
 }
 
+/* Same data, new POSIX metadata (and Last-Modified). */
+static const char *update_meta(struct itask *it, struct meta_txn *txn,
+			       struct meta_inode *mi, const struct imp_obj *o)
+{
+	take_head(mi, o, mi->mode & S_IFMT);
+	meta_inode_put(txn, mi);
+	it->nchanged++;
+	return NULL;
+}
+
 static const char *update_file(struct itask *it, struct meta_txn *txn,
 			       struct slot *s, struct meta_inode *mi)
 {
@@ -490,6 +519,8 @@ static const char *update_file(struct itask *it, struct meta_txn *txn,
 	if (o->symlink != !!S_ISLNK(mi->mode))
 		return "PATH_TYPE_CONFLICT";
 	if (S_ISLNK(mi->mode)) {
+		/* Written before the commit, like new targets: a failed
+		 * commit leaves the new target under the old record. */
 		if (imp_link_write(it->cfg->cs, mi->ino, o->link, &it->syncfd) <
 		    0)
 			return "LOCAL_IO_ERROR";
@@ -504,6 +535,7 @@ static const char *update_file(struct itask *it, struct meta_txn *txn,
 	if (it->cfg->hy && !s->hf)
 		return "LOCAL_IO_ERROR"; /* could not hold off its readers */
 	take_head(mi, o, S_IFREG);
+	mi->flags &= ~(uint32_t)META_F_DATA_CHANGED; /* S3's data is ours */
 	mi->size = mi->s3_size = o->head.size;
 	meta_chunk_clear(txn, mi->ino, 0);
 	meta_lru_del(txn, mi->last_access_ns, mi->ino);
@@ -543,14 +575,15 @@ static const char *apply_file(struct itask *it, struct meta_txn *txn,
 		return "LOCAL_IO_ERROR";
 	if (S_ISDIR(mi.mode))
 		code = "PATH_TYPE_CONFLICT";
-	else if (t->act != ACT_CHANGED || ino != t->ino ||
-		 strcmp(mi.etag, t->letag) != 0 || mi.state == META_NEW ||
-		 mi.state == META_DIRTY)
+	else if (t->act == ACT_NEW || ino != t->ino ||
+		 strcmp(mi.etag, t->letag) != 0 || local_changes(&mi))
 		code = "LOCAL_CHANGES_CONFLICT"; /* changed meanwhile */
 	else if (strcmp(mi.etag, o->head.etag) == 0)
-		it->nsame++; /* changed back */
-	else
+		code = update_meta(it, txn, &mi, o); /* or changed back */
+	else if (t->act == ACT_CHANGED)
 		code = update_file(it, txn, s, &mi);
+	else
+		it->nsame++; /* rewritten since the listing: next time */
 	meta_inode_release(&mi);
 	return code;
 }
@@ -578,7 +611,8 @@ static const char *apply_dir(struct itask *it, struct meta_txn *txn,
 		return NULL;
 	if (meta_inode_get(txn, it->im.dirs[d].ino, &mi) < 0)
 		return "LOCAL_IO_ERROR";
-	if (strcmp(mi.etag, etag) == 0) {
+	if (strcmp(mi.etag, etag) == 0 &&
+	    (it->t[s->i].act != ACT_META || local_changes(&mi))) {
 		it->nsame++;
 	} else if (local_changes(&mi)) {
 		code = "LOCAL_CHANGES_CONFLICT";
@@ -698,7 +732,7 @@ static int apply(struct itask *it)
 	for (size_t i = 0; i <= it->im.nobjs; i++) {
 		struct tobj *t = i < it->im.nobjs ? &it->t[i] : NULL;
 
-		if (t && t->act != ACT_NEW && t->act != ACT_CHANGED) {
+		if (t && (t->act == ACT_SAME || t->act == ACT_FAIL)) {
 			if (t->act == ACT_SAME)
 				it->nsame++;
 			else

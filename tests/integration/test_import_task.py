@@ -180,6 +180,23 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(md5(read_file(m.path("f.bin"))), md5(v2))
         self.assertEqual(m.state("f.bin"), "archived")
 
+    def test_changed_symlink_and_directory_marker(self):
+        self.put("l", b"a", posix_meta(mode=0o120777))
+        self.put("d/", b"", posix_meta(mode=0o40755))
+        m = self.mount()
+        # Same (empty) content, so the same ETag: only a newer
+        # LastModified, in whole seconds, tells the marker changed.
+        time.sleep(1.1)
+        self.put("l", b"a/longer/target", posix_meta(mode=0o120777))
+        self.put("d/", b"", posix_meta(mode=0o40700, uid=9, gid=9))
+        t = self.run_task(m, "imp-link")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.counts(t), (2, 2, 0))
+        self.assertEqual(os.readlink(m.path("l")), "a/longer/target")
+        st = os.stat(m.path("d"))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        self.assertEqual((st.st_uid, st.st_gid), (9, 9))
+
     def test_changed_cached_file_drops_data(self):
         v1 = pattern_bytes(3 * MiB, "v1")
         self.put("c.bin", v1)
