@@ -8,8 +8,23 @@
  * task engine, whose calls are short (they queue work, never run it). So
  * nothing here blocks on S3.
  *
- * Replays: a signature seen within the skew window is refused. Signatures
- * live in a small ring protected by `lock`, the only lock in this file.
+ * Replays: a request whose signature was already seen within the skew
+ * window is refused, unless replaying it cannot change anything: read-only
+ * operations (Describe*), CancelDataRepositoryTask (a task is canceled
+ * once; a replay answers CANCELING or DataRepositoryTaskEnded) and a
+ * CreateDataRepositoryTask that carries a ClientRequestToken (the same
+ * signature means the same body, so the same token and parameters, which
+ * return the original task). botocore signs no per-call nonce
+ * (amz-sdk-invocation-id is added after signing) and X-Amz-Date has
+ * one-second resolution, so a client polling a task, cancelling twice, or
+ * retrying a create with its token sends identical signatures within a
+ * second and must get the real answer. What stays checked is what a replay
+ * could repeat: a create without a token (boto3 and the CLI always fill
+ * one in; raw clients may not), and anything unknown. Signatures live in a
+ * ring protected by `lock`, the only lock in this file.
+ *
+ * Bodies: a Content-Length over max_body is refused (413) before the body is
+ * read; a chunked body that grows past it is discarded and refused at the end.
  */
 #include "api/api.h"
 
@@ -17,6 +32,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -60,6 +76,7 @@ struct conn {
 	char *body;
 	size_t len, cap;
 	bool too_big;
+	bool answered; /* a response is already queued */
 };
 
 /* ---- credentials ---- */
@@ -410,6 +427,30 @@ static int dispatch(struct api_server *s, const char *op, const char *body,
 	return TASK_ERR_INVALID_ACTION;
 }
 
+/* Requests whose replay cannot change anything: exempt from the replay
+ * check (see DESIGN). */
+static bool replay_harmless(const char *target, const char *body, size_t len)
+{
+	json_t *j, *tok;
+	bool ret;
+
+	if (!target || strncmp(target, TARGET_PREFIX, strlen(TARGET_PREFIX)))
+		return false;
+	target += strlen(TARGET_PREFIX);
+	if (!strcmp(target, "DescribeDataRepositoryTasks") ||
+	    !strcmp(target, "DescribeFileSystems") ||
+	    !strcmp(target, "CancelDataRepositoryTask"))
+		return true;
+	if (strcmp(target, "CreateDataRepositoryTask") || !body)
+		return false;
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	tok = json_is_object(j) ? json_object_get(j, "ClientRequestToken")
+				: NULL;
+	ret = json_is_string(tok) && json_string_length(tok) > 0;
+	json_decref(j);
+	return ret;
+}
+
 static enum MHD_Result handle(struct api_server *s, struct MHD_Connection *c,
 			      const char *method, const char *url,
 			      struct conn *cn)
@@ -434,9 +475,12 @@ static enum MHD_Result handle(struct api_server *s, struct MHD_Connection *c,
 	v.arg = c;
 	v.body = cn->body;
 	v.body_len = cn->len;
+	target =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
 	ret = api_verify_sigv4(&v, s->keys, s->nkeys, s->region, now,
 			       s->cfg.max_skew_s, sig, msg, sizeof(msg));
-	if (ret == API_AUTH_OK && replayed(s, sig, now)) {
+	if (ret == API_AUTH_OK && !replay_harmless(target, cn->body, cn->len) &&
+	    replayed(s, sig, now)) {
 		ret = API_AUTH_REPLAYED;
 		snprintf(msg, sizeof(msg),
 			 "This request was already received (replay)");
@@ -447,8 +491,6 @@ static enum MHD_Result handle(struct api_server *s, struct MHD_Connection *c,
 				  api_auth_error_name(ret), msg);
 	}
 	ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-	target =
-		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
 	if (!ctype || strncmp(ctype, "application/x-amz-json-1.1", 26))
 		return send_error(c, 400, "SerializationException",
 				  "Content-Type must be"
@@ -484,10 +526,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 	(void)version;
 	if (!cn) {
+		const char *cl = MHD_lookup_connection_value(
+			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		uint64_t n;
+
 		cn = calloc(1, sizeof(*cn));
 		if (!cn)
 			return MHD_NO;
 		*con_cls = cn;
+		/* Refuse a declared oversize body before reading it; MHD
+		 * closes the connection after the response. */
+		if (cl && (parse_u64(cl, &n) < 0 || n > s->cfg.max_body)) {
+			cn->too_big = cn->answered = true;
+			return send_error(c, 413, "SerializationException",
+					  "The request body is too large");
+		}
+		return MHD_YES;
+	}
+	if (cn->too_big && *size) {
+		*size = 0; /* already answered, or being discarded */
 		return MHD_YES;
 	}
 	if (*size) {
@@ -509,6 +566,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*size = 0;
 		return MHD_YES;
 	}
+	if (cn->answered)
+		return MHD_YES;
+	cn->answered = true;
 	return handle(s, c, method, url, cn);
 }
 
@@ -527,9 +587,32 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* Remove what is at un's path only if it is a socket nobody listens on:
+ * never a regular file, never a live server's socket. 0 or -EADDRINUSE. */
+static int remove_stale_socket(const struct sockaddr_un *un)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(un->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EADDRINUSE;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, (const struct sockaddr *)un, sizeof(*un));
+	close(fd);
+	if (ret == 0)
+		return -EADDRINUSE;
+	unlink(un->sun_path);
+	return 0;
+}
+
 static int listen_socket(struct api_server *s, const char *addr)
 {
-	int fd, one = 1;
+	int fd, one = 1, ret;
+	bool v6 = false;
 
 	if (!strncmp(addr, "unix:", 5)) {
 		struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -539,7 +622,11 @@ static int listen_socket(struct api_server *s, const char *addr)
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		unlink(un.sun_path);
+		ret = remove_stale_socket(&un);
+		if (ret < 0) {
+			close(fd);
+			return ret;
+		}
 		if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ||
 		    chmod(un.sun_path, 0600) < 0 || listen(fd, 64) < 0) {
 			int err = -errno;
@@ -568,6 +655,7 @@ static int listen_socket(struct api_server *s, const char *addr)
 		if (inet_pton(AF_INET6, host + 1, &in6.sin6_addr) != 1)
 			return -EINVAL;
 		in6.sin6_port = htons((uint16_t)port);
+		v6 = true;
 		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	} else {
 		if (inet_pton(AF_INET, host, &in4.sin_addr) != 1)
@@ -578,9 +666,8 @@ static int listen_socket(struct api_server *s, const char *addr)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if ((in6.sin6_port
-		     ? bind(fd, (struct sockaddr *)&in6, sizeof(in6))
-		     : bind(fd, (struct sockaddr *)&in4, sizeof(in4))) < 0 ||
+	if ((v6 ? bind(fd, (struct sockaddr *)&in6, sizeof(in6))
+		: bind(fd, (struct sockaddr *)&in4, sizeof(in4))) < 0 ||
 	    listen(fd, 64) < 0) {
 		int err = -errno;
 		close(fd);
