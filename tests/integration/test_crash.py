@@ -8,15 +8,54 @@ symlink targets and device numbers. Files unlinked while open and orphaned
 data files are cleaned up at the next mount."""
 
 import os
+import random
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, file_md5, fusermount_unmount,
-                         md5, pattern_bytes, posix_meta, random_bytes)
+from tidefs_test import (MiB, MotoServer, TidefsTestCase, file_md5,
+                         fusermount_unmount, md5, posix_meta, random_bytes,
+                         require_environment)
+
+
+def pattern_bytes(size, seed):
+    """Deterministic bytes for (size, seed), fast enough for many MiB."""
+    return random.Random("%r" % (seed,)).randbytes(size)
+
+
+class SharedMoto:
+    """Mixin: one moto_server for the whole module instead of one per class
+    (each start costs seconds); buckets stay fresh per test."""
+    _shared = None
+    _shared_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        require_environment()
+        cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
+        mo = SharedMoto._shared
+        if mo is None or mo.proc is None or mo.proc.poll() is not None:
+            SharedMoto._shared_dir = tempfile.mkdtemp(prefix="tidefs-moto-")
+            SharedMoto._shared = MotoServer(SharedMoto._shared_dir).start()
+        cls.moto = SharedMoto._shared
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto = None  # the base class would stop it
+        super().tearDownClass()
+
+
+def tearDownModule():
+    if SharedMoto._shared is not None:
+        SharedMoto._shared.stop()
+        SharedMoto._shared = None
+    if SharedMoto._shared_dir:
+        shutil.rmtree(SharedMoto._shared_dir, ignore_errors=True)
 
 
 def write_file(path, data, mode=0o644, fsync=False):
@@ -91,7 +130,7 @@ def link_groups(snap):
     return sorted(sorted(g) for g in by.values() if len(g) > 1)
 
 
-class Crash(TidefsTestCase):
+class Crash(SharedMoto, TidefsTestCase):
     TEST_TIMEOUT = 120
 
     def crash(self, m):
@@ -292,15 +331,11 @@ class Crash(TidefsTestCase):
         os.mkdir(m.path("w"))
         journal = os.path.join(self.tmp, "journal")
         code = r"""
-import hashlib, os, sys
+import hashlib, os, random, sys
 root, journal = sys.argv[1], sys.argv[2]
 j = open(journal, "a", buffering=1)
 def pattern(size, seed):
-    out = bytearray(); c = 0
-    while len(out) < size:
-        out += hashlib.sha512(seed.encode() + c.to_bytes(8, "little")).digest()
-        c += 1
-    return bytes(out[:size])
+    return random.Random(seed).randbytes(size)
 i = 0
 while True:
     name = "f%05d" % i

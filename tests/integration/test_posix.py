@@ -18,13 +18,16 @@ import errno
 import os
 import pickle
 import select
+import shutil
 import signal
 import socket
 import stat
+import tempfile
 import time
 import unittest
 
-from tidefs_test import MiB, TidefsTestCase, md5, random_bytes
+from tidefs_test import (MiB, MotoServer, TidefsTestCase, md5,
+                         random_bytes, require_environment)
 
 NOBODY = 65534  # uid and gid
 OTHER = 65533   # a second unprivileged uid and gid
@@ -186,7 +189,37 @@ def mode_of(path, follow=True):
     return stat.S_IMODE(st.st_mode)
 
 
-class PosixCase(TidefsTestCase):
+class SharedMoto:
+    """Mixin: one moto_server for the whole module instead of one per class
+    (each start costs seconds); buckets stay fresh per test."""
+    _shared = None
+    _shared_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        require_environment()
+        cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
+        mo = SharedMoto._shared
+        if mo is None or mo.proc is None or mo.proc.poll() is not None:
+            SharedMoto._shared_dir = tempfile.mkdtemp(prefix="tidefs-moto-")
+            SharedMoto._shared = MotoServer(SharedMoto._shared_dir).start()
+        cls.moto = SharedMoto._shared
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto = None  # the base class would stop it
+        super().tearDownClass()
+
+
+def tearDownModule():
+    if SharedMoto._shared is not None:
+        SharedMoto._shared.stop()
+        SharedMoto._shared = None
+    if SharedMoto._shared_dir:
+        shutil.rmtree(SharedMoto._shared_dir, ignore_errors=True)
+
+
+class PosixCase(SharedMoto, TidefsTestCase):
     """A fresh empty mount (-o allow_other) per test; umask 022; the temp
     dirs above the mount point opened up so other uids can reach it."""
 
