@@ -239,7 +239,14 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	meta_txn_abort(txn);
 	txn = NULL;
 
-	f->fd = chunk_open(h->cs, ino, true);
+	/* An empty file gets its data file with its first byte. */
+	f->fd = chunk_open(h->cs, ino, f->size > 0);
+	if (f->fd == -ENOENT && f->size == 0) {
+		f->fd = -1;
+		meta_inode_release(&mi);
+		*out = f;
+		return 0;
+	}
 	if (f->fd < 0) {
 		ret = f->fd;
 		goto out_free;
@@ -313,7 +320,28 @@ void hydrate_close(struct hydrate_file *f)
 
 int hydrate_fd(const struct hydrate_file *f)
 {
-	return f->fd;
+	int fd;
+
+	pthread_mutex_lock((pthread_mutex_t *)&f->lock);
+	fd = f->fd;
+	pthread_mutex_unlock((pthread_mutex_t *)&f->lock);
+	return fd;
+}
+
+/* Caller holds f->io for writing: create the data file on first need. */
+static int need_fd(struct hydrate_file *f)
+{
+	int fd;
+
+	if (f->fd >= 0)
+		return 0;
+	fd = chunk_open(f->h->cs, f->ino, true);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&f->lock);
+	f->fd = fd;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
 }
 
 uint64_t hydrate_size(const struct hydrate_file *f)
@@ -1062,7 +1090,9 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	mark_chunks(f, c.set, c.nset, true);
 	pthread_mutex_unlock(&f->lock);
 
-	ret = apply(f, kind, mode, buf, off, len);
+	ret = need_fd(f);
+	if (ret == 0)
+		ret = apply(f, kind, mode, buf, off, len);
 	pthread_mutex_lock(&f->lock);
 	if (ret < 0) {
 		mark_chunks(f, c.set, c.nset, false);
@@ -1131,8 +1161,11 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	ret = reserve(h, grow);
 	if (ret < 0)
 		goto out_unlock;
-	if (ftruncate(f->fd, (off_t)size) < 0) {
+	if (size > 0)
+		ret = need_fd(f);
+	if (ret == 0 && f->fd >= 0 && ftruncate(f->fd, (off_t)size) < 0)
 		ret = -errno;
+	if (ret < 0) {
 		atomic_fetch_sub(&h->used, (int64_t)grow);
 		goto out_unlock;
 	}
@@ -1166,7 +1199,9 @@ int hydrate_fsync(struct hydrate_file *f, int datasync)
 {
 	int ret;
 
-	ret = datasync ? fdatasync(f->fd) : fsync(f->fd);
+	int fd = hydrate_fd(f);
+
+	ret = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);
 	if (ret < 0)
 		return -errno;
 	return meta_sync(f->h->db);
@@ -1313,7 +1348,8 @@ int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 	f->ncached_bytes = count_cached(f, h->csize);
 	*freed = before - f->ncached_bytes;
 	pthread_mutex_unlock(&f->lock);
-	if (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)mi.size) < 0)
+	if (f->fd >= 0 &&
+	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)mi.size) < 0))
 		log_warn("release of inode %" PRIu64 ": %s", ino,
 			 strerror(errno));
 	atomic_fetch_sub(&h->used, (int64_t)*freed);
@@ -1426,7 +1462,12 @@ static uint64_t invalidate_reload(struct hydrate_file *f)
 	before -= MIN(before, f->ncached_bytes);
 	size = f->size;
 	pthread_mutex_unlock(&f->lock);
-	if (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0)
+	/* A file opened empty has no data file yet; fetches need one now. */
+	if (size > 0 && (ret = need_fd(f)) < 0)
+		log_warn("hydrate: data file of inode %" PRIu64 ": %s", f->ino,
+			 strerror(-ret));
+	if (f->fd >= 0 &&
+	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0))
 		log_warn("hydrate: dropping the data of inode %" PRIu64 ": %s",
 			 f->ino, strerror(errno));
 	meta_inode_release(&mi);

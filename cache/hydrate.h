@@ -71,7 +71,8 @@ int hydrate_flush(struct hydrate *h);
  */
 int hydrate_open(struct hydrate *h, uint64_t ino, struct hydrate_file **out);
 void hydrate_close(struct hydrate_file *f);
-/* The data file descriptor (valid until hydrate_close). */
+/* The data file descriptor (valid until hydrate_close), or -1 for an empty
+ * file that never had data. */
 int hydrate_fd(const struct hydrate_file *f);
 /* Current size of the file as known to the cache. */
 uint64_t hydrate_size(const struct hydrate_file *f);

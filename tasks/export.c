@@ -174,9 +174,17 @@ static int upload_regular(const struct task_engine_config *cfg,
 		return ret;
 	/* Chunks never fetched (a partly rewritten file) come in first. */
 	ret = hydrate_ensure(hf, 0, hydrate_size(hf));
-	if (ret == 0)
-		ret = s3_put_file(cfg->s3, key, hydrate_fd(hf),
-				  hydrate_size(hf), o, etag);
+	if (ret == 0) {
+		int fd = hydrate_fd(hf), nul = -1;
+		/* An empty file never had a data file. */
+		if (fd < 0)
+			fd = nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ret = fd < 0 ? -errno
+			     : s3_put_file(cfg->s3, key, fd, hydrate_size(hf),
+					   o, etag);
+		if (nul >= 0)
+			close(nul);
+	}
 	hydrate_close(hf);
 	return ret;
 }

@@ -19,29 +19,31 @@
 /* FSx error names, as negative codes below -4096 (see task_strerror). */
 enum task_err {
 	TASK_ERR_BAD_REQUEST = -4097, /* BadRequest */
-	TASK_ERR_INCOMPATIBLE_PARAMETER = -4098, /* IncompatibleParameterError */
-	TASK_ERR_FS_NOT_FOUND = -4099, /* FileSystemNotFound */
-	TASK_ERR_SERVICE_LIMIT = -4100, /* ServiceLimitExceeded */
-	TASK_ERR_UNSUPPORTED = -4101, /* UnsupportedOperation */
-	TASK_ERR_EXECUTING = -4102, /* DataRepositoryTaskExecuting */
-	TASK_ERR_INTERNAL = -4103, /* InternalServerError */
-	TASK_ERR_NOT_FOUND = -4104, /* DataRepositoryTaskNotFound */
-	TASK_ERR_ENDED = -4105, /* DataRepositoryTaskEnded */
+	TASK_ERR_INCOMPATIBLE_PARAMETER =
+		-4098,			 /* IncompatibleParameterError */
+	TASK_ERR_FS_NOT_FOUND = -4099,	 /* FileSystemNotFound */
+	TASK_ERR_SERVICE_LIMIT = -4100,	 /* ServiceLimitExceeded */
+	TASK_ERR_UNSUPPORTED = -4101,	 /* UnsupportedOperation */
+	TASK_ERR_EXECUTING = -4102,	 /* DataRepositoryTaskExecuting */
+	TASK_ERR_INTERNAL = -4103,	 /* InternalServerError */
+	TASK_ERR_NOT_FOUND = -4104,	 /* DataRepositoryTaskNotFound */
+	TASK_ERR_ENDED = -4105,		 /* DataRepositoryTaskEnded */
 	TASK_ERR_INVALID_ACTION = -4106, /* InvalidAction (unknown operation) */
 };
 
 /* "BadRequest", … for a TASK_ERR_* code; NULL for anything else. */
 const char *task_strerror(int code);
-/* HTTP status the FSx service uses for it: 400, or 500 for InternalServerError. */
+/* HTTP status the FSx service uses for it: 400, or 500 for InternalServerError.
+ */
 int task_err_http_status(int code);
 /* The FSx error body {"__type": NAME, "Message": msg} (plus "Limit" for
  * ServiceLimitExceeded), malloc'ed; NULL on ENOMEM. */
 char *task_error_json(int code, const char *msg);
 
 enum task_type {
-	TASK_EXPORT = 0, /* EXPORT_TO_REPOSITORY */
-	TASK_IMPORT = 1, /* IMPORT_METADATA_FROM_REPOSITORY */
-	TASK_RELEASE = 2, /* RELEASE_DATA_FROM_FILESYSTEM */
+	TASK_EXPORT = 0,       /* EXPORT_TO_REPOSITORY */
+	TASK_IMPORT = 1,       /* IMPORT_METADATA_FROM_REPOSITORY */
+	TASK_RELEASE = 2,      /* RELEASE_DATA_FROM_FILESYSTEM */
 	TASK_AUTO_RELEASE = 3, /* AUTO_RELEASE_DATA */
 };
 const char *task_type_name(enum task_type t);
@@ -71,7 +73,7 @@ enum task_source {
 };
 
 struct task_tag {
-	char *key; /* owned */
+	char *key;   /* owned */
 	char *value; /* owned */
 };
 
@@ -82,10 +84,10 @@ struct task_request {
 	size_t npaths;
 	char *fsid;
 	bool report_enabled;
-	char *report_path; /* NULL unless enabled */
+	char *report_path;   /* NULL unless enabled */
 	char *report_format; /* "REPORT_CSV_20191124" */
-	char *report_scope; /* "FAILED_FILES_ONLY" */
-	char *token; /* ClientRequestToken or NULL */
+	char *report_scope;  /* "FAILED_FILES_ONLY" */
+	char *token;	     /* ClientRequestToken or NULL */
 	struct task_tag *tags;
 	size_t ntags;
 	uint64_t capacity_gib; /* CapacityToRelease; 0 when absent */
@@ -163,7 +165,7 @@ struct task_describe_request {
 	size_t nlifecycles;
 	bool other_filter; /* a dra/file-cache filter: matches nothing here */
 	uint32_t max_results; /* 0: default */
-	char *next_token; /* owned or NULL */
+	char *next_token;     /* owned or NULL */
 };
 int task_describe_parse(const char *json, size_t len,
 			struct task_describe_request *out, char *msg,
