@@ -141,16 +141,16 @@ static uint64_t chunk_len(const struct hydrate_file *f, uint32_t csize,
 	return off >= f->backing ? 0 : MIN((uint64_t)csize, f->backing - off);
 }
 
-/* Bytes held locally: present backed chunks plus everything past the
- * backed extent. Caller holds f->lock. */
+/* Bytes held locally: what the data file allocates (holes from sparse
+ * writes and truncation cost nothing). Caller holds f->lock. */
 static uint64_t count_cached(const struct hydrate_file *f, uint32_t csize)
 {
-	uint64_t n = f->size > f->backing ? f->size - f->backing : 0;
+	struct stat st;
 
-	for (uint64_t i = 0; i < f->nchunks; i++)
-		if (bit_get(f->present, i))
-			n += chunk_len(f, csize, i);
-	return n;
+	(void)csize;
+	if (f->fd < 0 || fstat(f->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
 }
 
 /* ---- file table ---- */
@@ -1032,16 +1032,6 @@ static void mark_chunks(struct hydrate_file *f, const uint64_t *set,
 	}
 }
 
-static uint64_t set_bytes(const struct hydrate_file *f, const uint64_t *set,
-			  size_t nset)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < nset; i++)
-		n += chunk_len(f, f->h->csize, set[i]);
-	return n;
-}
-
 enum change_kind { CH_WRITE, CH_PUNCH, CH_ZERO, CH_ALLOC };
 
 static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
@@ -1066,7 +1056,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {.clear_from = UINT64_MAX, .times = true};
-	uint64_t grow, old_size, new_size;
+	uint64_t grow, old_size, new_size, now_cached;
 	int ret;
 
 	pthread_rwlock_wrlock(&f->io);
@@ -1079,7 +1069,9 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	pthread_mutex_lock(&f->lock);
 	old_size = f->size;
 	new_size = keep_size ? old_size : MAX(old_size, off + len);
-	grow = set_bytes(f, c.set, c.nset) + (new_size - old_size);
+	/* An upper bound of what the change can allocate; settled against
+	 * the data file's real allocation once it is done. */
+	grow = kind == CH_WRITE || kind == CH_ALLOC ? len : 0;
 	pthread_mutex_unlock(&f->lock);
 	/* May wait for the eviction thread: no f->lock held (f->io keeps
 	 * other readers and writers of this file out meanwhile). */
@@ -1103,7 +1095,11 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		goto out_unlock;
 	}
 	f->size = new_size;
-	f->ncached_bytes += grow;
+	now_cached = count_cached(f, h->csize);
+	atomic_fetch_add(&h->used, (int64_t)now_cached -
+					   (int64_t)f->ncached_bytes -
+					   (int64_t)grow);
+	f->ncached_bytes = now_cached;
 	pthread_mutex_unlock(&f->lock);
 	c.size_changed = new_size != old_size;
 	ret = commit_change(f, &c);
@@ -1147,7 +1143,7 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {.clear_from = UINT64_MAX};
-	uint64_t old_cached, new_cached, grow;
+	uint64_t old_cached, new_cached;
 	int64_t delta;
 	int ret = 0;
 
@@ -1156,19 +1152,14 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	while (f->ninflight > 0)
 		pthread_cond_wait(&f->cond, &f->lock);
 	c.size_changed = size != f->size;
-	grow = size > f->size ? size - f->size : 0;
 	pthread_mutex_unlock(&f->lock);
-	ret = reserve(h, grow);
-	if (ret < 0)
-		goto out_unlock;
+	/* Extending makes a hole: nothing to reserve. */
 	if (size > 0)
 		ret = need_fd(f);
 	if (ret == 0 && f->fd >= 0 && ftruncate(f->fd, (off_t)size) < 0)
 		ret = -errno;
-	if (ret < 0) {
-		atomic_fetch_sub(&h->used, (int64_t)grow);
+	if (ret < 0)
 		goto out_unlock;
-	}
 	pthread_mutex_lock(&f->lock);
 	old_cached = f->ncached_bytes;
 	if (size < f->backing) {
@@ -1184,10 +1175,8 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	new_cached = count_cached(f, h->csize);
 	f->ncached_bytes = new_cached;
 	pthread_mutex_unlock(&f->lock);
-	/* Growth was reserved above; account for shrinking now. */
 	delta = (int64_t)new_cached - (int64_t)old_cached;
-	if (delta < 0)
-		atomic_fetch_add(&h->used, delta);
+	atomic_fetch_add(&h->used, delta);
 	c.times = c.size_changed;
 	ret = commit_change(f, &c);
 out_unlock:

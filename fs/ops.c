@@ -26,6 +26,19 @@ static struct fs *req_fs(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Floor division: times before 1970 keep 0 <= tv_nsec < 1e9. */
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+
+	if (rem < 0) {
+		sec--;
+		rem += 1000000000;
+	}
+	ts->tv_sec = (time_t)sec;
+	ts->tv_nsec = (long)rem;
+}
+
 void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 		  struct stat *st)
 {
@@ -40,12 +53,9 @@ void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 	st->st_blksize = (blksize_t)fs->csize;
 	/* Blocks show what is cached locally, so du tells cache use. */
 	st->st_blocks = (blkcnt_t)((mi->cached_bytes + 511) / 512);
-	st->st_atim.tv_sec = mi->atime_ns / 1000000000;
-	st->st_atim.tv_nsec = mi->atime_ns % 1000000000;
-	st->st_mtim.tv_sec = mi->mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = mi->mtime_ns % 1000000000;
-	st->st_ctim.tv_sec = mi->ctime_ns / 1000000000;
-	st->st_ctim.tv_nsec = mi->ctime_ns % 1000000000;
+	ns_to_ts(mi->atime_ns, &st->st_atim);
+	ns_to_ts(mi->mtime_ns, &st->st_mtim);
+	ns_to_ts(mi->ctime_ns, &st->st_ctim);
 }
 
 void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state)
@@ -449,6 +459,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
+	}
+	/* libfuse asks for atomic O_TRUNC: the kernel leaves it to us. */
+	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		ret = hydrate_truncate(hf, 0);
+		if (ret < 0) {
+			hydrate_close(hf);
+			fuse_reply_err(req, -ret);
+			return;
+		}
 	}
 	hydrate_note_handle(hf, 1);
 	fi->fh = (uintptr_t)hf;
