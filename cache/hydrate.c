@@ -1308,6 +1308,10 @@ int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 		pthread_cond_wait(&f->cond, &f->lock);
 	ret = skip_open && f->nhandles > 0 ? -EBUSY : 0;
 	pthread_mutex_unlock(&f->lock);
+	/* Presence records still queued must land before the punch, or they
+	 * would mark punched chunks present again. */
+	if (ret == 0)
+		hydrate_flush(h);
 	if (ret == 0)
 		ret = meta_txn_begin(h->db, true, &txn);
 	if (ret == 0)

@@ -139,6 +139,8 @@ void ctl_release_all(struct fs *fs)
 	}
 	free(fs->ctl_names);
 	fs->ctl_names = NULL;
+	free(fs->cancel_result);
+	fs->cancel_result = NULL;
 	fs->nctl_names = fs->ctl_names_cap = 0;
 }
 
@@ -361,6 +363,8 @@ static int count_dirty(void *arg, uint64_t ino)
 	struct unexported *u = arg;
 	struct meta_inode mi = {0};
 
+	if (ino == META_ROOT_INO)
+		return 0; /* the root has no object to export */
 	if (meta_inode_get(u->txn, ino, &mi) == 0) {
 		u->files++;
 		if (S_ISREG(mi.mode))
@@ -433,8 +437,9 @@ static char *task_text(struct fs *fs, size_t idx)
 
 	pthread_mutex_lock(&fs->stats_lock);
 	name = idx < fs->nctl_names ? strdup(fs->ctl_names[idx].name) : NULL;
-	if (name && fs->ctl_names[idx].error_json &&
-	    task_engine_get_by_name(fs->engine, name, &json) != 0)
+	/* The last request written here was rejected: show why, even when
+	 * an earlier request made a task under this name. */
+	if (name && fs->ctl_names[idx].error_json)
 		json = strdup(fs->ctl_names[idx].error_json);
 	pthread_mutex_unlock(&fs->stats_lock);
 	if (name && !json)
@@ -477,7 +482,12 @@ void ctl_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 			b->data = stats_json(fs);
 		else if (ino >= FS_CTL_TASK0)
 			b->data = task_text(fs, (size_t)(ino - FS_CTL_TASK0));
-		else
+		else if (ino == FS_CTL_CANCEL) {
+			pthread_mutex_lock(&fs->stats_lock);
+			b->data = strdup(fs->cancel_result ? fs->cancel_result
+							   : "");
+			pthread_mutex_unlock(&fs->stats_lock);
+		} else
 			b->data = strdup("");
 		if (!b->data) {
 			free(b);
@@ -630,7 +640,11 @@ static int submit_cancel(struct fs *fs, struct ctl_buf *b)
 	if (ret < 0)
 		log_info("control file cancel %s: %s", id,
 			 resp ? resp : "out of memory");
-	free(resp);
+	/* Reading .tidefs/cancel shows the answer to the last cancel. */
+	pthread_mutex_lock(&fs->stats_lock);
+	free(fs->cancel_result);
+	fs->cancel_result = resp;
+	pthread_mutex_unlock(&fs->stats_lock);
 	if (ret == TASK_ERR_NOT_FOUND)
 		return -ENOENT;
 	return ret == -ENOMEM ? -ENOMEM : ret < 0 ? -EINVAL : 0;

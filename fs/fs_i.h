@@ -55,6 +55,7 @@ struct fs {
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
 	struct ctl_name *ctl_names;	  /* protected by stats_lock */
 	size_t nctl_names, ctl_names_cap; /* protected by stats_lock */
+	char *cancel_result; /* protected by stats_lock: last cancel's answer */
 
 	pthread_mutex_t stats_lock;
 	uint64_t cached_bytes; /* protected by stats_lock */

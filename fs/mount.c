@@ -482,6 +482,10 @@ static void stop(struct fs *fs, int lockfd)
 		fuse_session_destroy(fs->se);
 	}
 	api_server_stop(fs->api);
+	/* Nobody waits for S3 any more: abort stalled transfers rather than
+	 * sit out the retry budget (a container gets ~10 s to stop). */
+	if (fs->s3)
+		s3_client_cancel(fs->s3);
 	task_engine_free(fs->engine);
 	hydrate_free(fs->hy);
 	fs_lookups_free(fs->lookups);
@@ -634,7 +638,14 @@ int fs_run(const struct fs_options *o)
 	fuse_loop_cfg_set_idle_threads(lc, 16);
 	ret = fuse_session_loop_mt(fs.se, lc);
 	fuse_loop_cfg_destroy(lc);
-	log_info("unmounting %s", o->mountpoint);
+	if (ret > 0)
+		log_info("signal %d: unmounting %s", ret, o->mountpoint);
+	else if (ret < 0)
+		log_error("FUSE session failed (%s): unmounting %s",
+			  strerror(-ret), o->mountpoint);
+	else
+		log_info("unmounted: %s", o->mountpoint);
 	stop(&fs, lockfd);
+	/* 0: unmounted, or stopped cleanly by SIGTERM/SIGINT; 1: failed. */
 	return ret < 0 ? 1 : 0;
 }

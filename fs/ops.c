@@ -63,11 +63,14 @@ void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state)
 	struct fs *fs = arg;
 
 	(void)ino;
-	if (old_state == new_state || old_state < 0 ||
-	    old_state >= FS_NSTATES || new_state < 0 || new_state >= FS_NSTATES)
+	if (old_state == new_state || old_state >= FS_NSTATES ||
+	    new_state < 0 || new_state >= FS_NSTATES)
 		return;
 	pthread_mutex_lock(&fs->stats_lock);
-	fs->nstate[old_state]--;
+	if (old_state < 0)
+		fs->ninodes++; /* a file a task created (import) */
+	else
+		fs->nstate[old_state]--;
 	fs->nstate[new_state]++;
 	pthread_mutex_unlock(&fs->stats_lock);
 }

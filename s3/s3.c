@@ -58,6 +58,7 @@ struct s3_client {
 	int list_page_size;
 	uint64_t copy_single_max; /* tests only; 0 = 5 GiB */
 	atomic_uint_fast64_t attempts;
+	atomic_bool cancelled; /* s3_client_cancel(): abort everything */
 
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -818,6 +819,23 @@ static int error_in_200(struct s3_req *r, bool *retry)
 	return -EIO;
 }
 
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	struct s3_client *c = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return atomic_load(&c->cancelled) ? 1 : 0;
+}
+
+void s3_client_cancel(struct s3_client *c)
+{
+	atomic_store(&c->cancelled, true);
+}
+
 static int attempt(struct s3_client *c, struct s3_req *r, CURL *h,
 		   const char *path, bool *retry)
 {
@@ -835,12 +853,19 @@ static int attempt(struct s3_client *c, struct s3_req *r, CURL *h,
 		curl_slist_free_all(hl);
 		return ret;
 	}
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	atomic_fetch_add(&c->attempts, 1);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_slist_free_all(hl);
 	if (cc == CURLE_WRITE_ERROR && r->win_done)
 		cc = CURLE_OK;
+	if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&c->cancelled)) {
+		s3_set_error("", "cancelled: shutting down");
+		return -ECANCELED;
+	}
 	if (cc == CURLE_ABORTED_BY_CALLBACK && r->read_err) {
 		s3_set_error("", "reading the upload's source file failed");
 		return -r->read_err;
@@ -889,8 +914,12 @@ int s3_perform(struct s3_client *c, struct s3_req *r)
 		int64_t left, wait;
 		struct timespec ts;
 
+		if (atomic_load(&c->cancelled)) {
+			ret = -ECANCELED;
+			break;
+		}
 		ret = attempt(c, r, h, path, &retry);
-		if (!retry)
+		if (!retry || atomic_load(&c->cancelled))
 			break;
 		left = deadline - time_mono_ns();
 		if (left < 1000000)
@@ -900,10 +929,15 @@ int s3_perform(struct s3_client *c, struct s3_req *r)
 			  r->method, r->key ? r->key : "(bucket)",
 			  strerror(-ret), s3_error_code(), n + 1,
 			  wait / 1000000);
-		ts.tv_sec = wait / 1000000000;
-		ts.tv_nsec = wait % 1000000000;
-		while (nanosleep(&ts, &ts) && errno == EINTR)
-			;
+		/* Sleep in short steps so a cancel is seen at once. */
+		while (wait > 0 && !atomic_load(&c->cancelled)) {
+			int64_t step = MIN(wait, 50000000);
+			ts.tv_sec = 0;
+			ts.tv_nsec = step;
+			while (nanosleep(&ts, &ts) && errno == EINTR)
+				;
+			wait -= step;
+		}
 	}
 	handle_put(c, h);
 	free(path);

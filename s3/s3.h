@@ -74,6 +74,9 @@ struct s3_client; /* opaque */
 /* Copies everything it needs from cfg. Returns 0, -EINVAL, -ENOMEM. */
 int s3_client_new(const struct s3_config *cfg, struct s3_client **out);
 void s3_client_free(struct s3_client *c);
+/* Abort every request in flight and refuse new ones with -ECANCELED (for
+ * shutdown: nothing waits out a stalled endpoint). Thread-safe. */
+void s3_client_cancel(struct s3_client *c);
 
 /*
  * The S3 <Code> and <Message> of the last failed call on this thread (for a

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -185,7 +186,8 @@ static int load_tasks(struct task_engine *e)
 	meta_txn_abort(txn);
 	if (ret < 0)
 		return ret;
-	qsort(e->slots, e->nslots, sizeof(*e->slots), cmp_creation);
+	if (e->nslots > 1)
+		qsort(e->slots, e->nslots, sizeof(*e->slots), cmp_creation);
 	for (size_t i = 0; i < e->nslots; i++) {
 		struct slot *s = e->slots[i];
 		if (s->t.life == TASK_EXECUTING) {
@@ -923,31 +925,63 @@ int task_engine_cancel(struct task_engine *e, const char *json, size_t len,
 int task_engine_describe_fs(struct task_engine *e, const char *json, size_t len,
 			    char **resp)
 {
-	char *out;
-	size_t l;
+	json_t *req, *ids, *fs, *lustre, *drc, *out;
+	json_error_t err;
+	char repo[1100], arn[256], msg[300];
+	bool found;
+	size_t i;
 
-	(void)json;
-	(void)len;
-	l = 1024 + 3 * strlen(e->bucket) + 3 * strlen(e->prefix);
-	out = malloc(l);
-	if (!out)
-		return -ENOMEM;
-	snprintf(
-		out, l,
-		"{\"FileSystems\": [{\"FileSystemId\": \"%s\","
-		" \"FileSystemType\": \"LUSTRE\", \"Lifecycle\": \"AVAILABLE\","
-		" \"StorageCapacity\": %" PRIu64 ","
-		" \"StorageType\": \"SSD\","
-		" \"ResourceARN\": \"arn:aws:fsx:%s:%s:file-system/%s\","
-		" \"DNSName\": \"localhost\","
-		" \"LustreConfiguration\": {\"DeploymentType\": \"SCRATCH_2\","
-		" \"DataRepositoryConfiguration\": {\"Lifecycle\":"
-		" \"AVAILABLE\", \"ImportPath\": \"s3://%s/%s\","
-		" \"ExportPath\": \"s3://%s/%s\"}}}]}",
-		e->fsid, e->cfg.capacity >> 30, e->region, e->account, e->fsid,
-		e->bucket, e->prefix, e->bucket, e->prefix);
-	*resp = out;
-	return 0;
+	*resp = NULL;
+	req = len ? json_loadb(json, len, 0, &err) : json_object();
+	if (!req || !json_is_object(req)) {
+		json_decref(req);
+		return error_resp(TASK_ERR_BAD_REQUEST,
+				  "The request body is not a JSON object",
+				  resp);
+	}
+	ids = json_object_get(req, "FileSystemIds");
+	if (ids && !json_is_array(ids)) {
+		json_decref(req);
+		return error_resp(TASK_ERR_BAD_REQUEST,
+				  "FileSystemIds must be a list of strings",
+				  resp);
+	}
+	found = !ids || json_array_size(ids) == 0;
+	for (i = 0; ids && i < json_array_size(ids); i++) {
+		json_t *v = json_array_get(ids, i);
+		if (!json_is_string(v)) {
+			json_decref(req);
+			return error_resp(TASK_ERR_BAD_REQUEST,
+					  "FileSystemIds must be a list of"
+					  " strings",
+					  resp);
+		}
+		found |= !strcmp(json_string_value(v), e->fsid);
+	}
+	json_decref(req);
+	if (!found) {
+		snprintf(msg, sizeof(msg),
+			 "File system(s) not found: this endpoint serves %s",
+			 e->fsid);
+		return error_resp(TASK_ERR_FS_NOT_FOUND, msg, resp);
+	}
+	snprintf(repo, sizeof(repo), "s3://%s/%s", e->bucket, e->prefix);
+	snprintf(arn, sizeof(arn), "arn:aws:fsx:%s:%s:file-system/%s",
+		 e->region, e->account, e->fsid);
+	drc = json_pack("{s:s, s:s, s:s}", "Lifecycle", "AVAILABLE",
+			"ImportPath", repo, "ExportPath", repo);
+	lustre = json_pack("{s:s, s:o}", "DeploymentType", "SCRATCH_2",
+			   "DataRepositoryConfiguration", drc);
+	fs = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:o}",
+		       "FileSystemId", e->fsid, "FileSystemType", "LUSTRE",
+		       "Lifecycle", "AVAILABLE", "StorageCapacity",
+		       (json_int_t)(e->cfg.capacity >> 30), "StorageType",
+		       "SSD", "ResourceARN", arn, "DNSName", "localhost",
+		       "LustreConfiguration", lustre);
+	out = fs ? json_pack("{s:[o]}", "FileSystems", fs) : NULL;
+	*resp = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+	return *resp ? 0 : -ENOMEM;
 }
 
 int task_engine_get_by_name(struct task_engine *e, const char *name,
