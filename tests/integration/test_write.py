@@ -6,6 +6,7 @@ a big directory rename, real workloads (cp -a, tar, git, SQLite) compared
 with diff -r, and ENOSPC when the cache is full of dirty data."""
 
 import errno
+import json
 import mmap
 import os
 import random
@@ -342,6 +343,67 @@ class States(SharedMoto, TidefsTestCase):
             name = key.replace("src/", "dst/moved/", 1)
             self.assertEqual(file_md5(m.path(name)), md5(body), name)
         self.assertEqual(m.state("dst", "moved"), "dirty")
+
+    def run_task(self, m, name, request, timeout=60):
+        """Create a task through .tidefs/tasks/NAME and wait for its end."""
+        with open(m.path(".tidefs", "tasks", name), "w") as f:
+            f.write(json.dumps(request))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(m.path(".tidefs", "tasks", name)) as f:
+                t = json.loads(f.read())
+            t = t.get("DataRepositoryTask", t)
+            if t.get("Lifecycle") in ("SUCCEEDED", "FAILED", "CANCELED"):
+                return t
+            time.sleep(0.2)
+        self.fail("task %s did not end in %ds" % (name, timeout))
+
+    def test_release_never_drops_new_or_dirty_data(self):
+        bodies = {"clean.bin": random_bytes(2 * MiB + 1),
+                  "partial.bin": random_bytes(3 * MiB + 2),
+                  "full.bin": random_bytes(2 * MiB + 3)}
+        self.put_many(bodies.items())
+        m = self.mount()
+        for name in ("clean.bin", "full.bin"):
+            self.assertEqual(file_md5(m.path(name)), md5(bodies[name]))
+        new = random_bytes(3 * MiB)
+        write_file(m.path("new.bin"), new)
+        exp = {"new.bin": new}
+        fd = os.open(m.path("partial.bin"), os.O_WRONLY)  # released, RMW
+        try:
+            os.pwrite(fd, b"P" * 100, MiB + 50)
+        finally:
+            os.close(fd)
+        p = bodies["partial.bin"]
+        exp["partial.bin"] = p[:MiB + 50] + b"P" * 100 + p[MiB + 150:]
+        fd = os.open(m.path("full.bin"), os.O_WRONLY)  # cached, modified
+        try:
+            os.pwrite(fd, b"F" * 100, 10)
+        finally:
+            os.close(fd)
+        f = bodies["full.bin"]
+        exp["full.bin"] = f[:10] + b"F" * 100 + f[110:]
+        t = self.run_task(m, "release-all", {
+            "Type": "RELEASE_DATA_FROM_FILESYSTEM", "Paths": ["/"],
+            "ReleaseConfiguration": {"DurationSinceLastAccess": {
+                "Unit": "DAYS", "Value": 0}}})
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        t = self.run_task(m, "auto-release-all", {
+            "Type": "AUTO_RELEASE_DATA", "CapacityToRelease": 1})
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(m.state("clean.bin"), "released")
+        self.assertEqual(m.state("new.bin"), "new")
+        self.assertEqual(m.state("partial.bin"), "dirty")
+        self.assertEqual(m.state("full.bin"), "dirty")
+        fetched = m.stats()["bytes_fetched"]
+        drop_page_cache()
+        for name in ("new.bin", "full.bin"):
+            self.assertEqual(md5(read_file(m.path(name))), md5(exp[name]),
+                             name)
+        self.assertEqual(m.stats()["bytes_fetched"], fetched,
+                         "new/dirty data was dropped and fetched again")
+        self.assertEqual(md5(read_file(m.path("partial.bin"))),
+                         md5(exp["partial.bin"]))
 
     def test_unlink_of_imported_file(self):
         self.put("gone.bin", b"g" * 1000)
