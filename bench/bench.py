@@ -294,15 +294,18 @@ def worker_main(argv):
         os.close(fd)
         dt = time.perf_counter() - t0
         print(json.dumps({"seconds": dt, "mib_per_s": mib / dt}))
-    elif op == "mktree":  # ROOT NDIRS FILES_PER_DIR (untimed setup)
+    elif op == "mktree":  # ROOT NDIRS FILES_PER_DIR (untimed setup, 4 threads)
         root, nd, nf = argv[1], int(argv[2]), int(argv[3])
         t0 = time.perf_counter()
         os.makedirs(root)
-        for i in range(nd):
+
+        def mkdir_fill(i):
             d = os.path.join(root, "d%03d" % i)
             os.mkdir(d)
             for j in range(nf):
                 os.close(os.open(os.path.join(d, "f%04d" % j), os.O_WRONLY | os.O_CREAT, 0o644))
+        with ThreadPoolExecutor(4) as ex:
+            list(ex.map(mkdir_fill, range(nd)))
         dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         libc_syncfs(dfd)
         os.close(dfd)
@@ -1004,7 +1007,7 @@ class Harness:
                      "%d MiB in 1 MiB writes + fsync + close" % cfg.write_mib)
 
             if not peer:
-                mk = run_worker(["mktree", os.path.join(s.root(), "tree-a"), tree_dirs, tree_files], 3600)
+                mk = run_worker(["mktree", os.path.join(s.root(), "tree-a"), tree_dirs, tree_files], 1200)
                 log("  %s: created a %d-entry tree in %.1fs (untimed setup)" % (s.name, tree_n, mk["seconds"]))
                 s.wait_idle()
             names = ["tree-a", "tree-b"]
