@@ -235,7 +235,6 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 		if (ret < 0)
 			goto out_abort;
 	}
-	f->ncached_bytes = count_cached(f, h->csize);
 	meta_txn_abort(txn);
 	txn = NULL;
 
@@ -260,6 +259,7 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 		ret = -errno;
 		goto out_free;
 	}
+	f->ncached_bytes = count_cached(f, h->csize);
 	meta_inode_release(&mi);
 	*out = f;
 	return 0;
@@ -470,11 +470,44 @@ static int request_chunks(struct hydrate_file *f, uint64_t first, uint64_t last,
 	return ret;
 }
 
+static int reserve(struct hydrate *h, uint64_t grow);
+
+/* Caller holds f->lock: bytes the jobs will fetch. */
+static uint64_t jobs_bytes(const struct hydrate_file *f, const struct job *j)
+{
+	uint64_t n = 0;
+
+	for (; j; j = j->next)
+		for (uint32_t i = 0; i < j->count; i++)
+			n += chunk_len(f, f->h->csize, j->idx + i);
+	return n;
+}
+
+/*
+ * Room for a fetch is reserved before it is queued, so the cache never
+ * passes its size by more than what is in flight. When no room can be made
+ * (everything cached is dirty, pinned or open), the jobs are dropped.
+ * Caller holds no lock.
+ */
+static int reserve_or_drop(struct hydrate_file *f, struct job *jobs,
+			   uint64_t bytes)
+{
+	int ret = reserve(f->h, bytes);
+
+	if (ret < 0) {
+		pthread_mutex_lock(&f->lock);
+		drop_jobs(f, jobs);
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+	}
+	return ret;
+}
+
 int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 {
 	struct hydrate *h = f->h;
 	struct job *jobs = NULL;
-	uint64_t first, last, end, extra = 0;
+	uint64_t first, last, end, extra = 0, bytes;
 	bool waited = false, fetched;
 	int ret;
 
@@ -498,7 +531,10 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 	f->ra_next = end;
 	ret = request_chunks(f, first, last, extra, &jobs);
 	fetched = jobs != NULL;
+	bytes = jobs_bytes(f, jobs);
 	pthread_mutex_unlock(&f->lock);
+	if (jobs && reserve_or_drop(f, jobs, bytes) < 0)
+		return -EIO;
 	queue_jobs(h, jobs);
 	if (ret < 0)
 		return ret;
@@ -607,8 +643,7 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 			bit_set(f->present, j->idx + i);
 	}
 	if (ret == 0) {
-		f->ncached_bytes += got;
-		atomic_fetch_add(&h->used, (int64_t)got);
+		f->ncached_bytes += got; /* reserved when queued */
 	} else {
 		if (ret == -ESTALE && !f->lost) {
 			f->lost = 1;
@@ -626,6 +661,7 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	pthread_mutex_unlock(&f->lock);
 
 	if (ret < 0) {
+		atomic_fetch_sub(&h->used, (int64_t)want); /* the reservation */
 		atomic_fetch_add(&h->fetch_errors, 1);
 		if (ret == -ESTALE)
 			persist_push(h, f, UINT64_MAX);
@@ -974,7 +1010,7 @@ static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
 			 uint64_t **set, size_t *nset)
 {
 	struct hydrate *h = f->h;
-	uint64_t first, last, end = off + len;
+	uint64_t first, last, end = off + len, bytes;
 	int ret = 0;
 
 	*set = NULL;
@@ -996,7 +1032,13 @@ static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
 		}
 		if (ret < 0 || (!jobs && !any_inflight(f, first, last)))
 			break;
+		bytes = jobs_bytes(f, jobs);
 		pthread_mutex_unlock(&f->lock);
+		if (jobs && reserve_or_drop(f, jobs, bytes) < 0) {
+			pthread_mutex_lock(&f->lock);
+			ret = -ENOSPC;
+			break;
+		}
 		queue_jobs(h, jobs);
 		pthread_mutex_lock(&f->lock);
 		while (any_inflight(f, first, last))
@@ -1338,13 +1380,13 @@ int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 	pthread_mutex_lock(&f->lock);
 	before = f->ncached_bytes;
 	memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
-	f->ncached_bytes = count_cached(f, h->csize);
-	*freed = before - f->ncached_bytes;
-	pthread_mutex_unlock(&f->lock);
 	if (f->fd >= 0 &&
 	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)mi.size) < 0))
 		log_warn("release of inode %" PRIu64 ": %s", ino,
 			 strerror(errno));
+	f->ncached_bytes = count_cached(f, h->csize);
+	*freed = before > f->ncached_bytes ? before - f->ncached_bytes : 0;
+	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_sub(&h->used, (int64_t)*freed);
 	if (h->cfg.on_change)
 		h->cfg.on_change(h->cfg.cb_arg, ino, META_ARCHIVED,
@@ -1451,8 +1493,6 @@ static uint64_t invalidate_reload(struct hydrate_file *f)
 		memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
 		f->lost = 1;
 	}
-	f->ncached_bytes = count_cached(f, h->csize);
-	before -= MIN(before, f->ncached_bytes);
 	size = f->size;
 	pthread_mutex_unlock(&f->lock);
 	/* A file opened empty has no data file yet; fetches need one now. */
@@ -1463,6 +1503,11 @@ static uint64_t invalidate_reload(struct hydrate_file *f)
 	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0))
 		log_warn("hydrate: dropping the data of inode %" PRIu64 ": %s",
 			 f->ino, strerror(errno));
+	/* Usage is what the data file allocates: count after the punch. */
+	pthread_mutex_lock(&f->lock);
+	f->ncached_bytes = count_cached(f, h->csize);
+	before -= MIN(before, f->ncached_bytes);
+	pthread_mutex_unlock(&f->lock);
 	meta_inode_release(&mi);
 	free(p);
 	free(q);
@@ -1545,6 +1590,10 @@ void hydrate_free(struct hydrate *h)
 	while ((j = h->job_head) != NULL) {
 		h->job_head = j->next;
 		pthread_mutex_lock(&j->f->lock);
+		for (uint32_t i = 0; i < j->count; i++)
+			atomic_fetch_sub(
+				&h->used,
+				(int64_t)chunk_len(j->f, h->csize, j->idx + i));
 		for (uint32_t i = 0; i < j->count; i++) {
 			bit_clear(j->f->inflight, j->idx + i);
 			j->f->ninflight--;

@@ -33,6 +33,7 @@
 
 #define NLANES	       2
 #define PERSIST_GAP_NS 1000000000ll
+#define AUTO_RETRY_NS  10000000000ll /* after an eviction that freed 0 */
 
 struct slot {
 	struct task t;
@@ -49,6 +50,8 @@ struct task_engine {
 	pthread_cond_t cond;	/* a task became PENDING, or stopping */
 	pthread_cond_t done;	/* a task finished */
 	unsigned space_waiters; /* protected by lock: writers needing room */
+	int64_t auto_empty_ns;	/* protected by lock: when an automatic release
+				 * last found nothing to free */
 	struct slot **slots;	/* protected by lock, creation order */
 	size_t nslots, cap;	/* protected by lock */
 	bool stopping;		/* protected by lock */
@@ -419,6 +422,8 @@ static void finish(struct task_engine *e, struct task_run *r, int ret)
 		s->t.life = TASK_SUCCEEDED;
 	}
 	s->t.end_ns = s->t.updated_ns = time_now_ns();
+	if (s->t.automatic && s->t.released_bytes == 0)
+		e->auto_empty_ns = time_mono_ns();
 	persist(e, s);
 	log_info("tasks: %s %s %s (%" PRIu64 " ok, %" PRIu64 " failed)",
 		 s->t.id, task_type_name(s->t.req.type),
@@ -468,6 +473,9 @@ static void watch_usage(struct task_engine *e)
 
 	if (!cap || used <= cap / 100 * e->cfg.high_pct || active_auto(e))
 		return;
+	/* Everything cached is dirty, pinned or open: look again later. */
+	if (time_mono_ns() - e->auto_empty_ns < AUTO_RETRY_NS)
+		return;
 	auto_release(e, used - low);
 }
 
@@ -481,6 +489,11 @@ int task_engine_make_space(void *engine, uint64_t bytes)
 
 	pthread_mutex_lock(&e->lock);
 	s = active_auto(e);
+	if (!s && time_mono_ns() - e->auto_empty_ns < AUTO_RETRY_NS / 10) {
+		/* The last attempt just found nothing: do not spin. */
+		pthread_mutex_unlock(&e->lock);
+		return -ENOSPC;
+	}
 	if (!s) {
 		used = hydrate_used(e->cfg.hy);
 		low = e->cfg.capacity / 100 * e->cfg.low_pct;
