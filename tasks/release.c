@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "tasks/tasks_i.h"
 
 #define NS_PER_DAY (86400ll * 1000000000ll)
 #define SLICE	   256
+#define BUSY_RETRY 64
 
 struct cand {
 	char *rel;
@@ -157,11 +159,21 @@ static int slice_cb(void *arg, int64_t ts, uint64_t ino)
 	return ++s->n == SLICE;
 }
 
+static void count_freed(struct task_run *r, uint64_t f, uint64_t *freed)
+{
+	*freed += f;
+	if (r) {
+		task_run_add_released(r, f);
+		task_run_file_done(r, "", 0, NULL);
+	}
+}
+
 int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 		     uint64_t target, uint64_t *freed_out)
 {
 	struct lru_slice s = {.after_ts = INT64_MIN};
-	uint64_t freed = 0;
+	uint64_t freed = 0, busy[BUSY_RETRY];
+	size_t nbusy = 0;
 	int ret = 0;
 
 	while (freed < target && ret == 0 && !(r && task_run_canceled(r))) {
@@ -190,16 +202,24 @@ int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 				}
 				continue;
 			}
-			if (err == 0) {
-				freed += f;
-				if (r) {
-					task_run_add_released(r, f);
-					task_run_file_done(r, "", 0, NULL);
-				}
-			}
+			if (err == -EBUSY && nbusy < BUSY_RETRY)
+				busy[nbusy++] = s.ino[i];
+			if (err == 0)
+				count_freed(r, f, &freed);
 		}
 		s.after_ts = s.ts[s.n - 1];
 		s.after_ino = s.ino[s.n - 1];
+	}
+	/* A file closed just now may still have its handle: the kernel
+	 * releases handles asynchronously after close(). Try once more. */
+	if (freed < target && nbusy > 0 && ret == 0) {
+		struct timespec ts = {0, 200000000};
+		nanosleep(&ts, NULL);
+		for (size_t i = 0; i < nbusy && freed < target; i++) {
+			uint64_t f = 0;
+			if (hydrate_release(cfg->hy, busy[i], true, &f) == 0)
+				count_freed(r, f, &freed);
+		}
 	}
 	*freed_out = freed;
 	return ret;
