@@ -595,6 +595,10 @@ int fs_run(const struct fs_options *o)
 		}
 		close(pfd[0]);
 		setsid();
+		/* From here on the log goes to the cache dir: the caller sees
+		 * one line, the daemon's verdict on the start. */
+		if (mkdir(o->cache_dir, 0700) == 0 || errno == EEXIST)
+			detach(o);
 	}
 	log_set_level(o->log_level);
 	fs.opt = o;
@@ -623,10 +627,8 @@ int fs_run(const struct fs_options *o)
 	}
 	log_info("mounted %s on %s (cache %s, %s)", fs.repo, o->mountpoint,
 		 o->cache_dir, fs.fsid);
-	if (!o->foreground) {
-		detach(o);
+	if (!o->foreground)
 		report(pfd[1], "OK");
-	}
 
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
