@@ -50,7 +50,10 @@ struct fs {
 	struct fs_lookups *lookups;
 	struct task_engine *engine;
 	struct api_server *api;
-	int64_t mount_time; /* seconds, for the control tree's times */
+	pthread_t sig_thread; /* aborts S3 transfers on SIGTERM/SIGINT */
+	bool sig_thread_started;
+	volatile bool stopping; /* set in stop(): the watcher ends */
+	int64_t mount_time;	/* seconds, for the control tree's times */
 	/* Lock order: stats_lock before the task engine's lock. */
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
 	struct ctl_name *ctl_names;	  /* protected by stats_lock */

@@ -373,6 +373,52 @@ static int start_engine(struct fs *fs)
 	return ret;
 }
 
+/*
+ * SIGTERM/SIGINT/SIGHUP end the session as libfuse's handlers do, and also
+ * abort S3 transfers at once: a FUSE thread blocked on a stalled fetch would
+ * otherwise hold the session loop for the whole retry budget, longer than a
+ * container runtime waits before SIGKILL.
+ */
+static struct fuse_session *sig_se;
+static volatile sig_atomic_t sig_seen;
+
+static void on_signal(int sig)
+{
+	sig_seen = sig;
+	if (sig_se)
+		fuse_session_exit(sig_se);
+}
+
+static void *sig_watch(void *arg)
+{
+	struct fs *fs = arg;
+
+	while (!sig_seen && !fs->stopping) {
+		struct timespec ts = {0, 50000000};
+		nanosleep(&ts, NULL);
+	}
+	if (sig_seen && fs->s3)
+		s3_client_cancel(fs->s3);
+	return NULL;
+}
+
+static int catch_signals(struct fs *fs)
+{
+	struct sigaction sa = {0};
+
+	sig_se = fs->se;
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0)
+		return -errno;
+	if (pthread_create(&fs->sig_thread, NULL, sig_watch, fs) != 0)
+		return -EAGAIN;
+	fs->sig_thread_started = true;
+	return 0;
+}
+
 static int build_fuse_args(const struct fs *fs, struct fuse_args *args)
 {
 	const struct fs_options *o = fs->opt;
@@ -458,7 +504,7 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	if (!fs->se)
 		return fail(e, "bad mount options '%s'",
 			    o->fuse_opts ? o->fuse_opts : "");
-	if (fuse_set_signal_handlers(fs->se) < 0)
+	if (fuse_set_signal_handlers(fs->se) < 0 || catch_signals(fs) < 0)
 		return fail(e, "cannot install signal handlers");
 	if (fuse_session_mount(fs->se, o->mountpoint) < 0) {
 		fuse_remove_signal_handlers(fs->se);
@@ -476,7 +522,14 @@ static void stop(struct fs *fs, int lockfd)
 {
 	struct meta_txn *txn;
 
+	fs->stopping = true;
+	if (fs->sig_thread_started)
+		pthread_join(fs->sig_thread, NULL);
 	if (fs->se) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		sig_se = NULL;
 		fuse_remove_signal_handlers(fs->se);
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
@@ -640,8 +693,9 @@ int fs_run(const struct fs_options *o)
 	fuse_loop_cfg_set_idle_threads(lc, 16);
 	ret = fuse_session_loop_mt(fs.se, lc);
 	fuse_loop_cfg_destroy(lc);
-	if (ret > 0)
-		log_info("signal %d: unmounting %s", ret, o->mountpoint);
+	if (sig_seen || ret > 0)
+		log_info("signal %d: unmounting %s", sig_seen ? sig_seen : ret,
+			 o->mountpoint);
 	else if (ret < 0)
 		log_error("FUSE session failed (%s): unmounting %s",
 			  strerror(-ret), o->mountpoint);
