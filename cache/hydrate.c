@@ -1296,10 +1296,19 @@ static void touch_lru(struct hydrate *h, uint64_t ino)
 
 	if (meta_txn_begin(h->db, true, &txn) < 0)
 		return;
-	if (meta_inode_get(txn, ino, &mi) == 0 && mi.state == META_ARCHIVED) {
-		meta_lru_del(txn, mi.last_access_ns, ino);
-		mi.last_access_ns = time_now_ns();
-		meta_lru_put(txn, mi.last_access_ns, ino);
+	if (meta_inode_get(txn, ino, &mi) == 0) {
+		int64_t now = time_now_ns();
+		/* relatime: atime moves when it is older than the last
+		 * change or a day old (release ages use it). Local policy:
+		 * the file does not become dirty for it. */
+		if (mi.atime_ns <= mi.mtime_ns || mi.atime_ns <= mi.ctime_ns ||
+		    now - mi.atime_ns > 86400ll * 1000000000ll)
+			mi.atime_ns = now;
+		if (mi.state == META_ARCHIVED) {
+			meta_lru_del(txn, mi.last_access_ns, ino);
+			mi.last_access_ns = now;
+			meta_lru_put(txn, mi.last_access_ns, ino);
+		}
 		meta_inode_put(txn, &mi);
 		meta_txn_commit(txn);
 	} else {

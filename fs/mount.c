@@ -422,11 +422,22 @@ static int catch_signals(struct fs *fs)
 static int build_fuse_args(const struct fs *fs, struct fuse_args *args)
 {
 	const struct fs_options *o = fs->opt;
-	char opts[4096];
+	char opts[4096], fsname[1200];
+	size_t n = 0;
 
+	/* The mount table shows the repository (commas escaped for -o). */
+	for (const char *p = fs->repo; *p && n < sizeof(fsname) - 3; p++) {
+		if (*p == ',' || *p == '\\')
+			fsname[n++] = '\\';
+		fsname[n++] = *p;
+	}
+	fsname[n] = '\0';
+	if (o->fuse_opts && strstr(o->fuse_opts, "fsname="))
+		fsname[0] = '\0';
 	snprintf(opts, sizeof(opts),
-		 "default_permissions,fsname=tidefs,subtype=tidefs%s%s",
-		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+		 "default_permissions,subtype=tidefs%s%s%s%s",
+		 fsname[0] ? ",fsname=" : "", fsname, o->fuse_opts ? "," : "",
+		 o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(args, "tidefs") < 0 ||
 	    fuse_opt_add_arg(args, "-o") < 0 ||
 	    fuse_opt_add_arg(args, opts) < 0)

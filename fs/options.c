@@ -250,6 +250,22 @@ static int apply_env(struct fs_options *o, char *err, size_t errlen)
 	    ((v = getenv("AWS_ENDPOINT_URL")) && *v))
 		if (set_str(&o->endpoint, v))
 			return -ENOMEM;
+	if ((v = getenv("TIDEFS_LOG_LEVEL")) && *v &&
+	    log_parse_level(v, &o->log_level) < 0)
+		return fail(err, errlen, "bad TIDEFS_LOG_LEVEL '%s'", v);
+	if ((v = getenv("TIDEFS_RETRY_TIMEOUT")) && *v &&
+	    parse_int_opt(v, 1, 3600, &o->retry_timeout_s) < 0)
+		return fail(err, errlen, "bad TIDEFS_RETRY_TIMEOUT '%s'", v);
+	if ((v = getenv("TIDEFS_OPTIONS")) && *v && add_fuse_opts(o, v) < 0)
+		return -ENOMEM;
+	if ((v = getenv("TIDEFS_PROFILE")) && *v && set_str(&o->profile, v))
+		return -ENOMEM;
+	if ((v = getenv("TIDEFS_API_LISTEN")) && *v &&
+	    set_str(&o->api_listen, v))
+		return -ENOMEM;
+	if ((v = getenv("TIDEFS_API_CREDENTIALS")) && *v &&
+	    abs_path(v, &o->api_credentials))
+		return -ENOMEM;
 	if (((v = getenv("TIDEFS_REGION")) && *v) ||
 	    ((v = getenv("AWS_REGION")) && *v) ||
 	    ((v = getenv("AWS_DEFAULT_REGION")) && *v))
