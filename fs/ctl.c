@@ -531,6 +531,7 @@ void ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
 }
 
 static int submit_task(struct fs *fs, struct ctl_buf *b);
+static int submit_cancel(struct fs *fs, struct ctl_buf *b);
 
 /* Does the buffer hold a whole JSON text yet (or something that can never
  * become one)? Then it can be submitted now, so the write itself fails
@@ -584,8 +585,13 @@ void ctl_write(fuse_req_t req, const char *data, size_t size, off_t off,
 		memset(b->data + b->len, ' ', (size_t)off - b->len);
 	memcpy(b->data + off, data, size);
 	b->len = MAX(b->len, end);
-	if (b->kind == CTL_TASK_WRITE && complete_json(b)) {
-		int ret = submit_task(fuse_req_userdata(req), b);
+	if ((b->kind == CTL_TASK_WRITE && complete_json(b)) ||
+	    (b->kind == CTL_CANCEL_WRITE && memchr(b->data, '\n', b->len))) {
+		/* A whole request (or a TaskId line): submit now, so the
+		 * write reports a refusal — shells ignore close() errors. */
+		int ret = b->kind == CTL_TASK_WRITE
+				  ? submit_task(fuse_req_userdata(req), b)
+				  : submit_cancel(fuse_req_userdata(req), b);
 		b->len = 0; /* submitted: nothing left for flush */
 		b->submitted = true;
 		if (ret < 0) {

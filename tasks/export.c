@@ -100,6 +100,26 @@ static const char *error_code(int err)
 	}
 }
 
+/* A file changed during its upload: record the object it now has in S3
+ * (so the next export's condition matches it) and keep it dirty. Its local
+ * data is whole, so nothing is to be fetched from that object. */
+static int remember_object(struct meta_txn *txn, struct meta_inode *mi,
+			   const char *key, const char *etag)
+{
+	char *k = strdup(key);
+
+	if (!k)
+		return -ENOMEM;
+	free(mi->s3_key);
+	mi->s3_key = k;
+	snprintf(mi->etag, sizeof(mi->etag), "%s", etag);
+	mi->s3_size = 0;
+	mi->flags |= META_F_DATA_CHANGED;
+	if (mi->state == META_NEW)
+		mi->state = META_DIRTY;
+	return meta_inode_put(txn, mi);
+}
+
 /* Record a successful export of ino as key with etag. */
 static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 			 const char *key, const char *etag, bool uploaded)
@@ -114,11 +134,28 @@ static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 	if (ret < 0)
 		return ret;
 	ret = meta_inode_get(txn, ino, &mi);
-	if (ret < 0 || mi.generation != gen0) {
-		/* Gone, or changed during the upload: stays as it is. */
+	if (ret < 0) {
 		meta_txn_abort(txn);
-		meta_inode_release(&mi);
 		return ret == -ENOENT ? 0 : ret;
+	}
+	if (mi.generation != gen0) {
+		/* Changed during the upload: it stays dirty, but the object
+		 * we wrote is now the one the next export must match. */
+		old = (int)mi.state;
+		ret = remember_object(txn, &mi, key, etag);
+		if (ret == 0)
+			ret = meta_txn_commit(txn);
+		else
+			meta_txn_abort(txn);
+		if (ret == 0 && S_ISREG(mi.mode)) {
+			hydrate_exported(cfg->hy, ino, key, etag, mi.size,
+					 false);
+			if (cfg->on_change && old != (int)mi.state)
+				cfg->on_change(cfg->cb_arg, ino, old,
+					       (int)mi.state);
+		}
+		meta_inode_release(&mi);
+		return ret;
 	}
 	old = (int)mi.state;
 	free(mi.s3_key);
@@ -213,7 +250,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	struct s3_put_opts o = {0};
 	struct meta_txn *txn;
 	char etag[80] = "", *key = NULL;
-	bool uploaded = false, same_key;
+	bool uploaded = false, same_key, other_name = false;
 	int ret;
 
 	*code = "LOCAL_IO_ERROR";
@@ -242,6 +279,18 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 				   mi.mtime_ns, hdrs, &bufs);
 	o.meta = hdrs;
 	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
+	if (!same_key && mi.nlink > 1 && mi.s3_key &&
+	    (mi.state == META_ARCHIVED || mi.state == META_RELEASED)) {
+		/* Another name of a hard-linked file (one object per name;
+		 * the inode remembers the first). Sent already? */
+		struct s3_object ob = {0};
+		bool done = s3_head_object(cfg->s3, key, &ob) == 0 &&
+			    !strcmp(ob.etag, mi.etag);
+		s3_object_release(&ob);
+		if (done)
+			goto out;
+		other_name = true;
+	}
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
 			o.if_match = mi.etag;
@@ -272,7 +321,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 		if (ret == -EIO)
 			*code = "LOCAL_DATA_INCOMPLETE";
 	}
-	if (ret == 0)
+	if (ret == 0 && !other_name)
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
 	if (ret < 0 && !*code)
 		*code = error_code(ret);
