@@ -211,6 +211,37 @@ static uint64_t part_size_for(uint64_t len, uint64_t want, uint64_t dflt)
 
 /* ---- single PutObject ---- */
 
+/*
+ * An If-None-Match: * PUT failed because the key exists. If the object
+ * there holds exactly our bytes (its ETag is their MD5), an earlier attempt
+ * of ours landed — a retry after a lost answer, or an export resumed after
+ * a crash — and the upload succeeded. Otherwise it stays -ESTALE.
+ */
+static int landed_already(struct s3_client *c, const char *key,
+			  const char *md5_b64, char etag_out[80])
+{
+	unsigned char raw[24];
+	char want[40], hexmd5[33];
+	struct s3_object ob = {0};
+	int ret = -ESTALE;
+
+	if (EVP_DecodeBlock(raw, (const unsigned char *)md5_b64,
+			    (int)strlen(md5_b64)) < 16)
+		return ret;
+	hex(raw, 16, hexmd5);
+	snprintf(want, sizeof(want), "\"%s\"", hexmd5);
+	if (s3_head_object(c, key, &ob) == 0 && !strcmp(ob.etag, want)) {
+		if (etag_out)
+			memcpy(etag_out, ob.etag, 80);
+		ret = 0;
+	}
+	s3_object_release(&ob);
+	if (ret == -ESTALE)
+		s3_set_error("PreconditionFailed",
+			     "the key exists with other content");
+	return ret;
+}
+
 static int put_single(struct s3_client *c, const char *key, int fd,
 		      uint64_t len, const struct s3_put_opts *o,
 		      char etag_out[80])
@@ -244,6 +275,8 @@ static int put_single(struct s3_client *c, const char *key, int fd,
 	s3_buf_release(&r.resp);
 	if (!ret && etag_out)
 		memcpy(etag_out, r.h.etag, 80);
+	if (ret == -ESTALE && o->if_none_match_any)
+		ret = landed_already(c, key, md5, etag_out);
 out:
 	free(h);
 	return ret;

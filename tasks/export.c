@@ -34,6 +34,7 @@ struct cand {
 };
 
 struct collect {
+	const struct task_engine_config *cfg;
 	const char *prefix;
 	struct cand *v;
 	size_t n, cap;
@@ -49,6 +50,29 @@ static bool needs_export(const struct meta_inode *mi, const char *key)
 	return mi->s3_key && strcmp(mi->s3_key, key) != 0;
 }
 
+/* Another name of a hard-linked, exported file (one object per name; the
+ * inode remembers the first). */
+static bool other_name(const struct meta_inode *mi, const char *key)
+{
+	return mi->nlink > 1 && mi->s3_key && strcmp(mi->s3_key, key) &&
+	       (mi->state == META_ARCHIVED || mi->state == META_RELEASED);
+}
+
+/* ... and is its object there already, with the same bytes? */
+static bool other_name_sent(const struct task_engine_config *cfg,
+			    const struct meta_inode *mi, const char *key)
+{
+	struct s3_object ob = {0};
+	bool sent;
+
+	if (!other_name(mi, key))
+		return false;
+	sent = s3_head_object(cfg->s3, key, &ob) == 0 &&
+	       !strcmp(ob.etag, mi->etag);
+	s3_object_release(&ob);
+	return sent;
+}
+
 static int collect_cb(void *arg, const char *rel, const struct meta_inode *mi)
 {
 	struct collect *c = arg;
@@ -61,6 +85,8 @@ static int collect_cb(void *arg, const char *rel, const struct meta_inode *mi)
 	if (!key)
 		return -ENOMEM;
 	want = needs_export(mi, key);
+	if (want && other_name_sent(c->cfg, mi, key))
+		want = false;
 	free(key);
 	if (!want)
 		return 0;
@@ -250,7 +276,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	struct s3_put_opts o = {0};
 	struct meta_txn *txn;
 	char etag[80] = "", *key = NULL;
-	bool uploaded = false, same_key, other_name = false;
+	bool uploaded = false, same_key, is_other;
 	int ret;
 
 	*code = "LOCAL_IO_ERROR";
@@ -279,18 +305,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 				   mi.mtime_ns, hdrs, &bufs);
 	o.meta = hdrs;
 	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
-	if (!same_key && mi.nlink > 1 && mi.s3_key &&
-	    (mi.state == META_ARCHIVED || mi.state == META_RELEASED)) {
-		/* Another name of a hard-linked file (one object per name;
-		 * the inode remembers the first). Sent already? */
-		struct s3_object ob = {0};
-		bool done = s3_head_object(cfg->s3, key, &ob) == 0 &&
-			    !strcmp(ob.etag, mi.etag);
-		s3_object_release(&ob);
-		if (done)
-			goto out;
-		other_name = true;
-	}
+	is_other = other_name(&mi, key);
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
 			o.if_match = mi.etag;
@@ -321,7 +336,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 		if (ret == -EIO)
 			*code = "LOCAL_DATA_INCOMPLETE";
 	}
-	if (ret == 0 && !other_name)
+	if (ret == 0 && !is_other)
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
 	if (ret < 0 && !*code)
 		*code = error_code(ret);
@@ -374,7 +389,8 @@ static int collect_paths(struct task_run *r, struct collect *c)
 
 int task_exec_export(struct task_run *r)
 {
-	struct collect c = {.prefix = task_run_config(r)->mount.prefix};
+	struct collect c = {.cfg = task_run_config(r),
+			    .prefix = task_run_config(r)->mount.prefix};
 	int ret;
 
 	ret = collect_paths(r, &c);
