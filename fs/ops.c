@@ -18,8 +18,7 @@
 
 #include "fs/fs_i.h"
 
-#define STATE_XATTR    FS_STATE_XATTR
-#define XATTR_SIZE_MAX 65536
+#define STATE_XATTR FS_STATE_XATTR
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -722,6 +721,7 @@ static void reply_xattr(fuse_req_t req, const void *val, size_t len,
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
+	char small[4096];
 	struct fs *fs = req_fs(req);
 	struct meta_txn *txn;
 	size_t len = 0;
@@ -753,14 +753,18 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			reply_xattr(req, st, strlen(st), size);
 		return;
 	}
-	val = malloc(XATTR_SIZE_MAX);
-	if (!val) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	/* Most values are small: a stack buffer, a second look for big ones
+	 * (ls -l asks every file for security.* xattrs). */
+	val = small;
 	ret = meta_txn_begin(fs->db, false, &txn);
 	if (ret == 0) {
-		ret = meta_xattr_get(txn, ino, name, val, XATTR_SIZE_MAX, &len);
+		ret = meta_xattr_get(txn, ino, name, val, sizeof(small), &len);
+		if (ret == 0 && len > sizeof(small)) {
+			val = malloc(len);
+			ret = val ? meta_xattr_get(txn, ino, name, val, len,
+						   &len)
+				  : -ENOMEM;
+		}
 		meta_txn_abort(txn);
 	}
 	if (ret == -ENOENT)
@@ -769,7 +773,8 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, -ret);
 	else
 		reply_xattr(req, val, len, size);
-	free(val);
+	if (val != small)
+		free(val);
 }
 
 struct xlist {
