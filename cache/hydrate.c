@@ -72,7 +72,8 @@ struct job {
 	struct job *next;
 };
 
-#define JOB_SPAN 4 /* adjacent chunks merged into one GET */
+#define JOB_SPAN 16 /* adjacent chunks merged into one GET (streamed to disk)  \
+		     */
 
 struct persist {
 	struct hydrate_file *f;
@@ -597,7 +598,7 @@ static void persist_push(struct hydrate *h, struct hydrate_file *f,
 	pthread_mutex_unlock(&h->lock);
 }
 
-static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
+static void run_job(struct hydrate *h, struct job *j)
 {
 	struct hydrate_file *f = j->f;
 	uint64_t off = j->idx * h->csize;
@@ -617,16 +618,14 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 	if (want && !key)
 		ret = -ENOMEM;
 	else
-		ret = want ? s3_get_range(h->s3, key, etag[0] ? etag : NULL,
-					  off, want, buf, &got)
+		ret = want ? s3_get_range_fd(h->s3, key, etag[0] ? etag : NULL,
+					     off, want, f->fd, off, &got)
 			   : 0;
 	free(key);
 	if (ret == 0 && got != want)
 		ret = -ESTALE; /* shorter than its ETag promised */
 	if (ret == -ENOENT)
 		ret = -ESTALE; /* the object vanished */
-	if (ret == 0)
-		ret = pwrite_all(f->fd, buf, got, (int64_t)off);
 	/* Queue the presence record before readers can see the chunk, so
 	 * hydrate_flush() after a read always covers it. */
 	if (ret == 0) {
@@ -671,12 +670,6 @@ static void run_job(struct hydrate *h, struct job *j, uint8_t *buf)
 static void *worker_main(void *arg)
 {
 	struct hydrate *h = arg;
-	uint8_t *buf = malloc((size_t)h->csize * JOB_SPAN);
-
-	if (!buf) {
-		log_error("hydrate: out of memory for a fetch buffer");
-		return NULL;
-	}
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
 		struct job *j;
@@ -692,7 +685,7 @@ static void *worker_main(void *arg)
 		h->running_jobs++;
 		pthread_mutex_unlock(&h->lock);
 
-		run_job(h, j, buf);
+		run_job(h, j);
 
 		pthread_mutex_lock(&h->lock);
 		h->running_jobs--;
@@ -700,7 +693,6 @@ static void *worker_main(void *arg)
 		free(j);
 	}
 	pthread_mutex_unlock(&h->lock);
-	free(buf);
 	return NULL;
 }
 
@@ -1557,7 +1549,7 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 	if (h->cfg.fetch_threads <= 0)
 		h->cfg.fetch_threads = 16;
 	if (h->cfg.readahead_max == 0)
-		h->cfg.readahead_max = 16;
+		h->cfg.readahead_max = 64;
 	atomic_store(&h->used, (int64_t)h->cfg.initial_used);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->job_cond, NULL);

@@ -445,8 +445,17 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 			r->body_seen += skip;
 		}
 		take = MIN(avail, r->win_len - r->win_got);
-		if (take)
+		if (take && r->win_to_fd) {
+			int e = pwrite_all(
+				r->win_fd, p, take,
+				(int64_t)(r->win_fd_off + r->win_got));
+			if (e < 0) {
+				r->win_err = e;
+				return 0; /* abort: the disk failed */
+			}
+		} else if (take) {
 			memcpy(r->win + r->win_got, p, take);
+		}
 		r->win_got += take;
 		r->body_seen += take;
 		if (status == 206 && avail > take) {
@@ -640,6 +649,8 @@ static int prepare(struct s3_client *c, struct s3_req *r, CURL *h,
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
 			 (long)MAX(1, (c->request_timeout_ms + 999) / 1000));
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (r->windowed) /* fewer, larger callbacks for data */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->insecure_tls ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->insecure_tls ? 0L : 2L);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -1173,8 +1184,9 @@ static int check_content_range(const struct s3_req *r)
 	return 0;
 }
 
-int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
-		 uint64_t off, size_t len, void *buf, size_t *got)
+static int get_range(struct s3_client *c, const char *key, const char *if_match,
+		     uint64_t off, size_t len, void *buf, int fd,
+		     uint64_t fd_off, size_t *got)
 {
 	struct s3_header hdrs[2];
 	struct s3_req r = {.method = "GET",
@@ -1184,13 +1196,16 @@ int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
 			   .win = buf,
 			   .win_len = len,
 			   .win_off = off,
+			   .win_to_fd = fd >= 0,
+			   .win_fd = fd,
+			   .win_fd_off = fd_off,
 			   .max_body = S3_MAX_ERROR_BYTES};
 	char range[64];
 	int ret;
 
 	if (got)
 		*got = 0;
-	if (!c || !key || !*key || !got || (len && !buf) ||
+	if (!c || !key || !*key || !got || (len && !buf && fd < 0) ||
 	    (uint64_t)len > UINT64_MAX - off)
 		return -EINVAL;
 	if (!len)
@@ -1202,6 +1217,8 @@ int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
 		hdrs[r.nhdrs++] = (struct s3_header){"if-match", if_match};
 	ret = s3_perform(c, &r);
 	s3_buf_release(&r.resp);
+	if (r.win_err)
+		return r.win_err;
 	if (ret)
 		return ret;
 	if (if_match && *if_match && r.h.etag[0] &&
@@ -1215,6 +1232,21 @@ int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
 	}
 	*got = r.win_got;
 	return 0;
+}
+
+int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
+		 uint64_t off, size_t len, void *buf, size_t *got)
+{
+	return get_range(c, key, if_match, off, len, buf, -1, 0, got);
+}
+
+int s3_get_range_fd(struct s3_client *c, const char *key, const char *if_match,
+		    uint64_t off, size_t len, int fd, uint64_t fd_off,
+		    size_t *got)
+{
+	if (fd < 0)
+		return -EINVAL;
+	return get_range(c, key, if_match, off, len, NULL, fd, fd_off, got);
 }
 
 int s3_put_object(struct s3_client *c, const char *key, const void *data,

@@ -138,6 +138,15 @@ int s3_check_bucket(struct s3_client *c, const char *prefix);
 int s3_get_range(struct s3_client *c, const char *key, const char *if_match,
 		 uint64_t off, size_t len, void *buf, size_t *got);
 
+/*
+ * The same, streaming the bytes into fd at fd_off as they arrive (no
+ * buffer of len bytes). A retry rewrites the range from its start. A failed
+ * write to fd returns its -errno.
+ */
+int s3_get_range_fd(struct s3_client *c, const char *key, const char *if_match,
+		    uint64_t off, size_t len, int fd, uint64_t fd_off,
+		    size_t *got);
+
 /* ---- SigV4 (also used by api/ to verify requests) ---- */
 
 struct s3_header {

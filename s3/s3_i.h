@@ -86,6 +86,10 @@ struct s3_req {
 	char *win;
 	size_t win_len;
 	uint64_t win_off;
+	bool win_to_fd; /* write the window to win_fd at win_fd_off instead */
+	int win_fd;
+	uint64_t win_fd_off;
+	int win_err;	 /* -errno of a failed write to win_fd */
 	size_t max_body; /* other bodies are kept up to this many bytes */
 
 	/* response, reset for each attempt */
