@@ -72,8 +72,9 @@ struct job {
 	struct job *next;
 };
 
-#define JOB_SPAN 16 /* adjacent chunks merged into one GET (streamed to disk)  \
-		     */
+#define JOB_SPAN                                                               \
+	16 /* adjacent chunks merged into one GET (streamed to disk)           \
+	    */
 
 struct persist {
 	struct hydrate_file *f;
@@ -553,11 +554,21 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 		 hydrate_reply_fn reply, void *arg)
 {
+	struct hydrate *h = f->h;
 	uint64_t size;
 	int ret;
 
+	/* Once the reply is out, the reader may close and the kernel may
+	 * release the handle on another thread: hold our own reference
+	 * until we are done with f. */
+	pthread_mutex_lock(&h->lock);
+	f->refs++;
+	pthread_mutex_unlock(&h->lock);
 	pthread_rwlock_rdlock(&f->io);
-	size = hydrate_size(f);
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	f->accessed = true;
+	pthread_mutex_unlock(&f->lock);
 	if (off >= size)
 		len = 0;
 	else if (off + len > size)
@@ -565,12 +576,8 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 	ret = hydrate_ensure(f, off, len);
 	if (ret == 0)
 		ret = reply(arg, f->fd, off, len);
-	if (!f->accessed) {
-		pthread_mutex_lock(&f->lock);
-		f->accessed = true;
-		pthread_mutex_unlock(&f->lock);
-	}
 	pthread_rwlock_unlock(&f->io);
+	hydrate_close(f);
 	return ret;
 }
 
@@ -1359,9 +1366,10 @@ int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 		ret = meta_txn_begin(h->db, true, &txn);
 	if (ret == 0)
 		ret = meta_inode_get(txn, ino, &mi);
-	if (ret == 0 &&
-	    (mi.state != META_ARCHIVED || (mi.flags & META_F_NORELEASE)))
+	if (ret == 0 && mi.state != META_ARCHIVED)
 		ret = -EAGAIN;
+	else if (ret == 0 && (mi.flags & META_F_NORELEASE))
+		ret = -EPERM; /* pinned */
 	if (ret < 0) {
 		meta_txn_abort(txn);
 		goto out;

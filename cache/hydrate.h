@@ -137,7 +137,8 @@ void hydrate_note_handle(struct hydrate_file *f, int delta);
  * (matches S3), not pinned (META_F_NORELEASE) and, with skip_open, has no
  * open handles. The store forgets its chunks (durably) before the bytes are
  * punched; state becomes released. *freed gets the bytes freed.
- * 0, -EAGAIN (not eligible), -EBUSY (open), -ENOENT, -errno.
+ * 0, -EAGAIN (not archived), -EPERM (pinned), -EBUSY (open or busy),
+ * -ENOENT, -errno.
  */
 int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 		    uint64_t *freed);

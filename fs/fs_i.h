@@ -28,6 +28,7 @@
 #define FS_PIN_XATTR   "user.tidefs.norelease"
 
 struct ctl_buf;
+struct dirh;
 struct ctl_name;
 struct task_engine;
 struct api_server;
@@ -56,6 +57,7 @@ struct fs {
 	int64_t mount_time;	/* seconds, for the control tree's times */
 	/* Lock order: stats_lock before the task engine's lock. */
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
+	struct dirh *dirs; /* protected by stats_lock: open directories */
 	struct ctl_name *ctl_names;	  /* protected by stats_lock */
 	size_t nctl_names, ctl_names_cap; /* protected by stats_lock */
 	char *cancel_result; /* protected by stats_lock: last cancel's answer */
@@ -136,6 +138,8 @@ int ctl_create(struct fs *fs, fuse_ino_t parent, const char *name,
 	       struct fuse_file_info *fi, struct fuse_entry_param *e);
 int ctl_setattr(struct fs *fs, fuse_ino_t ino, int to_set, struct stat *st);
 void ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+/* Free directory handles the kernel never released (ops.c). */
+void fs_release_dirs(struct fs *fs);
 /* Free the buffers of ctl files the kernel never released. */
 void ctl_release_all(struct fs *fs);
 /* Entry for .tidefs itself, for lookups in the root. */

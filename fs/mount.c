@@ -554,6 +554,7 @@ static void stop(struct fs *fs, int lockfd)
 	hydrate_free(fs->hy);
 	fs_lookups_free(fs->lookups);
 	ctl_release_all(fs);
+	fs_release_dirs(fs);
 	if (fs->db && meta_txn_begin(fs->db, true, &txn) == 0) {
 		meta_super_put_u64(txn, "clean_shutdown", 1);
 		meta_txn_commit(txn);

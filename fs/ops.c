@@ -248,6 +248,7 @@ struct dirent_snap {
 struct dirh {
 	struct dirent_snap *ents;
 	size_t n, cap;
+	struct dirh *prev, *next; /* protected by fs->stats_lock */
 };
 
 static int dirh_add(struct dirh *d, const char *name, uint64_t ino,
@@ -278,6 +279,15 @@ static void dirh_free(struct dirh *d)
 		free(d->ents[i].name);
 	free(d->ents);
 	free(d);
+}
+
+void fs_release_dirs(struct fs *fs)
+{
+	while (fs->dirs) {
+		struct dirh *d = fs->dirs;
+		fs->dirs = d->next;
+		dirh_free(d);
+	}
 }
 
 struct snap_arg {
@@ -346,6 +356,14 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		goto out_err;
 	meta_txn_abort(txn);
 	meta_inode_release(&mi);
+	/* Listed, so a handle the kernel never releases (a lazy unmount)
+	 * is still freed at shutdown. */
+	pthread_mutex_lock(&fs->stats_lock);
+	sa.d->next = fs->dirs;
+	if (sa.d->next)
+		sa.d->next->prev = sa.d;
+	fs->dirs = sa.d;
+	pthread_mutex_unlock(&fs->stats_lock);
 	fi->fh = (uintptr_t)sa.d;
 	fi->cache_readdir = 0;
 	fuse_reply_open(req, fi);
@@ -441,7 +459,20 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;
-	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	struct fs *fs = req_fs(req);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+
+	if (d) {
+		pthread_mutex_lock(&fs->stats_lock);
+		if (d->prev)
+			d->prev->next = d->next;
+		else
+			fs->dirs = d->next;
+		if (d->next)
+			d->next->prev = d->prev;
+		pthread_mutex_unlock(&fs->stats_lock);
+	}
+	dirh_free(d);
 	fuse_reply_err(req, 0);
 }
 

@@ -125,14 +125,17 @@ int task_exec_release(struct task_run *r)
 			uint64_t freed = 0;
 			int err = hydrate_release(cfg->hy, c.v[i].ino, true,
 						  &freed);
-			/* Changed, pinned or opened since the walk: skipped
-			 * as FSx skips them, not failed. */
-			if (err == -EAGAIN || err == -EBUSY)
-				err = 0;
+			/* Open, pinned, or changed since the walk: skipped as
+			 * FSx skips them — neither done nor failed. */
+			if (err == -EAGAIN || err == -EBUSY || err == -EPERM)
+				continue;
 			task_run_add_released(r, freed);
 			task_run_file_done(r, c.v[i].rel, err,
 					   release_code(err));
 		}
+		/* TotalCount counted candidates by path and age; the
+		 * skipped ones do not count. */
+		task_run_set_total(r, task_run_done_count(r));
 	}
 	for (size_t i = 0; i < c.n; i++)
 		free(c.v[i].rel);
