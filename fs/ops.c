@@ -183,9 +183,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		meta_txn_abort(txn);
 	}
 	if (ret == -ENOENT) {
-		/* Negative entry, cached by the kernel like a positive one. */
+		/* Negative entry: cached briefly, so names an import task
+		 * brings in show up soon. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->timeout;
+		e.entry_timeout = 1.0;
 		fuse_reply_entry(req, &e);
 		return;
 	}

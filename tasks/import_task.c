@@ -682,6 +682,12 @@ static void batch_end(struct itask *it, struct slot *b, size_t n, int ret)
 			chunk_remove(cfg->cs, it->im.objs[s->i].ino);
 		if (ret < 0 && !s->code)
 			s->code = "LOCAL_IO_ERROR";
+		/* The kernel caches attributes and pages of a changed
+		 * file: drop them (new names show after the short
+		 * negative-entry timeout). */
+		if (!s->code && s->ch.ino && s->ch.old_state >= 0 &&
+		    cfg->inval_inode)
+			cfg->inval_inode(cfg->cb_arg, s->ch.ino);
 		if (!s->code && s->ch.ino && cfg->on_change &&
 		    s->ch.old_state != s->ch.new_state)
 			cfg->on_change(cfg->cb_arg, s->ch.ino, s->ch.old_state,

@@ -131,10 +131,6 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(self.counts(t), (6, 6, 0))
         self.assertEqual(m.state("new.bin"), "archived")  # read above
 
-    # Remove the decorator once fs_on_change counts on_change(ino, -1,
-    # state), the task's report of a new regular file (it ignores old_state
-    # -1 today, so imported files are missing from .tidefs/stats).
-    @unittest.expectedFailure
     def test_stats_count_imported_files(self):
         self.put("a", b"a")
         m = self.mount()
