@@ -107,6 +107,9 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* A kernel entry (with the attribute/entry timeouts) for an inode. */
+void fs_fill_entry(struct fs *fs, const struct meta_inode *mi,
+		   struct fuse_entry_param *e);
 /* Fill st from an inode record. */
 void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
 		  struct stat *st);

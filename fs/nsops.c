@@ -83,17 +83,6 @@ static void touch_dir(struct meta_txn *txn, struct meta_inode *dir, int64_t now)
 	mark_changed(txn, dir, NULL);
 }
 
-static void entry_of(struct fs *fs, const struct meta_inode *mi,
-		     struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = mi->ino;
-	e->generation = 1;
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
-	fs_fill_stat(fs, mi, &e->attr);
-}
-
 /* Get parent as a live directory. */
 static int get_dir(struct meta_txn *txn, fuse_ino_t ino, struct meta_inode *dir)
 {
@@ -212,7 +201,7 @@ static void reply_new_entry(fuse_req_t req, int ret, struct meta_inode *mi)
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 	} else {
-		entry_of(fs, mi, &e);
+		fs_fill_entry(fs, mi, &e);
 		if (fuse_reply_entry(req, &e) == 0)
 			fs_lookup_ref(fs, mi->ino);
 	}
@@ -247,7 +236,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	entry_of(fs, &mi, &e);
+	fs_fill_entry(fs, &mi, &e);
 	meta_inode_release(&mi);
 	hydrate_note_handle(hf, 1);
 	fi->fh = (uintptr_t)hf;

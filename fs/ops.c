@@ -124,8 +124,8 @@ static int get_inode(struct fs *fs, uint64_t ino, struct meta_inode *mi)
 	return ret;
 }
 
-static void fill_entry(struct fs *fs, const struct meta_inode *mi,
-		       struct fuse_entry_param *e)
+void fs_fill_entry(struct fs *fs, const struct meta_inode *mi,
+		   struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = mi->ino;
@@ -148,7 +148,7 @@ static int do_lookup(struct fs *fs, struct meta_txn *txn, fuse_ino_t parent,
 	ret = meta_inode_get(txn, ino, &mi);
 	if (ret < 0)
 		return ret == -ENOENT ? -EIO : ret; /* dangling entry */
-	fill_entry(fs, &mi, e);
+	fs_fill_entry(fs, &mi, e);
 	meta_inode_release(&mi);
 	return 0;
 }
@@ -424,7 +424,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct meta_inode mi = {0};
 			if (meta_inode_get(txn, de->ino, &mi) < 0)
 				continue; /* removed since opendir */
-			fill_entry(fs, &mi, &e);
+			fs_fill_entry(fs, &mi, &e);
 			meta_inode_release(&mi);
 			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
 						     (off_t)i + 1);

@@ -28,16 +28,10 @@
 #include "common/common.h"
 #include "tasks/tasks_i.h"
 
-struct cand {
-	char *rel;
-	uint64_t ino;
-};
-
 struct collect {
 	const struct task_engine_config *cfg;
 	const char *prefix;
-	struct cand *v;
-	size_t n, cap;
+	struct task_cands c;
 };
 
 static bool needs_export(const struct meta_inode *mi, const char *key)
@@ -88,22 +82,7 @@ static int collect_cb(void *arg, const char *rel, const struct meta_inode *mi)
 	if (want && other_name_sent(c->cfg, mi, key))
 		want = false;
 	free(key);
-	if (!want)
-		return 0;
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 256;
-		struct cand *n = realloc(c->v, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		c->v = n;
-		c->cap = ncap;
-	}
-	c->v[c->n].rel = strdup(rel);
-	if (!c->v[c->n].rel)
-		return -ENOMEM;
-	c->v[c->n].ino = mi->ino;
-	c->n++;
-	return 0;
+	return want ? task_cands_add(&c->c, rel, mi->ino) : 0;
 }
 
 static const char *error_code(int err)
@@ -346,64 +325,22 @@ out:
 	return ret;
 }
 
-static int collect_paths(struct task_run *r, struct collect *c)
-{
-	const struct task_engine_config *cfg = task_run_config(r);
-	const struct task_request *q = task_run_request(r);
-	static char *const root[] = {"/"};
-	char *const *paths = q->npaths ? q->paths : root;
-	size_t npaths = q->npaths ? q->npaths : 1;
-	int ret = 0;
-
-	for (size_t i = 0; i < npaths && ret == 0; i++) {
-		struct meta_txn *txn;
-		uint64_t ino;
-		const char *p = paths[i];
-
-		ret = meta_txn_begin(cfg->db, false, &txn);
-		if (ret < 0)
-			break;
-		ret = task_resolve(txn, p, &ino);
-		meta_txn_abort(txn);
-		if (ret == -ENOENT || ret == -ENOTDIR) {
-			task_run_fail(r,
-				      "The path %s does not exist in the"
-				      " file system",
-				      p);
-			return -ENOENT;
-		}
-		if (ret < 0)
-			break;
-		while (*p == '/')
-			p++;
-		char *rel = strdup(p);
-		if (!rel)
-			return -ENOMEM;
-		for (size_t l = strlen(rel); l > 0 && rel[l - 1] == '/'; l--)
-			rel[l - 1] = '\0';
-		ret = task_walk(cfg->db, ino, rel, collect_cb, c);
-		free(rel);
-	}
-	return ret;
-}
-
 int task_exec_export(struct task_run *r)
 {
 	struct collect c = {.cfg = task_run_config(r),
 			    .prefix = task_run_config(r)->mount.prefix};
 	int ret;
 
-	ret = collect_paths(r, &c);
+	ret = task_walk_paths(r, collect_cb, &c);
 	if (ret == 0) {
-		task_run_set_total(r, c.n);
-		for (size_t i = 0; i < c.n && !task_run_canceled(r); i++) {
+		task_run_set_total(r, c.c.n);
+		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
+			const struct task_cand *k = &c.c.v[i];
 			const char *code = NULL;
-			int err = export_one(r, c.v[i].rel, c.v[i].ino, &code);
-			task_run_file_done(r, c.v[i].rel, err, code);
+			int err = export_one(r, k->rel, k->ino, &code);
+			task_run_file_done(r, k->rel, err, code);
 		}
 	}
-	for (size_t i = 0; i < c.n; i++)
-		free(c.v[i].rel);
-	free(c.v);
+	task_cands_release(&c.c);
 	return ret;
 }

@@ -26,16 +26,10 @@
 #define SLICE	   256
 #define BUSY_RETRY 64
 
-struct cand {
-	char *rel;
-	uint64_t ino;
-};
-
 struct rcollect {
 	int64_t cutoff; /* release files last touched before this */
 	bool any_age;
-	struct cand *v;
-	size_t n, cap;
+	struct task_cands c;
 };
 
 static int64_t last_touch(const struct meta_inode *mi)
@@ -53,20 +47,7 @@ static int rcollect_cb(void *arg, const char *rel, const struct meta_inode *mi)
 		return 0;
 	if (!c->any_age && last_touch(mi) >= c->cutoff)
 		return 0;
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 256;
-		struct cand *n = realloc(c->v, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		c->v = n;
-		c->cap = ncap;
-	}
-	c->v[c->n].rel = strdup(rel);
-	if (!c->v[c->n].rel)
-		return -ENOMEM;
-	c->v[c->n].ino = mi->ino;
-	c->n++;
-	return 0;
+	return task_cands_add(&c->c, rel, mi->ino);
 }
 
 static const char *release_code(int err)
@@ -78,68 +59,32 @@ int task_exec_release(struct task_run *r)
 {
 	const struct task_engine_config *cfg = task_run_config(r);
 	const struct task_request *q = task_run_request(r);
-	static char *const root[] = {"/"};
-	char *const *paths = q->npaths ? q->paths : root;
-	size_t npaths = q->npaths ? q->npaths : 1;
 	struct rcollect c = {0};
-	int ret = 0;
+	int ret;
 
 	c.any_age = q->release_days == 0;
 	c.cutoff =
 		task_run_created_ns(r) - (int64_t)q->release_days * NS_PER_DAY;
-	for (size_t i = 0; i < npaths && ret == 0; i++) {
-		struct meta_txn *txn;
-		const char *p = paths[i];
-		uint64_t ino;
-		char *rel;
-
-		ret = meta_txn_begin(cfg->db, false, &txn);
-		if (ret < 0)
-			break;
-		ret = task_resolve(txn, p, &ino);
-		meta_txn_abort(txn);
-		if (ret == -ENOENT || ret == -ENOTDIR) {
-			task_run_fail(r,
-				      "The path %s does not exist in the"
-				      " file system",
-				      p);
-			ret = -ENOENT;
-			break;
-		}
-		while (*p == '/')
-			p++;
-		rel = strdup(p);
-		if (!rel) {
-			ret = -ENOMEM;
-			break;
-		}
-		for (size_t l = strlen(rel); l > 0 && rel[l - 1] == '/'; l--)
-			rel[l - 1] = '\0';
-		if (ret == 0)
-			ret = task_walk(cfg->db, ino, rel, rcollect_cb, &c);
-		free(rel);
-	}
+	ret = task_walk_paths(r, rcollect_cb, &c);
 	if (ret == 0) {
-		task_run_set_total(r, c.n);
-		for (size_t i = 0; i < c.n && !task_run_canceled(r); i++) {
+		task_run_set_total(r, c.c.n);
+		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
+			const struct task_cand *k = &c.c.v[i];
 			uint64_t freed = 0;
-			int err = hydrate_release(cfg->hy, c.v[i].ino, true,
-						  &freed);
+			int err =
+				hydrate_release(cfg->hy, k->ino, true, &freed);
 			/* Open, pinned, or changed since the walk: skipped as
 			 * FSx skips them — neither done nor failed. */
 			if (err == -EAGAIN || err == -EBUSY || err == -EPERM)
 				continue;
 			task_run_add_released(r, freed);
-			task_run_file_done(r, c.v[i].rel, err,
-					   release_code(err));
+			task_run_file_done(r, k->rel, err, release_code(err));
 		}
 		/* TotalCount counted candidates by path and age; the
 		 * skipped ones do not count. */
 		task_run_set_total(r, task_run_done_count(r));
 	}
-	for (size_t i = 0; i < c.n; i++)
-		free(c.v[i].rel);
-	free(c.v);
+	task_cands_release(&c.c);
 	return ret;
 }
 

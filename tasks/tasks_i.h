@@ -73,6 +73,23 @@ typedef int (*task_walk_cb)(void *arg, const char *rel,
 int task_walk(struct meta_db *db, uint64_t ino, const char *rel,
 	      task_walk_cb cb, void *arg);
 
+/* task_walk every path of the task's request (all of the mount when it
+ * has none); a path that does not exist fails the task (task_run_fail,
+ * -ENOENT). */
+int task_walk_paths(struct task_run *r, task_walk_cb cb, void *arg);
+
+/* A list of (path, inode) gathered by a walk, processed afterwards. */
+struct task_cand {
+	char *rel; /* owned */
+	uint64_t ino;
+};
+struct task_cands {
+	struct task_cand *v;
+	size_t n, cap;
+};
+int task_cands_add(struct task_cands *c, const char *rel, uint64_t ino);
+void task_cands_release(struct task_cands *c);
+
 /* The S3 key of a path relative to the mount root: prefix + rel (+ "/" for
  * directories). Malloc'ed. */
 char *task_key_of(const char *prefix, const char *rel, bool is_dir);

@@ -131,3 +131,71 @@ out:
 	free_children(&ch);
 	return ret;
 }
+
+int task_walk_paths(struct task_run *r, task_walk_cb cb, void *arg)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	const struct task_request *q = task_run_request(r);
+	static char *const root[] = {"/"};
+	char *const *paths = q->npaths ? q->paths : root;
+	size_t npaths = q->npaths ? q->npaths : 1;
+	int ret = 0;
+
+	for (size_t i = 0; i < npaths && ret == 0; i++) {
+		struct meta_txn *txn;
+		const char *p = paths[i];
+		uint64_t ino;
+		char *rel;
+
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			break;
+		ret = task_resolve(txn, p, &ino);
+		meta_txn_abort(txn);
+		if (ret == -ENOENT || ret == -ENOTDIR) {
+			task_run_fail(r,
+				      "The path %s does not exist in the"
+				      " file system",
+				      p);
+			return -ENOENT;
+		}
+		if (ret < 0)
+			break;
+		while (*p == '/')
+			p++;
+		rel = strdup(p);
+		if (!rel)
+			return -ENOMEM;
+		for (size_t l = strlen(rel); l > 0 && rel[l - 1] == '/'; l--)
+			rel[l - 1] = '\0';
+		ret = task_walk(cfg->db, ino, rel, cb, arg);
+		free(rel);
+	}
+	return ret;
+}
+
+int task_cands_add(struct task_cands *c, const char *rel, uint64_t ino)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 256;
+		struct task_cand *n = realloc(c->v, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->v = n;
+		c->cap = ncap;
+	}
+	c->v[c->n].rel = strdup(rel);
+	if (!c->v[c->n].rel)
+		return -ENOMEM;
+	c->v[c->n].ino = ino;
+	c->n++;
+	return 0;
+}
+
+void task_cands_release(struct task_cands *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].rel);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
