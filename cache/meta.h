@@ -33,8 +33,8 @@
 
 /* File states, after Lustre HSM (see docs/DESIGN.md). */
 enum meta_state {
-	META_NEW = 0, /* never exported */
-	META_DIRTY = 1, /* exported, changed since */
+	META_NEW = 0,	   /* never exported */
+	META_DIRTY = 1,	   /* exported, changed since */
 	META_ARCHIVED = 2, /* matches S3; data fully or partly cached */
 	META_RELEASED = 3, /* matches S3; no local data */
 	META_LOST = 4, /* S3 object gone/changed under incomplete local data */
@@ -45,8 +45,9 @@ const char *meta_state_name(enum meta_state s);
 
 enum meta_inode_flags {
 	META_F_NORELEASE = 1 << 0, /* pinned */
-	META_F_UNLINKED = 1 << 1, /* nlink 0 but still open */
-	META_F_DATA_CHANGED = 1 << 2, /* data differs from S3 (not only metadata) */
+	META_F_UNLINKED = 1 << 1,  /* nlink 0 but still open */
+	META_F_DATA_CHANGED =
+		1 << 2, /* data differs from S3 (not only metadata) */
 };
 
 struct meta_inode {
@@ -59,20 +60,20 @@ struct meta_inode {
 	uint64_t rdev;
 	uint64_t size;
 	int64_t atime_ns, mtime_ns, ctime_ns;
-	uint64_t generation; /* bumped on every data/metadata change */
+	uint64_t generation;   /* bumped on every data/metadata change */
 	uint64_t cached_bytes; /* bytes of present chunks */
 	int64_t last_access_ns;
-	uint64_t s3_size; /* size of the backing object */
+	uint64_t s3_size;    /* size of the backing object */
 	int64_t s3_mtime_ns; /* its LastModified */
-	char etag[80]; /* its ETag with quotes; "" when none */
-	char *s3_key; /* owned, full object key; NULL when none. Symlink
-		       * targets are stored in the data file, not here. */
+	char etag[80];	     /* its ETag with quotes; "" when none */
+	char *s3_key;	     /* owned, full object key; NULL when none. Symlink
+			      * targets are stored in the data file, not here. */
 };
 
 /* Frees s3_key and zeroes the struct. */
 void meta_inode_release(struct meta_inode *ino);
 
-struct meta_db; /* opaque */
+struct meta_db;	 /* opaque */
 struct meta_txn; /* opaque */
 
 /*
@@ -104,8 +105,7 @@ int meta_super_put(struct meta_txn *txn, const char *name, const void *val,
 /* Convenience for NUL-terminated strings and u64 values. */
 int meta_super_get_str(struct meta_txn *txn, const char *name, char *buf,
 		       size_t len);
-int meta_super_put_str(struct meta_txn *txn, const char *name,
-		       const char *val);
+int meta_super_put_str(struct meta_txn *txn, const char *name, const char *val);
 int meta_super_get_u64(struct meta_txn *txn, const char *name, uint64_t *v);
 int meta_super_put_u64(struct meta_txn *txn, const char *name, uint64_t v);
 
