@@ -738,10 +738,11 @@ static bool matches(const struct task_engine *e, const struct slot *s,
 }
 
 /* NextToken: base64 of "o:<offset>" (opaque to clients). */
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 static void token_encode(size_t off, char out[64])
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
-				  "stuvwxyz0123456789+/";
 	char raw[32];
 	size_t n = (size_t)snprintf(raw, sizeof(raw), "o:%zu", off), o = 0;
 
@@ -761,13 +762,9 @@ static void token_encode(size_t off, char out[64])
 
 static int token_decode(const char *tok, size_t *off)
 {
-	char want[64];
-
-	/* Tokens are ours: decode by re-encoding candidates is silly; parse
-	 * the base64 directly. */
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
-				  "stuvwxyz0123456789+/";
-	char raw[48];
+	/* Parse the base64; re-encoding must give the token back, so only
+	 * tokens we handed out are accepted. */
+	char want[64], raw[48];
 	size_t n = 0, len = strlen(tok);
 	uint64_t v;
 
