@@ -688,6 +688,16 @@ static void batch_end(struct itask *it, struct slot *b, size_t n, int ret)
 		if (!s->code && s->ch.ino && s->ch.old_state >= 0 &&
 		    cfg->inval_inode)
 			cfg->inval_inode(cfg->cb_arg, s->ch.ino);
+		/* A new file's name may sit in the kernel as a negative
+		 * entry from an earlier lookup. */
+		if (!s->code && s->ch.ino && s->ch.old_state < 0 &&
+		    cfg->inval_entry) {
+			const struct imp_obj *o = &it->im.objs[s->i];
+			if (o->kind == IMP_FILE)
+				cfg->inval_entry(cfg->cb_arg,
+						 it->im.dirs[o->dir].ino,
+						 o->key + o->leaf);
+		}
 		if (!s->code && s->ch.ino && cfg->on_change &&
 		    s->ch.old_state != s->ch.new_state)
 			cfg->on_change(cfg->cb_arg, s->ch.ino, s->ch.old_state,
