@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Release and eviction benchmarks for tidefs (issue 5), on s3rver.
+
+  1. RELEASE_DATA_FROM_FILESYSTEM of N cached small files: time, files/s.
+  2. RELEASE_DATA_FROM_FILESYSTEM of G GiB in 1 GiB files: time, GiB/s.
+  3. Auto-eviction under a read stream: a mount with --cache-size C reads
+     R GiB of large objects sequentially; throughput while the eviction
+     lane releases behind it, and the peak of cached_bytes against C.
+
+tidefs only: s3fs and rclone have no release task and no cache-size limit
+that holds (both overshoot). Results: bench/RESULTS-release.md and
+bench/results-release.json. Uses bench.py's endpoint and helpers.
+
+Usage: sudo python3 bench/release_bench.py [--files N] [--gib G]
+           [--cache-size 1G] [--stream-gib R] [--tidefs PATH]
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import (AK, BUCKET, HERE, REG, SK, Endpoint, drop_caches,  # noqa: E402
+                   fresh_dir, is_mounted, log, meta_headers, put_many)
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def mount(binary, ep, workdir, name, cache_size):
+    cache = fresh_dir(os.path.join(workdir, "cache-" + name))
+    mnt = fresh_dir(os.path.join(workdir, "mnt-" + name))
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK)
+    argv = [binary, "s3://%s/%s" % (BUCKET, name), mnt, "--cache-dir", cache,
+            "--cache-size", cache_size, "--endpoint-url", ep.url,
+            "--import-parallel", "16"]
+    REG.add_mount(mnt)
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, timeout=1800,
+                   stdin=subprocess.DEVNULL)
+    log("%s mounted in %.1fs" % (name, time.perf_counter() - t0))
+    return mnt
+
+
+def unmount(mnt):
+    subprocess.run(["fusermount3", "-u", mnt], check=False, timeout=120)
+    REG.drop_mount(mnt)
+
+
+def stats(mnt):
+    with open(os.path.join(mnt, ".tidefs", "stats")) as f:
+        return json.load(f)
+
+
+def run_task(mnt, name, req, timeout=1800):
+    path = os.path.join(mnt, ".tidefs", "tasks", name)
+    t0 = time.perf_counter()
+    with open(path, "w") as f:
+        f.write(json.dumps(req))
+    while True:
+        with open(path) as f:
+            t = json.load(f)
+        if t.get("Lifecycle") in ("SUCCEEDED", "FAILED", "CANCELED"):
+            return t, time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError("task %s did not finish" % name)
+        time.sleep(0.05)
+
+
+def read_all(paths):
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(8 * MiB):
+                pass
+
+
+def small_files(binary, ep, workdir, n):
+    body = os.urandom(4096)
+    keys = ["small/d%03d/f%06d" % (i % 100, i) for i in range(n)]
+    t0 = time.perf_counter()
+    put_many(ep, keys, body, meta_headers(0), threads=16)
+    log("put %d small objects in %.1fs" % (n, time.perf_counter() - t0))
+    mnt = mount(binary, ep, workdir, "small", "8G")
+    read_all(os.path.join(mnt, k[len("small/"):]) for k in keys)
+    before = stats(mnt)["cached_bytes"]
+    t, secs = run_task(mnt, "release-small",
+                       {"Type": "RELEASE_DATA_FROM_FILESYSTEM",
+                        "Paths": ["/"]})
+    after = stats(mnt)["cached_bytes"]
+    unmount(mnt)
+    done = t["Status"]["SucceededCount"]
+    return {"files": n, "released": done, "seconds": secs,
+            "files_per_s": done / secs if secs else None,
+            "cached_before": before, "cached_after": after,
+            "lifecycle": t["Lifecycle"]}
+
+
+def big_file(path, size):
+    with open(path, "wb") as f:
+        chunk = os.urandom(8 * MiB)
+        for _ in range(size // len(chunk)):
+            f.write(chunk)
+
+
+def upload_big(ep, data, prefix, count):
+    for i in range(count):
+        ep.s3.upload_file(data, BUCKET, "%s/big%02d.bin" % (prefix, i))
+
+
+def large_files(binary, ep, workdir, gib, data):
+    upload_big(ep, data, "large", gib)
+    mnt = mount(binary, ep, workdir, "large", "%dG" % (gib + 2))
+    names = [os.path.join(mnt, "big%02d.bin" % i) for i in range(gib)]
+    t0 = time.perf_counter()
+    read_all(names)
+    read_s = time.perf_counter() - t0
+    before = stats(mnt)["cached_bytes"]
+    t, secs = run_task(mnt, "release-large",
+                       {"Type": "RELEASE_DATA_FROM_FILESYSTEM",
+                        "Paths": ["/"]})
+    after = stats(mnt)["cached_bytes"]
+    unmount(mnt)
+    return {"gib": gib, "seconds": secs,
+            "gib_per_s": (before - after) / GiB / secs if secs else None,
+            "cached_before": before, "cached_after": after,
+            "read_mib_s": gib * 1024 / read_s,
+            "lifecycle": t["Lifecycle"]}
+
+
+def eviction_stream(binary, ep, workdir, cache_size, gib, data):
+    # 256 MiB objects: a file being read is open, and open files are not
+    # released, so each must fit the cache with room to spare.
+    n = gib * 4
+    upload_big(ep, data, "stream", n)
+    mnt = mount(binary, ep, workdir, "stream", cache_size)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], stats(mnt)["cached_bytes"])
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    drop_caches()
+    t0 = time.perf_counter()
+    read_all(os.path.join(mnt, "big%02d.bin" % i) for i in range(n))
+    secs = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    tasks = os.listdir(os.path.join(mnt, ".tidefs", "tasks"))
+    unmount(mnt)
+    return {"cache_size": cache_size, "read_gib": gib, "seconds": secs,
+            "mib_s": gib * 1024 / secs, "peak_cached_bytes": peak[0],
+            "automatic_tasks": len(tasks)}
+
+
+def report(res, path):
+    s, l, e = res["small"], res["large"], res["stream"]
+    lines = [
+        "# tidefs release and eviction benchmarks",
+        "",
+        "Generated by `bench/release_bench.py` on %s on %s (%d CPUs), "
+        "s3rver on 127.0.0.1. tidefs only: s3fs and rclone have no release "
+        "task, and their cache limits are soft." % (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            platform.node(), os.cpu_count()),
+        "",
+        "| workload | result |",
+        "| --- | ---: |",
+        "| RELEASE_DATA_FROM_FILESYSTEM of %s cached 4 KiB files | %.2f s, "
+        "**%s files/s** |" % ("{:,}".format(s["files"]), s["seconds"],
+                              "{:,.0f}".format(s["files_per_s"])),
+        "| RELEASE_DATA_FROM_FILESYSTEM of %d GiB in 1 GiB files | %.2f s "
+        "(%.1f GiB/s freed) |" % (l["gib"], l["seconds"], l["gib_per_s"]),
+        "| reading those %d GiB first (cold, from s3rver) | %.0f MiB/s |"
+        % (l["gib"], l["read_mib_s"]),
+        "| sequential read of %d GiB (256 MiB objects) through a %s cache "
+        "(evicting) | **%.0f MiB/s** |" % (e["read_gib"], e["cache_size"],
+                                           e["mib_s"]),
+        "| peak cached_bytes during that read | %.0f MiB (cache %s) |"
+        % (e["peak_cached_bytes"] / MiB, e["cache_size"]),
+        "| automatic AUTO_RELEASE_DATA tasks it took | %d |"
+        % e["automatic_tasks"],
+        "",
+        "Raw numbers: `bench/results-release.json`. The cache's usage after "
+        "the release tasks: %d and %d bytes (the small-file count includes "
+        "files skipped while their handles were still closing)." % (
+            s["cached_after"], l["cached_after"]),
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--gib", type=int, default=4)
+    ap.add_argument("--cache-size", default="1G")
+    ap.add_argument("--stream-gib", type=int, default=3)
+    ap.add_argument("--tidefs", default=os.path.join(
+        HERE, "..", "build-bench", "fs", "tidefs"))
+    a = ap.parse_args()
+    workdir = fresh_dir(os.path.join(HERE, "work", "release"))
+    ep = Endpoint(workdir)
+    res = {}
+    try:
+        ep.start()
+        data = os.path.join(workdir, "big.bin")
+        big_file(data, GiB)
+        data256 = os.path.join(workdir, "big256.bin")
+        big_file(data256, 256 * MiB)
+        res["small"] = small_files(a.tidefs, ep, workdir, a.files)
+        log("small: %r" % res["small"])
+        res["large"] = large_files(a.tidefs, ep, workdir, a.gib, data)
+        log("large: %r" % res["large"])
+        res["stream"] = eviction_stream(a.tidefs, ep, workdir, a.cache_size,
+                                        a.stream_gib, data256)
+        log("stream: %r" % res["stream"])
+    finally:
+        REG.cleanup()
+        ep.stop()
+    with open(os.path.join(HERE, "results-release.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    report(res, os.path.join(HERE, "RESULTS-release.md"))
+    subprocess.run(["rm", "-rf", workdir], check=False)
+
+
+if __name__ == "__main__":
+    main()
