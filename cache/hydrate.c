@@ -466,8 +466,18 @@ static int request_chunks(struct hydrate_file *f, uint64_t first, uint64_t last,
 		*jobs = NULL;
 		return -EIO;
 	}
-	for (uint64_t i = last + 1;
-	     i <= last + extra && i < f->nchunks && ret == 0 && !f->lost; i++)
+	if (extra == 0 || f->lost)
+		return ret;
+	/* Read ahead in batches: only when less than half the window is
+	 * cached or on its way, and then the whole window, so the requests
+	 * merge into large GETs instead of one chunk per reader step. */
+	uint64_t end = MIN(last + extra, f->nchunks ? f->nchunks - 1 : 0);
+	uint64_t ahead = 0;
+	for (uint64_t i = last + 1; i <= end; i++)
+		ahead += is_present(f, i) || bit_get(f->inflight, i);
+	if (last + 1 > end || ahead * 2 >= extra)
+		return ret;
+	for (uint64_t i = last + 1; i <= end && ret == 0; i++)
 		ret = want_chunk(f, i, jobs);
 	return ret;
 }
@@ -1557,7 +1567,7 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 	if (h->cfg.fetch_threads <= 0)
 		h->cfg.fetch_threads = 16;
 	if (h->cfg.readahead_max == 0)
-		h->cfg.readahead_max = 64;
+		h->cfg.readahead_max = 128;
 	atomic_store(&h->used, (int64_t)h->cfg.initial_used);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->job_cond, NULL);

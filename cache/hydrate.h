@@ -47,7 +47,7 @@ typedef void (*hydrate_change_cb)(void *arg, uint64_t ino, int old_state,
 
 struct hydrate_config {
 	int fetch_threads;	     /* 0 = 16 */
-	uint32_t readahead_max;	     /* chunks; 0 = 64 */
+	uint32_t readahead_max;	     /* chunks; 0 = 128 */
 	hydrate_change_cb on_change; /* may be NULL */
 	void *cb_arg;
 	uint64_t capacity;     /* cache size: writes beyond it get -ENOSPC */
