@@ -152,8 +152,8 @@ int fs_purge_inode(struct fs *fs, uint64_t ino)
 	meta_dirty_del(txn, ino);
 	ret = meta_txn_commit(txn);
 	if (ret == 0) {
+		/* Counted out of the stats at its last unlink. */
 		hydrate_purge(fs->hy, ino, mi.cached_bytes);
-		fs_count_inode(fs, &mi, -1);
 	} else {
 		log_warn("purging inode %" PRIu64 ": %s", ino, strerror(-ret));
 	}

@@ -371,10 +371,13 @@ static int drop_name(struct meta_txn *txn, struct meta_inode *dir,
 	return mi->nlink == 0;
 }
 
-static void finish_unlink(struct fs *fs, uint64_t ino)
+/* The last name of mi is gone: it leaves the counters now (a user sees it
+ * gone), and the store once the kernel forgets it. */
+static void finish_unlink(struct fs *fs, const struct meta_inode *mi)
 {
-	if (fs_lookup_unlinked(fs, ino))
-		fs_purge_inode(fs, ino);
+	fs_count_inode(fs, mi, -1);
+	if (fs_lookup_unlinked(fs, mi->ino))
+		fs_purge_inode(fs, mi->ino);
 }
 
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -429,7 +432,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret == 0) {
 		apply_notes(fs, &note, 1);
 		if (gone)
-			finish_unlink(fs, ino);
+			finish_unlink(fs, &mi);
 	}
 out:
 	meta_txn_abort(txn);
@@ -600,7 +603,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret == 0) {
 		apply_notes(fs, r.notes, 2);
 		if (gone)
-			finish_unlink(fs, r.dino);
+			finish_unlink(fs, &r.dmi);
 	}
 out:
 	meta_txn_abort(txn);
