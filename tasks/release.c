@@ -55,9 +55,29 @@ static const char *release_code(int err)
 	return err == -ENOENT ? "PATH_NOT_FOUND" : "LOCAL_IO_ERROR";
 }
 
-int task_exec_release(struct task_run *r)
+/* Release one candidate; returns 1 when it was busy and may be retried
+ * (then k stays), 0 otherwise (k->rel is cleared: done or skipped). */
+static int release_one(struct task_run *r, struct task_cand *k, bool retry)
 {
 	const struct task_engine_config *cfg = task_run_config(r);
+	uint64_t freed = 0;
+	int err = hydrate_release(cfg->hy, k->ino, true, &freed);
+
+	if (err == -EBUSY && retry)
+		return 1;
+	/* Open, pinned, or changed since the walk: skipped as FSx skips
+	 * them — neither done nor failed. */
+	if (err != -EAGAIN && err != -EBUSY && err != -EPERM) {
+		task_run_add_released(r, freed);
+		task_run_file_done(r, k->rel, err, release_code(err));
+	}
+	free(k->rel);
+	k->rel = NULL;
+	return 0;
+}
+
+int task_exec_release(struct task_run *r)
+{
 	const struct task_request *q = task_run_request(r);
 	struct rcollect c = {0};
 	int ret;
@@ -68,17 +88,20 @@ int task_exec_release(struct task_run *r)
 	ret = task_walk_paths(r, rcollect_cb, &c);
 	if (ret == 0) {
 		task_run_set_total(r, c.c.n);
-		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
-			const struct task_cand *k = &c.c.v[i];
-			uint64_t freed = 0;
-			int err =
-				hydrate_release(cfg->hy, k->ino, true, &freed);
-			/* Open, pinned, or changed since the walk: skipped as
-			 * FSx skips them — neither done nor failed. */
-			if (err == -EAGAIN || err == -EBUSY || err == -EPERM)
-				continue;
-			task_run_add_released(r, freed);
-			task_run_file_done(r, k->rel, err, release_code(err));
+		for (int pass = 0; pass < 2 && !task_run_canceled(r); pass++) {
+			size_t busy = 0;
+			for (size_t i = 0; i < c.c.n && !task_run_canceled(r);
+			     i++) {
+				struct task_cand *k = &c.c.v[i];
+				if (!k->rel)
+					continue; /* done in the first pass */
+				busy += release_one(r, k, pass == 0);
+			}
+			if (!busy)
+				break;
+			/* A file closed just now may still hold its handle:
+			 * the kernel releases it after close() returns. */
+			nanosleep(&(struct timespec){0, 200000000}, NULL);
 		}
 		/* TotalCount counted candidates by path and age; the
 		 * skipped ones do not count. */
