@@ -261,7 +261,11 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 		ret = -errno;
 		goto out_free;
 	}
-	f->ncached_bytes = count_cached(f, h->csize);
+	/* Start from what the cache's usage counts for this file, not from
+	 * the allocation now: ext4 may have added extent blocks at writeback
+	 * since, and counting them here would make a release free more than
+	 * was ever counted. The next change settles the difference. */
+	f->ncached_bytes = mi.cached_bytes;
 	meta_inode_release(&mi);
 	*out = f;
 	return 0;

@@ -647,7 +647,9 @@ static int prepare(struct s3_client *c, struct s3_req *r, CURL *h,
 			 (long)c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-			 (long)MAX(1, (c->request_timeout_ms + 999) / 1000));
+			 r->stall_s > 0 ? (long)r->stall_s
+					: (long)MAX(1, (c->request_timeout_ms +
+							999) / 1000));
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (r->windowed) /* fewer, larger callbacks for data */
 		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);

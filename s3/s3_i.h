@@ -91,6 +91,8 @@ struct s3_req {
 	uint64_t win_fd_off;
 	int win_err;	 /* -errno of a failed write to win_fd */
 	size_t max_body; /* other bodies are kept up to this many bytes */
+	int stall_s;	 /* give up after this many seconds without a byte;
+			    0: the client's request timeout */
 
 	/* response, reset for each attempt */
 	void *curl; /* CURL * of the attempt */

@@ -51,17 +51,19 @@
 
 #include "common/common.h"
 
-#define MIB	      (1ull << 20)
-#define PART_MIN      (5 * MIB)	   /* S3: every part but the last */
-#define PART_MAX      (5ull << 30) /* S3: one part, one PutObject */
-#define MAX_PARTS     10000u
-#define MAX_PARALLEL  64
-#define HASH_BUF      (256u << 10)
-#define UPLOAD_PART   (16 * MIB)
-#define COPY_PART     (512 * MIB)
-#define SINGLE_MAX    (32 * MIB)
-#define PARALLEL      4
-#define S3_RESULT_MAX S3_MAX_ERROR_BYTES
+#define MIB	     (1ull << 20)
+#define PART_MIN     (5 * MIB)	  /* S3: every part but the last */
+#define PART_MAX     (5ull << 30) /* S3: one part, one PutObject */
+#define MAX_PARTS    10000u
+#define MAX_PARALLEL 64
+#define HASH_BUF     (256u << 10)
+#define UPLOAD_PART  (16 * MIB)
+#define COPY_PART    (512 * MIB)
+#define SINGLE_MAX   (32 * MIB)
+#define PARALLEL     4
+/* Seconds a Complete or a server-side copy may go without a byte. */
+#define COMPLETE_STALL_S 900
+#define S3_RESULT_MAX	 S3_MAX_ERROR_BYTES
 
 _Static_assert(SIZE_MAX >= UINT64_MAX, "bodies are sized with size_t");
 
@@ -356,7 +358,8 @@ static int copy_part(struct mp *m, unsigned i)
 	struct s3_req r = {.method = "PUT",
 			   .key = m->key,
 			   .error_in_200 = true,
-			   .max_body = S3_RESULT_MAX};
+			   .max_body = S3_RESULT_MAX,
+			   .stall_s = COMPLETE_STALL_S};
 	struct s3_header h[3];
 	char range[64], *q;
 	int ret;
@@ -490,10 +493,13 @@ static void add_xml_text(struct s3_buf *b, const char *s)
 static int mp_complete(struct mp *m, const char *if_match, bool none_match_any,
 		       char etag_out[80])
 {
+	/* S3 may take minutes to assemble a big object before it answers
+	 * (it sends whitespace meanwhile; other servers send nothing). */
 	struct s3_req r = {.method = "POST",
 			   .key = m->key,
 			   .error_in_200 = true,
-			   .max_body = S3_RESULT_MAX};
+			   .max_body = S3_RESULT_MAX,
+			   .stall_s = COMPLETE_STALL_S};
 	struct s3_header h[2];
 	struct s3_buf body, q;
 	char etag[80];
@@ -634,7 +640,8 @@ static int copy_single(struct s3_client *c, const char *dst_key,
 	struct s3_req r = {.method = "PUT",
 			   .key = dst_key,
 			   .error_in_200 = true,
-			   .max_body = S3_RESULT_MAX};
+			   .max_body = S3_RESULT_MAX,
+			   .stall_s = COMPLETE_STALL_S};
 	struct s3_header *h;
 	char etag[80];
 	size_t n;

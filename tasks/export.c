@@ -179,9 +179,10 @@ static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 		uint64_t n = chunk_count(size, chunk_size(cfg->cs));
 		for (uint64_t i = 0; i < n; i++)
 			meta_chunk_set(txn, ino, i);
-		mi.cached_bytes = size;
+		/* cached_bytes stays what the data file allocates: the
+		 * cache's usage counts that, holes of sparse files not. */
 	}
-	if (S_ISREG(mi.mode) && mi.cached_bytes == 0 && size > 0) {
+	if (S_ISREG(mi.mode) && !uploaded && mi.cached_bytes == 0 && size > 0) {
 		mi.state = META_RELEASED;
 	} else {
 		mi.state = META_ARCHIVED;

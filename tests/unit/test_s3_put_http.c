@@ -55,6 +55,8 @@ static struct {
 	struct rule rules[16];	   /* protected by lock */
 	struct rec reqs[MAX_REQS]; /* protected by lock */
 	int nreqs;		   /* protected by lock */
+	const char *slow_match;	   /* protected by lock: requests whose */
+	int slow_ms;		   /* line has it are answered this late */
 } srv;
 
 /* Read one request, its whole body; keep the head and the body's start. */
@@ -102,7 +104,7 @@ static void read_request(int fd, struct rec *r)
 	free(buf);
 }
 
-static const char *answer(const char *head)
+static const char *answer(const char *head, int *delay_ms)
 {
 	const char *eol = strstr(head, "\r\n");
 	size_t n = eol ? (size_t)(eol - head) : strlen(head);
@@ -110,6 +112,8 @@ static const char *answer(const char *head)
 	int i;
 
 	snprintf(line, sizeof(line), "%.*s", (int)MIN(n, 1000), head);
+	*delay_ms = srv.slow_match && strstr(line, srv.slow_match) ? srv.slow_ms
+								   : 0;
 	for (i = 0; i < 16 && srv.rules[i].match; i++)
 		if (strstr(line, srv.rules[i].match))
 			return srv.rules[i].resp;
@@ -125,7 +129,7 @@ static void *serve(void *arg)
 		struct pollfd p = {srv.fd, POLLIN, 0};
 		struct rec r = {0};
 		const char *a;
-		int c;
+		int c, delay_ms;
 
 		if (poll(&p, 1, 20) <= 0)
 			continue;
@@ -134,7 +138,7 @@ static void *serve(void *arg)
 			continue;
 		read_request(c, &r);
 		pthread_mutex_lock(&srv.lock);
-		a = answer(r.head);
+		a = answer(r.head, &delay_ms);
 		if (srv.nreqs < MAX_REQS) {
 			srv.reqs[srv.nreqs++] = r;
 		} else {
@@ -142,6 +146,8 @@ static void *serve(void *arg)
 			free(r.body);
 		}
 		pthread_mutex_unlock(&srv.lock);
+		if (delay_ms > 0)
+			poll(NULL, 0, delay_ms);
 		if (write(c, a, strlen(a)) < 0)
 			perror("write");
 		shutdown(c, SHUT_WR);
@@ -195,6 +201,14 @@ static void set_rules(const struct rule *r, size_t n)
 	pthread_mutex_unlock(&srv.lock);
 }
 
+static void set_slow(const char *match, int ms)
+{
+	pthread_mutex_lock(&srv.lock);
+	srv.slow_match = match;
+	srv.slow_ms = ms;
+	pthread_mutex_unlock(&srv.lock);
+}
+
 /* Number of requests whose head contains all of a and b (b may be NULL);
  * *head (if not NULL) gets a copy of the last one's head ("" if none). */
 static int count(const char *a, const char *b, char **head)
@@ -232,7 +246,7 @@ static char *body_of(const char *a)
 	return b ? b : strdup("");
 }
 
-static struct s3_client *client(int retry_ms)
+static struct s3_client *client_timeout(int retry_ms, int request_ms)
 {
 	char ep[128];
 	struct s3_config cfg = {
@@ -243,13 +257,18 @@ static struct s3_client *client(int retry_ms)
 		.path_style = true,
 		.retry_total_ms = retry_ms,
 		.connect_timeout_ms = 2000,
-		.request_timeout_ms = 5000,
+		.request_timeout_ms = request_ms,
 	};
 	struct s3_client *c;
 
 	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", srv.port);
 	assert_int_equal(s3_client_new(&cfg, &c), 0);
 	return c;
+}
+
+static struct s3_client *client(int retry_ms)
+{
+	return client_timeout(retry_ms, 5000);
 }
 
 static const char *xml_resp(const char *status, const char *body)
@@ -382,6 +401,41 @@ static void test_complete_shape(void **state)
 		      "</CompleteMultipartUpload>");
 	free(body);
 	assert_int_equal(count("DELETE", NULL, NULL), 0);
+	close(fd);
+	s3_client_free(c);
+}
+
+/*
+ * A Complete may be silent for much longer than the request timeout while the
+ * server assembles the object (moto with 1 GiB, S3 with big objects): it is
+ * waited for. Any other request that silent is given up.
+ */
+static void test_slow_complete(void **state)
+{
+	struct s3_put_opts o = {
+		.part_size = 5 * MIB, .parallel = 2, .single_max = 5 * MIB};
+	const struct rule rules[] = {
+		{"?uploads ", xml_resp("200 OK", INITIATE)},
+		{"PUT /bucket/k?partNumber=", PART_OK},
+		{"POST /bucket/k?uploadId=" UPLOAD_ID_ENC " ",
+		 xml_resp("200 OK", COMPLETE)},
+		{"PUT /bucket/slow ", PART_OK},
+	};
+	struct s3_client *c;
+	char etag[80];
+	int fd = temp_file(11 * MIB);
+
+	(void)state;
+	set_rules(rules, ARRAY_SIZE(rules));
+	set_slow("POST /bucket/k?uploadId=", 10000);
+	c = client_timeout(400, 1000);
+	assert_int_equal(s3_put_file(c, "k", fd, 11 * MIB, &o, etag), 0);
+	assert_string_equal(etag, "\"all-3\"");
+	assert_int_equal(count("POST /bucket/k?uploadId=", NULL, NULL), 1);
+	/* Another request as silent (an empty PUT: curl's speed check
+	 * averages over a few seconds of bytes): given up. */
+	set_slow("PUT /bucket/slow ", 4000);
+	assert_int_not_equal(s3_put_file(c, "slow", fd, 0, &o, etag), 0);
 	close(fd);
 	s3_client_free(c);
 }
@@ -807,6 +861,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_part_fails_abort),
 		T(test_complete_shape),
+		T(test_slow_complete),
 		T(test_complete_errors),
 		T(test_initiate_hostile),
 		T(test_single_put_shape),
