@@ -10,7 +10,8 @@
  * RELEASE walks its paths and releases files whose max(atime, ctime, mtime)
  * lies more than Value days before the task was created. AUTO_RELEASE takes
  * the least recently used files from the lru index, oldest first, in slices,
- * until CapacityToRelease is freed or nothing eligible is left.
+ * until CapacityToRelease is freed or nothing eligible is left; with Paths,
+ * the archived files under them, ordered by their last access.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -196,6 +197,87 @@ int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 	return ret;
 }
 
+/* AUTO_RELEASE_DATA with Paths: the files under them, least recently used
+ * first (the walk is bounded by the paths, not the whole file system). */
+struct lru_cand {
+	int64_t ts;
+	uint64_t ino;
+};
+
+struct lru_cands {
+	struct lru_cand *v;
+	size_t n, cap;
+};
+
+static int lcollect_cb(void *arg, const char *rel, const struct meta_inode *mi)
+{
+	struct lru_cands *c = arg;
+
+	(void)rel;
+	if (!S_ISREG(mi->mode) || mi->state != META_ARCHIVED ||
+	    !mi->cached_bytes)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		struct lru_cand *v = realloc(c->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = (struct lru_cand){mi->last_access_ns, mi->ino};
+	return 0;
+}
+
+static int cmp_lru_cand(const void *a, const void *b)
+{
+	const struct lru_cand *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int release_lru_paths(struct task_run *r, uint64_t target,
+			     uint64_t *freed_out)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	struct lru_cands c = {0};
+	uint64_t freed = 0, busy[BUSY_RETRY];
+	size_t nbusy = 0;
+	int ret;
+
+	ret = task_walk_paths(r, lcollect_cb, &c);
+	if (ret == 0 && c.n)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_lru_cand);
+	for (size_t i = 0;
+	     ret == 0 && i < c.n && freed < target && !task_run_canceled(r);
+	     i++) {
+		uint64_t f = 0;
+		int err;
+
+		/* Overlapping paths list a file twice. */
+		if (i > 0 && c.v[i].ino == c.v[i - 1].ino)
+			continue;
+		err = hydrate_release(cfg->hy, c.v[i].ino, true, &f);
+		if (err == -EBUSY && nbusy < BUSY_RETRY)
+			busy[nbusy++] = c.v[i].ino;
+		if (err == 0)
+			count_freed(r, f, &freed);
+	}
+	if (ret == 0 && freed < target && nbusy > 0) {
+		nanosleep(&(struct timespec){0, 200000000}, NULL);
+		for (size_t i = 0; i < nbusy && freed < target; i++) {
+			uint64_t f = 0;
+			if (hydrate_release(cfg->hy, busy[i], true, &f) == 0)
+				count_freed(r, f, &freed);
+		}
+	}
+	free(c.v);
+	*freed_out = freed;
+	return ret;
+}
+
 int task_exec_auto_release(struct task_run *r)
 {
 	const struct task_engine_config *cfg = task_run_config(r);
@@ -205,7 +287,10 @@ int task_exec_auto_release(struct task_run *r)
 
 	if (!target)
 		target = q->capacity_gib << 30;
-	ret = task_release_lru(cfg, r, target, &freed);
+	if (q->npaths)
+		ret = release_lru_paths(r, target, &freed);
+	else
+		ret = task_release_lru(cfg, r, target, &freed);
 	/* Which files go is only known as they go: the total is what was
 	 * released. */
 	task_run_set_total(r, task_run_done_count(r));

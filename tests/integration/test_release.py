@@ -404,6 +404,31 @@ class AutoRelease(ReleaseCase):
         self.assertLess(m.stats()["bytes_fetched"] - fetched, 20 * MiB)
         self.assertEqual(m.state(order[0]), "archived")
 
+    def test_auto_release_limited_to_paths(self):
+        """AUTO_RELEASE_DATA with Paths takes candidates under them only;
+        with less there than CapacityToRelease it frees what there is and
+        succeeds."""
+        m = self.mount()
+        for d in ("p", "p/sub", "q"):
+            os.mkdir(m.path(d))
+        names = ["p/a.bin", "p/sub/b.bin", "q/c.bin", "d.bin"]
+        bodies = {n: block_data(n, 4 * MiB) for n in names}
+        for n, b in bodies.items():
+            write_file(m.path(n), b)
+        self.export(m)
+        t = self.run_task(m, "auto-p", {"Type": AUTO_RELEASE,
+                                        "CapacityToRelease": 1,
+                                        "Paths": ["/p", "p/sub"]})
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual([m.state(n) for n in names],
+                         ["released", "released", "archived", "archived"])
+        st = t["Status"]
+        self.assertEqual(st["SucceededCount"], 2, t)
+        self.assertGreaterEqual(st["ReleasedBytes"], 8 * MiB, t)
+        self.assertLess(st["ReleasedBytes"], 9 * MiB, t)
+        for n in names:
+            self.assertEqual(file_md5(m.path(n)), md5(bodies[n]), n)
+
 
 class Pinning(ReleaseCase):
 
