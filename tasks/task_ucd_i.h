@@ -3,7 +3,7 @@
  * Code points of the Unicode general categories L (letters), N (numbers) and
  * Z (separators) above U+007F, as sorted inclusive ranges: the non-ASCII part
  * of the AWS tag pattern ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$. Private to
- * tasks/task.c. Generated from Python's unicodedata (Unicode 14.0.0):
+ * tasks/task_check.c. Generated from Python's unicodedata (Unicode 14.0.0):
  *
  *   for cp in range(0x80, 0x110000):
  *       if unicodedata.category(chr(cp))[0] in 'LNZ': ... merge into ranges

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target for the FSx request parsers of tasks/task.c (request
- * bodies come from the network and from control files). Beyond "no crash":
- * every accepted CreateDataRepositoryTask request must survive the
- * task_to_json / task_from_json round trip unchanged. Build with
- * -DTIDEFS_FUZZ=ON and clang; run: ./fuzz_task_request -max_len=16384 corpus/
+ * libFuzzer target for the FSx request parsers of tasks/task.h (task.c,
+ * task_describe.c; request bodies come from the network and from control
+ * files). Beyond "no crash": every accepted CreateDataRepositoryTask request
+ * must survive the task_to_json / task_from_json round trip unchanged. Build
+ * with -DTIDEFS_FUZZ=ON and clang; run:
+ * ./fuzz_task_request -max_len=16384 corpus/
  */
 #include <stddef.h>
 #include <stdint.h>

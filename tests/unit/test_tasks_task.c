@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of tasks/task.c: the FSx request validators (table-driven, with
- * both sides of every boundary), request equality, the DataRepositoryTask
- * JSON round trip and the error bodies.
+ * Unit tests of tasks/task.h (task.c, task_check.c, task_describe.c,
+ * task_json.c): the FSx request validators (table-driven, with both sides of
+ * every boundary), request equality, the DataRepositoryTask JSON round trip
+ * and the error bodies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
