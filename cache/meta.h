@@ -48,6 +48,10 @@ enum meta_inode_flags {
 	META_F_UNLINKED = 1 << 1,  /* nlink 0 but still open */
 	META_F_DATA_CHANGED =
 		1 << 2, /* data differs from S3 (not only metadata) */
+	/* Created from a listing: mode, owner, times (and for a symlink its
+	 * type and target) still to come from HeadObject. Such a record is
+	 * never handed to the kernel; the metadata filler completes it. */
+	META_F_HEAD_PENDING = 1 << 3,
 };
 
 struct meta_inode {

@@ -424,6 +424,11 @@ static char *stats_json(struct fs *fs)
 			    json_integer((json_int_t)u.bytes));
 	json_object_set_new(root, "safe_to_unmount",
 			    json_boolean(u.files == 0));
+	/* Objects whose HeadObject metadata is still to come (lazy first
+	 * mount); 0 once every inode is complete. */
+	json_object_set_new(
+		root, "metadata_pending",
+		json_integer((json_int_t)task_filler_pending(fs->filler)));
 	json_object_set_new(root, "states", states);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);

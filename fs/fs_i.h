@@ -31,6 +31,7 @@ struct ctl_buf;
 struct dirh;
 struct ctl_name;
 struct task_engine;
+struct task_filler;
 struct api_server;
 
 struct fs {
@@ -50,6 +51,7 @@ struct fs {
 
 	struct fs_lookups *lookups;
 	struct task_engine *engine;
+	struct task_filler *filler; /* completes lazily imported inodes */
 	struct api_server *api;
 	pthread_t sig_thread; /* aborts S3 transfers on SIGTERM/SIGINT */
 	bool sig_thread_started;
@@ -117,6 +119,13 @@ void fs_fill_stat(const struct fs *fs, const struct meta_inode *mi,
  * changed it behind the kernel's back). */
 void fs_inval_entry(void *arg, uint64_t parent, const char *name);
 void fs_inval_inode(void *arg, uint64_t ino);
+/* The filler's on_fill: keep the counters of .tidefs/stats current. */
+void fs_on_fill(void *arg, const struct meta_inode *before,
+		const struct meta_inode *after);
+/* Complete inodes whose metadata is pending (lazy first mount) before the
+ * kernel sees them; errs as task_filler_complete(). Returns 0 or -EIO (and
+ * logs which inode). Hold no transaction. */
+int fs_fill(struct fs *fs, const uint64_t *inos, size_t n, int *errs);
 /* hydrate_change_cb: keep the counters of .tidefs/stats current. */
 void fs_on_change(void *arg, uint64_t ino, int old_state, int new_state);
 

@@ -333,16 +333,34 @@ static int run_import(struct fs *fs, struct start_err *e)
 	int ret;
 
 	log_info("first mount: importing %s", fs->repo);
+	/* Lazy: from the listing alone; the filler HEADs every object
+	 * afterwards, and before the kernel sees it. */
 	ret = task_import_prefix(fs->db, fs->cs, fs->s3, fs->opt->prefix,
-				 fs->opt->import_parallel, &st);
+				 fs->opt->import_parallel, true, &st);
 	if (ret < 0)
 		return fail(e, "import of %s failed: %s", fs->repo,
 			    s3_err_text(ret));
 	log_info("imported %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
-		 " symlinks (%" PRIu64 " keys skipped) in %.1f s",
+		 " symlinks (%" PRIu64 " keys skipped) in %.1f s; metadata of"
+		 " %" PRIu64 " objects follows in the background",
 		 st.files, st.dirs, st.symlinks, st.skipped,
-		 (double)(time_mono_ns() - t0) / 1e9);
+		 (double)(time_mono_ns() - t0) / 1e9, st.pending);
 	return 0;
+}
+
+static int start_filler(struct fs *fs)
+{
+	struct task_filler_config fc = {
+		.db = fs->db,
+		.cs = fs->cs,
+		.s3 = fs->s3,
+		.prefix = fs->opt->prefix,
+		.parallel = fs->opt->import_parallel,
+		.on_fill = fs_on_fill,
+		.cb_arg = fs,
+	};
+
+	return task_filler_new(&fc, &fs->filler);
 }
 
 static int start_engine(struct fs *fs)
@@ -365,6 +383,7 @@ static int start_engine(struct fs *fs)
 	tc.on_change = fs_on_change;
 	tc.inval_entry = fs_inval_entry;
 	tc.inval_inode = fs_inval_inode;
+	tc.filler = fs->filler;
 	tc.cb_arg = fs;
 	ret = task_engine_new(&tc, &fs->engine);
 	if (ret == 0)
@@ -487,6 +506,10 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	ret = hydrate_new(fs->db, fs->cs, fs->s3, &hc, &fs->hy);
 	if (ret < 0)
 		return fail(e, "starting fetch threads: %s", strerror(-ret));
+	ret = start_filler(fs);
+	if (ret < 0)
+		return fail(e, "starting the metadata filler: %s",
+			    strerror(-ret));
 	ret = start_engine(fs);
 	if (ret < 0)
 		return fail(e, "starting the task engine: %s", strerror(-ret));
@@ -551,6 +574,7 @@ static void stop(struct fs *fs, int lockfd)
 	if (fs->s3)
 		s3_client_cancel(fs->s3);
 	task_engine_free(fs->engine);
+	task_filler_free(fs->filler); /* after the tasks that wait for it */
 	hydrate_free(fs->hy);
 	fs_lookups_free(fs->lookups);
 	ctl_release_all(fs);

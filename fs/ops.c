@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/fs_i.h"
+#include "tasks/tasks.h"
 
 #define STATE_XATTR FS_STATE_XATTR
 
@@ -101,6 +102,36 @@ void fs_inval_inode(void *arg, uint64_t ino)
 			  strerror(-ret));
 }
 
+void fs_on_fill(void *arg, const struct meta_inode *before,
+		const struct meta_inode *after)
+{
+	struct fs *fs = arg;
+
+	/* The kernel never saw the record before: nothing to invalidate. */
+	fs_count_inode(fs, before, -1);
+	if (after)
+		fs_count_inode(fs, after, 1);
+}
+
+int fs_fill(struct fs *fs, const uint64_t *inos, size_t n, int *errs)
+{
+	int ret = task_filler_complete(fs->filler, inos, n, errs);
+
+	if (ret < 0) {
+		for (size_t i = 0; i < n; i++)
+			if (!errs || errs[i] < 0) {
+				log_error("metadata of inode %" PRIu64
+					  " is not available (%s): EIO",
+					  inos[i],
+					  strerror(errs ? -errs[i] : -ret));
+				if (!errs)
+					break;
+			}
+		return -EIO;
+	}
+	return 0;
+}
+
 void fs_count_inode(struct fs *fs, const struct meta_inode *mi, int delta)
 {
 	pthread_mutex_lock(&fs->stats_lock);
@@ -110,18 +141,28 @@ void fs_count_inode(struct fs *fs, const struct meta_inode *mi, int delta)
 	pthread_mutex_unlock(&fs->stats_lock);
 }
 
-/* Read one inode in its own read transaction. */
+/* Read one inode in its own read transaction, completing its metadata
+ * first when it is still pending. */
 static int get_inode(struct fs *fs, uint64_t ino, struct meta_inode *mi)
 {
 	struct meta_txn *txn;
 	int ret;
 
-	ret = meta_txn_begin(fs->db, false, &txn);
-	if (ret < 0)
-		return ret;
-	ret = meta_inode_get(txn, ino, mi);
-	meta_txn_abort(txn);
-	return ret;
+	for (int tries = 0;; tries++) {
+		ret = meta_txn_begin(fs->db, false, &txn);
+		if (ret < 0)
+			return ret;
+		ret = meta_inode_get(txn, ino, mi);
+		meta_txn_abort(txn);
+		if (ret < 0 || !(mi->flags & META_F_HEAD_PENDING))
+			return ret;
+		meta_inode_release(mi);
+		if (tries > 0)
+			return -EIO;
+		ret = fs_fill(fs, &ino, 1, NULL);
+		if (ret < 0)
+			return ret;
+	}
 }
 
 void fs_fill_entry(struct fs *fs, const struct meta_inode *mi,
@@ -135,8 +176,11 @@ void fs_fill_entry(struct fs *fs, const struct meta_inode *mi,
 	fs_fill_stat(fs, mi, &e->attr);
 }
 
+/* 0 with *e, 1 with *pending set when the inode's metadata is still to
+ * come, or -errno. */
 static int do_lookup(struct fs *fs, struct meta_txn *txn, fuse_ino_t parent,
-		     const char *name, struct fuse_entry_param *e)
+		     const char *name, struct fuse_entry_param *e,
+		     uint64_t *pending)
 {
 	struct meta_inode mi = {0};
 	uint64_t ino;
@@ -148,16 +192,45 @@ static int do_lookup(struct fs *fs, struct meta_txn *txn, fuse_ino_t parent,
 	ret = meta_inode_get(txn, ino, &mi);
 	if (ret < 0)
 		return ret == -ENOENT ? -EIO : ret; /* dangling entry */
+	if (mi.flags & META_F_HEAD_PENDING) {
+		*pending = ino;
+		meta_inode_release(&mi);
+		return 1;
+	}
 	fs_fill_entry(fs, &mi, e);
 	meta_inode_release(&mi);
 	return 0;
+}
+
+/* Look a name up, completing its inode's metadata first if needed (the
+ * kernel never sees a pending inode). */
+static int lookup_filled(struct fs *fs, fuse_ino_t parent, const char *name,
+			 struct fuse_entry_param *e)
+{
+	struct meta_txn *txn;
+	uint64_t pending = 0;
+	int ret;
+
+	for (int tries = 0;; tries++) {
+		ret = meta_txn_begin(fs->db, false, &txn);
+		if (ret < 0)
+			return ret;
+		ret = do_lookup(fs, txn, parent, name, e, &pending);
+		meta_txn_abort(txn);
+		if (ret <= 0)
+			return ret;
+		if (tries > 0)
+			return -EIO;
+		ret = fs_fill(fs, &pending, 1, NULL);
+		if (ret < 0)
+			return ret;
+	}
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = req_fs(req);
 	struct fuse_entry_param e;
-	struct meta_txn *txn;
 	int ret;
 
 	if (strlen(name) > 255) {
@@ -177,11 +250,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fuse_reply_entry(req, &e);
 		return;
 	}
-	ret = meta_txn_begin(fs->db, false, &txn);
-	if (ret == 0) {
-		ret = do_lookup(fs, txn, parent, name, &e);
-		meta_txn_abort(txn);
-	}
+	ret = lookup_filled(fs, parent, name, &e);
 	if (ret == -ENOENT) {
 		/* Negative entry: cached briefly, so names an import task
 		 * brings in show up soon. */
@@ -295,7 +364,23 @@ struct snap_arg {
 	struct dirh *d;
 	struct meta_txn *txn;
 	bool root;
+	uint64_t *pending; /* entries whose metadata is still to come */
+	size_t npending, cap;
 };
+
+static void note_pending(struct snap_arg *sa, uint64_t ino)
+{
+	if (sa->npending == sa->cap) {
+		size_t ncap = sa->cap ? sa->cap * 2 : 64;
+		uint64_t *n = realloc(sa->pending, ncap * sizeof(*n));
+
+		if (!n)
+			return; /* only a hint */
+		sa->pending = n;
+		sa->cap = ncap;
+	}
+	sa->pending[sa->npending++] = ino;
+}
 
 static int snap_cb(void *arg, const char *name, uint64_t ino)
 {
@@ -310,6 +395,8 @@ static int snap_cb(void *arg, const char *name, uint64_t ino)
 		return 0; /* dangling: skip rather than fail the listing */
 	if (ret < 0)
 		return ret;
+	if (mi.flags & META_F_HEAD_PENDING)
+		note_pending(sa, ino);
 	ret = dirh_add(sa->d, name, ino, mi.mode);
 	meta_inode_release(&mi);
 	return ret;
@@ -357,6 +444,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		goto out_err;
 	meta_txn_abort(txn);
 	meta_inode_release(&mi);
+	/* About to be listed: their metadata first, ahead of the rest. */
+	task_filler_prefetch(fs->filler, sa.pending, sa.npending);
+	free(sa.pending);
 	/* Listed, so a handle the kernel never releases (a lazy unmount)
 	 * is still freed at shutdown. */
 	pthread_mutex_lock(&fs->stats_lock);
@@ -373,8 +463,67 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 out_err:
 	meta_txn_abort(txn);
 	meta_inode_release(&mi);
+	free(sa.pending);
 	dirh_free(sa.d);
 	fuse_reply_err(req, -ret);
+}
+
+/* The entries [off, *end) a reply of size bytes can hold at most. */
+static size_t batch_end(fuse_req_t req, const struct dirh *d, size_t off,
+			size_t size, int plus)
+{
+	struct fuse_entry_param e = {0};
+	struct stat st = {0};
+	size_t used = 0, i;
+
+	for (i = off; i < d->n; i++) {
+		size_t len =
+			plus ? fuse_add_direntry_plus(req, NULL, 0,
+						      d->ents[i].name, &e, 0)
+			     : fuse_add_direntry(req, NULL, 0, d->ents[i].name,
+						 &st, 0);
+		if (used + len > size)
+			break;
+		used += len;
+	}
+	return i;
+}
+
+/*
+ * Complete the pending inodes among the entries [off, end) in one go (in
+ * parallel): the kernel never sees a pending inode, not even its type.
+ * Returns 0, or -errno of the store; entries whose metadata could not be
+ * had stay pending and end the batch in do_readdir.
+ */
+static int fill_batch(struct fs *fs, const struct dirh *d, size_t off,
+		      size_t end)
+{
+	struct meta_txn *txn;
+	uint64_t *inos;
+	size_t n = 0;
+	int ret;
+
+	if (!fs->filler || off >= end)
+		return 0;
+	inos = malloc((end - off) * sizeof(*inos));
+	if (!inos)
+		return -ENOMEM;
+	ret = meta_txn_begin(fs->db, false, &txn);
+	for (size_t i = off; ret == 0 && i < end; i++) {
+		struct meta_inode mi = {0};
+
+		if (i < 2 || d->ents[i].ino == FS_CTL_DIR)
+			continue;
+		if (meta_inode_get(txn, d->ents[i].ino, &mi) == 0 &&
+		    (mi.flags & META_F_HEAD_PENDING))
+			inos[n++] = d->ents[i].ino;
+		meta_inode_release(&mi);
+	}
+	meta_txn_abort(txn);
+	if (ret == 0 && n > 0)
+		fs_fill(fs, inos, n, NULL); /* failures: seen below */
+	free(inos);
+	return ret;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -397,16 +546,34 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	p = buf;
-	if (plus)
+	ret = fill_batch(fs, d, (size_t)off,
+			 batch_end(req, d, (size_t)off, size, plus));
+	if (ret == 0)
 		ret = meta_txn_begin(fs->db, false, &txn);
 	for (size_t i = (size_t)off; ret == 0 && i < d->n; i++) {
 		const struct dirent_snap *de = &d->ents[i];
+		struct meta_inode mi = {0};
 		struct fuse_entry_param e;
 		size_t len;
 
+		if (i >= 2 && de->ino != FS_CTL_DIR) {
+			if (meta_inode_get(txn, de->ino, &mi) < 0)
+				continue; /* removed since opendir */
+			if (mi.flags & META_F_HEAD_PENDING) {
+				/* Its HEAD failed: EIO when nothing else
+				 * goes out first, so the caller sees it. */
+				meta_inode_release(&mi);
+				if (p == buf)
+					ret = -EIO;
+				break;
+			}
+		}
 		if (!plus) {
-			struct stat st = {.st_ino = de->ino,
-					  .st_mode = de->mode};
+			struct stat st = {
+				.st_ino = de->ino,
+				.st_mode = i >= 2 && de->ino != FS_CTL_DIR
+						   ? mi.mode & S_IFMT
+						   : de->mode};
 			len = fuse_add_direntry(req, p, rem, de->name, &st,
 						(off_t)i + 1);
 		} else if (de->ino == FS_CTL_DIR) {
@@ -421,14 +588,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
 						     (off_t)i + 1);
 		} else {
-			struct meta_inode mi = {0};
-			if (meta_inode_get(txn, de->ino, &mi) < 0)
-				continue; /* removed since opendir */
 			fs_fill_entry(fs, &mi, &e);
-			meta_inode_release(&mi);
 			len = fuse_add_direntry_plus(req, p, rem, de->name, &e,
 						     (off_t)i + 1);
 		}
+		meta_inode_release(&mi);
 		if (len > rem)
 			break;
 		if (plus && i >= 2 && de->ino != FS_CTL_DIR)

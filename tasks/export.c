@@ -260,15 +260,28 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	int ret;
 
 	*code = "LOCAL_IO_ERROR";
-	ret = meta_txn_begin(cfg->db, false, &txn);
-	if (ret < 0)
-		return ret;
-	ret = meta_inode_get(txn, ino, &mi);
-	meta_txn_abort(txn);
-	if (ret == -ENOENT)
-		return 0; /* removed since the walk: nothing to send */
-	if (ret < 0)
-		return ret;
+	for (int tries = 0;; tries++) {
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			return ret;
+		ret = meta_inode_get(txn, ino, &mi);
+		meta_txn_abort(txn);
+		if (ret == -ENOENT)
+			return 0; /* removed since the walk: nothing to send */
+		if (ret < 0)
+			return ret;
+		if (!(mi.flags & META_F_HEAD_PENDING))
+			break;
+		/* Lazily imported, under a renamed directory: its metadata
+		 * from S3 first (it may even turn out to be a symlink). */
+		meta_inode_release(&mi);
+		ret = tries ? -EIO
+			    : task_filler_complete(cfg->filler, &ino, 1, NULL);
+		if (ret < 0) {
+			*code = error_code(ret);
+			return ret;
+		}
+	}
 	if (!S_ISREG(mi.mode) && !S_ISDIR(mi.mode) && !S_ISLNK(mi.mode)) {
 		*code = "UNSUPPORTED_FILE_TYPE";
 		ret = -EOPNOTSUPP;

@@ -365,7 +365,7 @@ static int fetch_link(struct imp *im, struct imp_obj *o)
 	return 0;
 }
 
-static int fetch_one(struct imp *im, struct imp_obj *o)
+int imp_fetch_one(struct imp *im, struct imp_obj *o)
 {
 	int ret;
 
@@ -419,7 +419,7 @@ static void *worker_main(void *arg)
 		i = im->jobs[im->next++];
 		pthread_mutex_unlock(&im->lock);
 
-		ret = fetch_one(im, &im->objs[i]);
+		ret = imp_fetch_one(im, &im->objs[i]);
 
 		pthread_mutex_lock(&im->lock);
 		if (ret && !im->err)
@@ -521,6 +521,10 @@ void imp_dir_times(struct imp *im)
 
 		if (o->kind != IMP_FILE && o->kind != IMP_DIR)
 			continue;
+		/* Last-Modified of HeadObject has whole seconds; a listing
+		 * may have milliseconds. Lazy or not, the same answer. */
+		if (o->pending)
+			lm -= lm % 1000000000;
 		for (size_t d = o->dir; d != IMP_NONE; d = im->dirs[d].parent)
 			im->dirs[d].newest_ns = MAX(im->dirs[d].newest_ns, lm);
 	}
@@ -541,6 +545,10 @@ void imp_dir_inode(const struct imp *im, size_t d, struct meta_inode *in)
 		if (o->have_head)
 			snprintf(in->etag, sizeof(in->etag), "%s",
 				 o->head.etag);
+		if (o->pending) {
+			snprintf(in->etag, sizeof(in->etag), "%s", o->etag);
+			in->flags |= META_F_HEAD_PENDING;
+		}
 	} else {
 		int64_t t = dir->newest_ns != INT64_MIN ? dir->newest_ns
 							: time_now_ns();
@@ -582,6 +590,12 @@ void imp_file_inode(const struct imp_obj *o, struct meta_inode *in)
 	in->s3_size = o->head.size;
 	in->s3_mtime_ns = o->head.mtime_ns;
 	snprintf(in->etag, sizeof(in->etag), "%s", o->head.etag);
+	if (o->pending) {
+		in->s3_size = o->size;
+		in->s3_mtime_ns = o->mtime_ns;
+		snprintf(in->etag, sizeof(in->etag), "%s", o->etag);
+		in->flags |= META_F_HEAD_PENDING;
+	}
 	if (o->symlink) {
 		in->mode = S_IFLNK | (in->mode & 07777);
 		in->size = strlen(o->link);
@@ -589,7 +603,7 @@ void imp_file_inode(const struct imp_obj *o, struct meta_inode *in)
 		in->state = META_ARCHIVED;
 	} else {
 		in->mode = S_IFREG | (in->mode & 07777);
-		in->size = o->head.size;
+		in->size = in->s3_size;
 		in->state = in->size ? META_RELEASED : META_ARCHIVED;
 	}
 }
@@ -832,7 +846,7 @@ void imp_release(struct imp *im)
 
 int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 		       struct s3_client *s3, const char *prefix, int parallel,
-		       struct task_import_stats *st)
+		       bool lazy, struct task_import_stats *st)
 {
 	struct imp im;
 	char *pfx = NULL;
@@ -862,9 +876,20 @@ int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 	ret = imp_plan(&im);
 	if (ret)
 		goto out;
-	for (size_t i = 0; i < im.nobjs; i++)
-		if (im.objs[i].kind != IMP_SKIP)
-			im.jobs[im.njobs++] = i;
+	for (size_t i = 0; i < im.nobjs; i++) {
+		struct imp_obj *o = &im.objs[i];
+
+		if (o->kind == IMP_SKIP)
+			continue;
+		/* Lazy: only the root's own marker now (the kernel knows the
+		 * root from the start); the filler does the rest. */
+		if (lazy && o->kind != IMP_ROOT) {
+			o->pending = true;
+			st->pending++;
+			continue;
+		}
+		im.jobs[im.njobs++] = i;
+	}
 	if (im.njobs > 1000)
 		log_info("import: %zu objects to inspect, %d at a time",
 			 im.njobs,
@@ -873,7 +898,7 @@ int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 	if (ret)
 		goto out;
 	ret = write_tree(&im, db, st);
-	if (!ret && time_mono_ns() - t0 >= IMPORT_PROGRESS_NS)
+	if (!ret && !lazy && time_mono_ns() - t0 >= IMPORT_PROGRESS_NS)
 		log_info("import: %zu/%zu objects, done", im.njobs, im.njobs);
 out:
 	imp_release(&im);

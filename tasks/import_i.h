@@ -44,6 +44,9 @@ struct imp_obj {
 	size_t dir;	/* IMP_FILE: parent; IMP_DIR: itself (index in dirs) */
 	size_t leaf;	/* IMP_FILE: offset of the name in key */
 	bool have_head; /* head is filled */
+	/* Lazy first mount: not HEADed; its inode is written from the
+	 * listing with META_F_HEAD_PENDING (the filler completes it). */
+	bool pending;
 	bool symlink;
 	struct s3_object head;
 	char *link; /* owned symlink target */
@@ -114,6 +117,13 @@ int imp_plan(struct imp *im);
  * im->tolerant, except -ENOMEM), -ECANCELED when im->stop said so. */
 int imp_fetch_all(struct imp *im, int parallel);
 
+/* HeadObject of one object (and the target of a symlink), as
+ * imp_fetch_all does for each job: o->have_head, o->symlink and o->link
+ * are filled; a vanished file becomes IMP_SKIP with -ENOENT, a vanished
+ * marker stays IMP_DIR without head. Returns 0 or the error (never with
+ * im->tolerant, except -ENOMEM: then o becomes IMP_SKIP with o->err). */
+int imp_fetch_one(struct imp *im, struct imp_obj *o);
+
 /* im->dirs[].newest_ns from the objects imported beneath. */
 void imp_dir_times(struct imp *im);
 
@@ -125,7 +135,9 @@ void imp_posix_from_head(struct meta_inode *in, const struct imp_obj *o);
 void imp_dir_inode(const struct imp *im, size_t d, struct meta_inode *in);
 /* The inode record of file/symlink object o (ino = o->ino). Strings point
  * into im: do not release. Symlinks: archived, their one chunk present
- * (the caller records it); empty files archived, others released. */
+ * (the caller records it); empty files archived, others released. A
+ * pending object (o->pending) gets its size, ETag and times from the
+ * listing, the FSx defaults and META_F_HEAD_PENDING. */
 void imp_file_inode(const struct imp_obj *o, struct meta_inode *in);
 
 /* Write a symlink target to the data file of ino. The first call keeps its

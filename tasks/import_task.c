@@ -71,6 +71,7 @@ enum act {
 	ACT_CHANGED,  /* ETag differs: update */
 	ACT_META,     /* same ETag, newer LastModified: metadata only */
 	ACT_FAIL,     /* failed with code */
+	ACT_PENDING,  /* the local inode's metadata is still to come */
 };
 
 struct tobj {
@@ -399,7 +400,10 @@ static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 	}
 	if (ret == 0)
 		ret = meta_inode_get(txn, ino, &mi);
-	if (ret == 0) {
+	if (ret == 0 && (mi.flags & META_F_HEAD_PENDING)) {
+		t->act = ACT_PENDING; /* completed, then classified again */
+		t->ino = ino;
+	} else if (ret == 0) {
 		ret = classify_existing(t, o, &mi, o->kind != IMP_FILE);
 	} else if (ret == -ENOENT) {
 		t->act = ACT_NEW;
@@ -409,6 +413,48 @@ static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 		ret = 0;
 	}
 	meta_inode_release(&mi);
+	return ret;
+}
+
+/*
+ * Keys whose local inode the lazy first-mount import left pending: the
+ * filler completes them (in parallel, as the import would have made them),
+ * then they are classified like the rest. One whose HEAD keeps failing
+ * fails with S3_ERROR.
+ */
+static int classify_pending(struct itask *it)
+{
+	struct meta_txn *txn;
+	uint64_t *inos;
+	size_t n = 0;
+	int ret;
+
+	for (size_t i = 0; i < it->im.nobjs; i++)
+		n += it->t[i].act == ACT_PENDING;
+	if (!n)
+		return 0;
+	inos = malloc(n * sizeof(*inos));
+	if (!inos)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; i < it->im.nobjs; i++)
+		if (it->t[i].act == ACT_PENDING)
+			inos[n++] = it->t[i].ino;
+	task_filler_complete(it->cfg->filler, inos, n, NULL);
+	free(inos);
+	ret = meta_txn_begin(it->cfg->db, false, &txn);
+	if (ret < 0)
+		return ret;
+	it->stamp++;
+	for (size_t i = 0; i < it->im.nobjs && !ret; i++) {
+		if (it->t[i].act != ACT_PENDING)
+			continue;
+		it->t[i].ino = 0;
+		ret = classify_one(it, txn, i);
+		if (ret == 0 && it->t[i].act == ACT_PENDING)
+			set_fail(&it->t[i], "S3_ERROR");
+	}
+	meta_txn_abort(txn);
 	return ret;
 }
 
@@ -429,6 +475,8 @@ static int classify(struct itask *it)
 			ret = classify_one(it, txn, i);
 		meta_txn_abort(txn);
 	}
+	if (ret == 0)
+		ret = classify_pending(it);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < it->im.nobjs; i++)

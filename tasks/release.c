@@ -44,7 +44,8 @@ static int rcollect_cb(void *arg, const char *rel, const struct meta_inode *mi)
 
 	/* TotalCount: files eligible by path and age that hold data;
 	 * new/dirty files are skipped, not counted. */
-	if (!S_ISREG(mi->mode) || mi->state != META_ARCHIVED)
+	if (!S_ISREG(mi->mode) || mi->state != META_ARCHIVED ||
+	    (mi->flags & META_F_HEAD_PENDING)) /* no data yet */
 		return 0;
 	if (!c->any_age && last_touch(mi) >= c->cutoff)
 		return 0;

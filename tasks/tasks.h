@@ -8,6 +8,8 @@
 #ifndef TIDEFS_TASKS_H
 #define TIDEFS_TASKS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cache/chunk.h"
@@ -17,6 +19,7 @@
 #include "tasks/task.h"
 
 struct task_engine; /* opaque */
+struct task_filler; /* opaque, see task_filler_new() */
 
 struct task_engine_config {
 	struct meta_db *db;
@@ -40,6 +43,9 @@ struct task_engine_config {
 	 * and data. May be NULL. */
 	void (*inval_entry)(void *arg, uint64_t parent, const char *name);
 	void (*inval_inode)(void *arg, uint64_t ino);
+	/* Completes inodes the lazy import left pending before a task acts
+	 * on them (import, export). May be NULL (nothing is pending). */
+	struct task_filler *filler;
 };
 
 /*
@@ -92,6 +98,8 @@ struct task_import_stats {
 	uint64_t files, dirs, symlinks; /* inodes created */
 	uint64_t skipped; /* keys that cannot be POSIX names (one warning each)
 			   */
+	uint64_t pending; /* lazy: inodes left META_F_HEAD_PENDING (files
+			   * count as files until the filler knows better) */
 };
 
 /*
@@ -107,7 +115,60 @@ struct task_import_stats {
  */
 int task_import_prefix(struct meta_db *db, struct chunk_store *cs,
 		       struct s3_client *s3, const char *prefix, int parallel,
-		       struct task_import_stats *st);
+		       bool lazy, struct task_import_stats *st);
+
+/*
+ * With lazy, task_import_prefix writes the tree from the listing alone
+ * (only the prefix's own "prefix/" marker is HEADed): files and directory
+ * markers get their listed size, ETag and LastModified, the FSx defaults
+ * and META_F_HEAD_PENDING. The metadata filler HEADs them afterwards.
+ *
+ * The filler: a pool of up to `parallel` threads that completes pending
+ * inodes exactly as the eager import would have made them (mode, owner,
+ * group, times, ETag from HeadObject; symlinks get their type and target
+ * from the object's body; a file whose object vanished is removed, a
+ * vanished marker leaves an implicit directory), one write transaction per
+ * inode. It starts with every pending inode of the store (so it resumes
+ * after a crash) and works through them in inode order in the background;
+ * task_filler_complete() puts given inodes first and waits for them.
+ * Failed HEADs (after the S3 client's retries) stay pending and are tried
+ * again every few seconds.
+ */
+struct task_filler_config {
+	struct meta_db *db;
+	struct chunk_store *cs;
+	struct s3_client *s3;
+	const char *prefix; /* the mount's: "" or ending in '/'; borrowed */
+	int parallel;	    /* HEADs in flight; 0 = 32 */
+	/* Told after each completed inode, from a filler thread, with the
+	 * record before and after (after == NULL: the inode is gone). May be
+	 * NULL. */
+	void (*on_fill)(void *arg, const struct meta_inode *before,
+			const struct meta_inode *after);
+	void *cb_arg;
+};
+
+/* Scan the store for pending inodes and start the pool when there are
+ * any. 0, -ENOMEM, -errno of the store. */
+int task_filler_new(const struct task_filler_config *cfg,
+		    struct task_filler **out);
+/* Stop (between inodes; S3 requests in flight finish or are cancelled
+ * with s3_client_cancel) and free. NULL is fine. No caller may be inside
+ * task_filler_complete(). */
+void task_filler_free(struct task_filler *f);
+/* Complete the pending inodes among inos[0..n) now, in parallel, ahead of
+ * the background order, and wait for them. Inodes not pending (any more)
+ * are done at once. errs (may be NULL) gets 0 or -errno per inode (-EIO
+ * for S3 failures, -ECANCELED when the filler stops). Returns 0 or the
+ * first error. Must not be called holding a transaction. */
+int task_filler_complete(struct task_filler *f, const uint64_t *inos, size_t n,
+			 int *errs);
+/* Queue inos ahead of the background order without waiting (a directory
+ * about to be listed). */
+void task_filler_prefetch(struct task_filler *f, const uint64_t *inos,
+			  size_t n);
+/* Inodes still pending in the store (0 when f is NULL). */
+uint64_t task_filler_pending(struct task_filler *f);
 
 /*
  * Map an object key (below prefix) to path components: returns 0 and fills

@@ -506,15 +506,17 @@ static void test_live_import_tree(void **state)
 	(void)state;
 	store_open(&s, "tree", "bkt-tree");
 	t0 = time_mono_ns();
-	assert_int_equal(
-		task_import_prefix(s.db, s.cs, s.s3, "", L.parallel, &st), 0);
+	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "", L.parallel,
+					    false, &st),
+			 0);
 	fprintf(stderr, "import of %d objects: %.2f s\n", 12 + L.nobjects,
 		(double)(time_mono_ns() - t0) / 1e9);
 	check_tree(&s, &st);
 
 	/* A second import into the now non-empty store changes nothing. */
-	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "", 4, &st),
-			 -ENOTEMPTY);
+	assert_int_equal(
+		task_import_prefix(s.db, s.cs, s.s3, "", 4, false, &st),
+		-ENOTEMPTY);
 	store_close(&s);
 
 	/* Persisted: reopen and check again. */
@@ -544,8 +546,8 @@ static void test_live_import_prefix(void **state)
 	(void)state;
 	store_open(&s, "pfx", "bkt-pfx");
 	/* "sub" without the slash means "sub/". */
-	assert_int_equal(task_import_prefix(s.db, s.cs, s.s3, "sub", 2, &st),
-			 0);
+	assert_int_equal(
+		task_import_prefix(s.db, s.cs, s.s3, "sub", 2, false, &st), 0);
 	assert_int_equal(st.objects, 3);
 	assert_int_equal(st.files, 2);
 	assert_int_equal(st.dirs, 1);
@@ -579,7 +581,8 @@ static void test_live_import_empty_prefix(void **state)
 	(void)state;
 	store_open(&s, "none", "bkt-pfx");
 	assert_int_equal(
-		task_import_prefix(s.db, s.cs, s.s3, "nothing/", 0, &st), 0);
+		task_import_prefix(s.db, s.cs, s.s3, "nothing/", 0, false, &st),
+		0);
 	assert_int_equal(st.objects, 0);
 	assert_int_equal(meta_txn_begin(s.db, false, &t), 0);
 	assert_int_equal(meta_dir_is_empty(t, META_ROOT_INO), 1);
