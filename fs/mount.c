@@ -200,7 +200,9 @@ static int connect_s3(struct fs *fs, bool first, struct start_err *e)
 	cfg.retry_total_ms = o->retry_timeout_s * 1000;
 	/* A stalled endpoint must not hold a request past the retry budget. */
 	cfg.request_timeout_ms = MIN(30000, cfg.retry_total_ms);
-	cfg.max_handles = o->fetch_threads + o->import_parallel + 4;
+	/* The metadata filler may run twice import_parallel HEADs when
+	 * lookups wait while its background workers are busy. */
+	cfg.max_handles = o->fetch_threads + 2 * o->import_parallel + 4;
 	ret = s3_client_new(&cfg, &fs->s3);
 	s3_credentials_release(&cfg.creds);
 	if (ret < 0)

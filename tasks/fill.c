@@ -60,6 +60,7 @@
 #define FILL_PARALLEL_MAX     256
 #define FILL_HASH	      1024
 #define FILL_RETRY_NS	      (5LL * 1000000000LL)
+#define FILL_RETRY_MAX_NS     (300LL * 1000000000LL)
 #define FILL_PROGRESS_NS      (5LL * 1000000000LL)
 #define FILL_MAXCOMPS	      1024
 
@@ -93,7 +94,9 @@ struct task_filler {
 	size_t qpos;		     /* protected by lock */
 	struct inos retry;	     /* protected by lock */
 	int64_t retry_at;	     /* protected by lock: mono ns */
+	int64_t retry_delay;	     /* protected by lock */
 	int live;		     /* protected by lock: workers */
+	int idle;		     /* protected by lock: waiting for work */
 	bool stop;		     /* protected by lock */
 	uint64_t pending;	     /* protected by lock */
 	uint64_t filled;	     /* protected by lock: this mount */
@@ -427,6 +430,10 @@ static struct job *take(struct task_filler *f, bool *idle)
 		j->state = J_RUNNING;
 		return j;
 	}
+	/* Extra workers, started for waiters while the others were busy
+	 * (stuck on slow HEADs, say), never take background work. */
+	if (f->live > f->parallel)
+		return NULL;
 	while (f->qpos < f->queue.n) {
 		uint64_t ino = f->queue.v[f->qpos++];
 
@@ -488,7 +495,9 @@ static void *worker_main(void *arg)
 
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
+			f->idle++;
 			pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+			f->idle--;
 			continue;
 		}
 		if (!j)
@@ -501,8 +510,15 @@ static void *worker_main(void *arg)
 			f->filled++;
 			log_progress(f, f->pending == 0);
 		} else if (ret < 0 && !f->stop) {
-			if (!f->retry.n)
-				f->retry_at = time_mono_ns() + FILL_RETRY_NS;
+			/* Again later, backing off while rounds keep failing
+			 * (a permanent 403 must not flood the log). */
+			if (!f->retry.n) {
+				f->retry_delay =
+					f->retry_delay ? MIN(f->retry_delay * 2,
+							     FILL_RETRY_MAX_NS)
+						       : FILL_RETRY_NS;
+				f->retry_at = time_mono_ns() + f->retry_delay;
+			}
 			inos_add(&f->retry, j->ino); /* -ENOMEM: a remount */
 		}
 		j->state = J_DONE;
@@ -518,17 +534,16 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Start workers up to want (f->lock held). */
-static void spawn(struct task_filler *f, size_t want)
+/* Start up to n more workers, at most max in all (f->lock held). */
+static void spawn(struct task_filler *f, size_t n, int max)
 {
 	pthread_attr_t at;
 
-	want = MIN(want, (size_t)f->parallel);
-	if ((size_t)f->live >= want || f->stop)
+	if (f->stop)
 		return;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	while ((size_t)f->live < want) {
+	for (; n > 0 && f->live < max; n--) {
 		pthread_t th;
 
 		if (pthread_create(&th, &at, worker_main, f) != 0)
@@ -538,6 +553,15 @@ static void spawn(struct task_filler *f, size_t want)
 	pthread_attr_destroy(&at);
 	if (f->live == 0)
 		log_error("metadata: cannot start a filler thread");
+}
+
+/* Workers for the background queue and the priority list: up to
+ * `parallel` (f->lock held). */
+static void spawn_background(struct task_filler *f, size_t work)
+{
+	if (f->live < f->parallel)
+		spawn(f, MIN(work, (size_t)(f->parallel - f->live)),
+		      f->parallel);
 }
 
 struct scan {
@@ -593,7 +617,7 @@ int task_filler_new(const struct task_filler_config *cfg,
 			 "background, %d at a time",
 			 f->pending, f->parallel);
 		pthread_mutex_lock(&f->lock);
-		spawn(f, f->queue.n);
+		spawn_background(f, f->queue.n);
 		pthread_mutex_unlock(&f->lock);
 	}
 	*out = f;
@@ -626,15 +650,20 @@ void task_filler_free(struct task_filler *f)
 	free(f);
 }
 
-/* A job for ino at priority (f->lock held); NULL on ENOMEM. */
-static struct job *want(struct task_filler *f, uint64_t ino, bool front)
+/* A job for ino at priority (f->lock held); NULL on ENOMEM. *queued
+ * counts the jobs left waiting for a worker. */
+static struct job *want(struct task_filler *f, uint64_t ino, bool front,
+			size_t *queued)
 {
 	struct job *j = *job_slot(f, ino);
 
 	if (!j)
 		j = job_new(f, ino, J_QUEUED);
-	if (j && j->state == J_QUEUED && (front || !j->prio))
-		prio_push(f, j, front);
+	if (j && j->state == J_QUEUED) {
+		if (front || !j->prio)
+			prio_push(f, j, front);
+		(*queued)++;
+	}
 	return j;
 }
 
@@ -642,6 +671,7 @@ int task_filler_complete(struct task_filler *f, const uint64_t *inos, size_t n,
 			 int *errs)
 {
 	struct job **js;
+	size_t queued = 0;
 	int first = 0;
 
 	if (!n)
@@ -657,11 +687,15 @@ int task_filler_complete(struct task_filler *f, const uint64_t *inos, size_t n,
 	pthread_mutex_lock(&f->lock);
 	/* Backwards, so the first of inos ends up first in line. */
 	for (size_t i = n; i-- > 0;) {
-		js[i] = want(f, inos[i], true);
+		js[i] = want(f, inos[i], true, &queued);
 		if (js[i])
 			js[i]->waiters++;
 	}
-	spawn(f, n + (f->queue.n - f->qpos));
+	/* Someone waits: when every worker is busy (the background may be
+	 * stuck on slow HEADs), extra ones, up to `parallel` more. */
+	spawn_background(f, queued);
+	if ((size_t)f->idle < queued)
+		spawn(f, queued - (size_t)f->idle, 2 * f->parallel);
 	pthread_cond_broadcast(&f->cond);
 	for (size_t i = 0; i < n; i++) {
 		int err;
@@ -694,12 +728,14 @@ int task_filler_complete(struct task_filler *f, const uint64_t *inos, size_t n,
 
 void task_filler_prefetch(struct task_filler *f, const uint64_t *inos, size_t n)
 {
+	size_t queued = 0;
+
 	if (!f || !n)
 		return;
 	pthread_mutex_lock(&f->lock);
 	for (size_t i = 0; i < n; i++)
-		want(f, inos[i], false);
-	spawn(f, n + (f->queue.n - f->qpos));
+		want(f, inos[i], false, &queued);
+	spawn_background(f, queued);
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 }

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- task_key_split ---- */
@@ -536,6 +537,138 @@ static void test_live_import_tree(void **state)
 	meta_close(s.db);
 }
 
+static uint64_t pending_flag(struct store *s, const char *path)
+{
+	struct meta_inode in = {0};
+	struct meta_txn *t;
+	uint64_t ino;
+	uint32_t flags;
+
+	assert_int_equal(meta_txn_begin(s->db, false, &t), 0);
+	ino = lookup(t, path);
+	assert_int_equal(meta_inode_get(t, ino, &in), 0);
+	flags = in.flags;
+	meta_inode_release(&in);
+	meta_txn_abort(t);
+	return (flags & META_F_HEAD_PENDING) ? ino : 0;
+}
+
+static int count_fill(void *arg, const struct meta_inode *before,
+		      const struct meta_inode *after)
+{
+	int *n = arg;
+
+	assert_true(before->flags & META_F_HEAD_PENDING);
+	assert_true(!after || !(after->flags & META_F_HEAD_PENDING));
+	(*n)++;
+	return 0;
+}
+
+static void on_fill(void *arg, const struct meta_inode *before,
+		    const struct meta_inode *after)
+{
+	count_fill(arg, before, after);
+}
+
+/*
+ * The lazy import writes the tree from the listing alone; the filler then
+ * makes exactly the tree the eager import makes (check_tree).
+ */
+static void test_live_import_lazy(void **state)
+{
+	struct task_import_stats st;
+	struct task_filler_config fc = {0};
+	struct task_filler *f = NULL;
+	struct meta_inode in = {0};
+	struct store s = {0};
+	struct meta_txn *t;
+	uint64_t ino, link;
+	int64_t t0;
+	int nfilled = 0, errs[2];
+
+	(void)state;
+	store_open(&s, "lazy", "bkt-tree");
+	assert_int_equal(
+		task_import_prefix(s.db, s.cs, s.s3, "", L.parallel, true, &st),
+		0);
+	assert_int_equal(st.objects, 12 + (uint64_t)L.nobjects);
+	/* Files and the symlink (not known as one yet), two markers. */
+	assert_int_equal(st.files, 5 + (uint64_t)L.nobjects);
+	assert_int_equal(st.symlinks, 0);
+	assert_int_equal(st.pending, 7 + (uint64_t)L.nobjects);
+
+	/* From the listing: defaults, the listed size and ETag, pending. */
+	assert_int_equal(meta_txn_begin(s.db, false, &t), 0);
+	get(t, "a/top.txt", &in);
+	assert_true(in.flags & META_F_HEAD_PENDING);
+	assert_int_equal(in.mode, S_IFREG | 0755);
+	assert_int_equal(in.uid, 0);
+	assert_int_equal(in.size, 3);
+	assert_int_equal(in.state, META_RELEASED);
+	assert_true(in.etag[0] == '"');
+	meta_inode_release(&in);
+	get(t, "link", &in);
+	assert_true(in.flags & META_F_HEAD_PENDING);
+	assert_true(S_ISREG(in.mode));
+	meta_inode_release(&in);
+	get(t, "a", &in); /* implicit: nothing to HEAD */
+	assert_false(in.flags & META_F_HEAD_PENDING);
+	meta_inode_release(&in);
+	meta_txn_abort(t);
+	assert_true(pending_flag(&s, "empty") != 0);
+
+	fc.db = s.db;
+	fc.cs = s.cs;
+	fc.s3 = s.s3;
+	fc.prefix = "";
+	fc.parallel = L.parallel;
+	fc.on_fill = on_fill;
+	fc.cb_arg = &nfilled;
+	assert_int_equal(task_filler_new(&fc, &f), 0);
+	assert_int_equal(task_filler_pending(f) <= st.pending, 1);
+
+	/* Asked for: done at once, whatever the background order. */
+	link = pending_flag(&s, "link");
+	ino = pending_flag(&s, "a/top.txt");
+	if (link && ino) {
+		uint64_t two[2] = {link, ino};
+
+		assert_int_equal(task_filler_complete(f, two, 2, errs), 0);
+		assert_int_equal(errs[0], 0);
+		assert_int_equal(errs[1], 0);
+	}
+	assert_int_equal(pending_flag(&s, "link"), 0);
+	assert_int_equal(pending_flag(&s, "a/top.txt"), 0);
+	/* Not pending (any more): nothing to do. */
+	assert_int_equal(
+		task_filler_complete(f, &(uint64_t){META_ROOT_INO}, 1, NULL),
+		0);
+
+	t0 = time_mono_ns();
+	while (task_filler_pending(f) > 0 && time_mono_ns() - t0 < 120 * NS) {
+		struct timespec ts = {0, 20000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(task_filler_pending(f), 0);
+	task_filler_free(f);
+	assert_int_equal(nfilled, (int)st.pending);
+	st = (struct task_import_stats){
+		.objects = 12 + (uint64_t)L.nobjects,
+		.files = 4 + (uint64_t)L.nobjects,
+		.symlinks = 1,
+		.dirs = 7,
+		.skipped = 5,
+	};
+	check_tree(&s, &st);
+
+	/* Nothing pending left: a new filler has no work. */
+	assert_int_equal(task_filler_new(&fc, &f), 0);
+	assert_int_equal(task_filler_pending(f), 0);
+	task_filler_free(f);
+	store_close(&s);
+}
+
 static void test_live_import_prefix(void **state)
 {
 	struct task_import_stats st;
@@ -599,6 +732,7 @@ int main(void)
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_live_import_tree),
+		cmocka_unit_test(test_live_import_lazy),
 		cmocka_unit_test(test_live_import_prefix),
 		cmocka_unit_test(test_live_import_empty_prefix),
 	};
