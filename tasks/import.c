@@ -35,6 +35,14 @@
  * a stable answer (a remount of the same bucket shows the same times) that
  * also tells when something under it last changed.
  *
+ * Lazy (the first mount): phase 3 HEADs only the "prefix/" marker (the
+ * root's metadata; the kernel knows the root from the start). Every other
+ * file and marker is written in phase 4 from its listing (size, ETag,
+ * LastModified, the defaults above) with META_F_HEAD_PENDING; the metadata
+ * filler (fill.c) HEADs them afterwards and applies what phase 3 would
+ * have. Implicit directories take whole seconds of LastModified, as
+ * HeadObject gives them, so both ways make the same tree.
+ *
  * Phases 1-3 and the inode records are shared with the
  * IMPORT_METADATA_FROM_REPOSITORY task (import_task.c) through import_i.h;
  * the task HEADs only new and changed keys and applies them in short
