@@ -63,6 +63,7 @@
 #define FILL_RETRY_MAX_NS     (300LL * 1000000000LL)
 #define FILL_PROGRESS_NS      (5LL * 1000000000LL)
 #define FILL_MAXCOMPS	      1024
+#define FILL_FAIL_LOG_MAX     10
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE };
 
@@ -95,6 +96,7 @@ struct task_filler {
 	struct inos retry;	     /* protected by lock */
 	int64_t retry_at;	     /* protected by lock: mono ns */
 	int64_t retry_delay;	     /* protected by lock */
+	unsigned nfail_logged;	     /* protected by lock: this round */
 	int live;		     /* protected by lock: workers */
 	int idle;		     /* protected by lock: waiting for work */
 	bool stop;		     /* protected by lock */
@@ -394,9 +396,17 @@ static int fill_one(struct task_filler *f, struct imp *im, uint64_t ino)
 	if (ret == 0 && o.kind == IMP_SKIP && o.err != -ENOENT)
 		ret = o.err;
 	if (ret < 0) {
-		log_warn("metadata: HeadObject '%s': %s%s%s (stays pending)",
-			 mi.s3_key, strerror(-ret), *s3_error_code() ? " " : "",
-			 s3_error_code());
+		/* With the endpoint down every object fails: a few lines per
+		 * round, the rest at debug level. */
+		enum log_level lv = LOG_LVL_WARN;
+
+		pthread_mutex_lock(&f->lock);
+		if (f->nfail_logged++ >= FILL_FAIL_LOG_MAX)
+			lv = LOG_LVL_DEBUG;
+		pthread_mutex_unlock(&f->lock);
+		log_msg(lv, "metadata: HeadObject '%s': %s%s%s (stays pending)",
+			mi.s3_key, strerror(-ret), *s3_error_code() ? " " : "",
+			s3_error_code());
 	} else {
 		if (o.kind == IMP_SKIP)
 			log_warn("metadata: key '%s' vanished since the "
@@ -456,6 +466,7 @@ static struct job *take(struct task_filler *f, bool *idle)
 		f->queue = f->retry;
 		f->qpos = 0;
 		memset(&f->retry, 0, sizeof(f->retry));
+		f->nfail_logged = 0;
 		return take(f, idle);
 	}
 	return NULL;
