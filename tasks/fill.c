@@ -293,10 +293,11 @@ static int fill_apply(struct task_filler *f, uint64_t ino, struct imp_obj *o)
 	bool link_written = false;
 
 	if (o->kind == IMP_FILE && o->symlink) {
+		/* On disk before the record says its chunk is present. */
 		ret = imp_link_write(f->cfg.cs, ino, o->link, &syncfd);
-		if (ret == 0)
-			ret = imp_links_sync(syncfd);
-		else if (syncfd >= 0)
+		if (ret == 0 && fdatasync(syncfd) < 0)
+			ret = -errno;
+		if (syncfd >= 0)
 			close(syncfd);
 		if (ret < 0) {
 			log_error("metadata: writing the target of symlink "
