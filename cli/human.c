@@ -197,6 +197,9 @@ void cli_human_stats(FILE *f, const json_t *stats)
 		"Files", cli_json_int(st, "new"), cli_json_int(st, "dirty"),
 		cli_json_int(st, "archived"), cli_json_int(st, "released"),
 		cli_json_int(st, "lost"));
+	if (cli_json_int(stats, "metadata_pending") > 0)
+		fprintf(f, "%-18s%" PRId64 " objects still to fetch from S3\n",
+			"Metadata", cli_json_int(stats, "metadata_pending"));
 	print_safety(f, stats);
 }
 
