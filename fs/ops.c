@@ -533,7 +533,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	struct meta_txn *txn = NULL;
 	char *buf, *p;
-	size_t rem = size;
+	size_t rem = size, filled;
 	int ret = 0;
 
 	if (fs_is_ctl(ino)) {
@@ -546,8 +546,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	p = buf;
-	ret = fill_batch(fs, d, (size_t)off,
-			 batch_end(req, d, (size_t)off, size, plus));
+	filled = batch_end(req, d, (size_t)off, size, plus);
+	ret = fill_batch(fs, d, (size_t)off, filled);
 	if (ret == 0)
 		ret = meta_txn_begin(fs->db, false, &txn);
 	for (size_t i = (size_t)off; ret == 0 && i < d->n; i++) {
@@ -559,6 +559,26 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (i >= 2 && de->ino != FS_CTL_DIR) {
 			if (meta_inode_get(txn, de->ino, &mi) < 0)
 				continue; /* removed since opendir */
+			if ((mi.flags & META_F_HEAD_PENDING) && i >= filled) {
+				/* Entries that vanished made room: the next
+				 * batch's metadata, then this one again. */
+				meta_inode_release(&mi);
+				meta_txn_abort(txn);
+				txn = NULL;
+				filled = batch_end(req, d, i, rem, plus);
+				ret = fill_batch(fs, d, i, filled);
+				if (ret == 0)
+					ret = meta_txn_begin(fs->db, false,
+							     &txn);
+				if (ret == 0)
+					ret = meta_inode_get(txn, de->ino, &mi);
+				if (ret == -ENOENT) {
+					ret = 0;
+					continue;
+				}
+				if (ret < 0)
+					break;
+			}
 			if (mi.flags & META_F_HEAD_PENDING) {
 				/* Its HEAD failed: EIO when nothing else
 				 * goes out first, so the caller sees it. */
