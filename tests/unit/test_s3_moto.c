@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The S3 client against a real S3 implementation: moto_server on loopback
- * (python3 -m moto.server; skipped when it cannot start). Bucket creation
- * goes through boto3; everything else through s3.h.
+ * (started by support.c; the test fails when it cannot start). Bucket
+ * creation goes through boto3; everything else through s3.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,46 +11,24 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "s3/s3.h"
 #include "s3/s3_i.h"
+#include "support.h"
 
-static pid_t moto_pid;
-static char endpoint[64];
-static const char *py;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)))
-		return -1;
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
+static struct moto moto;
 
 static struct s3_client *client(const char *bucket, int page)
 {
 	struct s3_config cfg = {
-		.endpoint = endpoint,
+		.endpoint = moto.endpoint,
 		.region = "us-east-1",
 		.bucket = bucket,
 		.creds = {"testing", "testing", NULL},
@@ -66,83 +44,15 @@ static struct s3_client *client(const char *bucket, int page)
 
 static int start_moto(void **state)
 {
-	char port[16];
-	int p = free_port(), i;
-	struct s3_client *c;
-	struct s3_config cfg = {.region = "us-east-1",
-				.bucket = "nobucket",
-				.path_style = true,
-				.retry_total_ms = 100};
-
 	(void)state;
-	py = getenv("PYTHON3");
-	if (!py || !*py)
-		py = "python3";
-	if (p < 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", p);
-	moto_pid = fork();
-	if (moto_pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 1);
-		dup2(null, 2);
-		setenv("AWS_ACCESS_KEY_ID", "testing", 1);
-		setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
-		execlp(py, py, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-		       port, (char *)NULL);
-		_exit(127);
-	}
-	if (moto_pid < 0)
-		return -1;
-	cfg.endpoint = endpoint;
-	if (s3_client_new(&cfg, &c))
-		return -1;
-	for (i = 0; i < 300; i++) {
-		int st, ret = s3_check_bucket(c, NULL);
-		if (ret == -ENOENT)
-			break;
-		if (waitpid(moto_pid, &st, WNOHANG) == moto_pid) {
-			moto_pid = 0;
-			break;
-		}
-		usleep(100000);
-	}
-	s3_client_free(c);
-	if (!moto_pid || i == 300) {
-		fprintf(stderr, "moto_server did not start: skipping\n");
-		return 0;
-	}
-	return 0;
+	return moto_start(&moto);
 }
 
 static int stop_moto(void **state)
 {
 	(void)state;
-	if (moto_pid > 0) {
-		kill(moto_pid, SIGTERM);
-		waitpid(moto_pid, NULL, 0);
-	}
+	moto_stop(&moto);
 	return 0;
-}
-
-static void need_moto(void)
-{
-	if (moto_pid <= 0)
-		skip();
-}
-
-static void make_bucket(const char *b)
-{
-	char cmd[1024];
-
-	snprintf(
-		cmd, sizeof(cmd),
-		"'%s' -c \"import boto3; boto3.client('s3', endpoint_url="
-		"'%s', region_name='us-east-1', aws_access_key_id='testing', "
-		"aws_secret_access_key='testing').create_bucket(Bucket='%s')\"",
-		py, endpoint, b);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_missing_bucket(void **state)
@@ -150,7 +60,6 @@ static void test_missing_bucket(void **state)
 	struct s3_client *c;
 
 	(void)state;
-	need_moto();
 	c = client("does-not-exist", 0);
 	assert_int_equal(s3_check_bucket(c, "x/"), -ENOENT);
 	assert_string_equal(s3_error_code(), "NoSuchBucket");
@@ -173,8 +82,7 @@ static void test_put_head_get(void **state)
 	size_t got;
 
 	(void)state;
-	need_moto();
-	make_bucket("phg");
+	moto_make_bucket(&moto, "phg");
 	c = client("phg", 0);
 	assert_int_equal(s3_check_bucket(c, NULL), 0);
 	assert_int_equal(s3_put_object(c, "dir/file.txt", data,
@@ -258,8 +166,7 @@ static void test_odd_keys(void **state)
 	size_t i;
 
 	(void)state;
-	need_moto();
-	make_bucket("odd");
+	moto_make_bucket(&moto, "odd");
 	c = client("odd", 4);
 	for (i = 0; i < ARRAY_SIZE(odd_keys); i++) {
 		assert_int_equal(
@@ -327,8 +234,7 @@ static void test_many_keys(void **state)
 	int i;
 
 	(void)state;
-	need_moto();
-	make_bucket("many");
+	moto_make_bucket(&moto, "many");
 	c = client("many", 0);
 	for (i = 0; i < T; i++) {
 		p[i] = (struct putter){c, i * N / T, (i + 1) * N / T, 0};

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The export side of the S3 client against moto_server on loopback (python3
- * -m moto.server; skipped when it cannot start): PutObject from a file with
- * the FSx metadata, a parallel multipart upload, conditional writes,
+ * The export side of the S3 client against moto_server on loopback (started
+ * by support.c; the test fails when it cannot start): PutObject from a file
+ * with the FSx metadata, a parallel multipart upload, conditional writes,
  * CopyObject with new metadata (also as UploadPartCopy), DeleteObject.
  */
 #include <setjmp.h>
@@ -12,47 +12,25 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/common.h"
 #include "s3/s3.h"
 #include "s3/s3_i.h"
+#include "support.h"
 
 #define MIB (1u << 20)
 
-static pid_t moto_pid;
-static char endpoint[64];
-static const char *py;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)))
-		return -1;
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
+static struct moto moto;
 
 static struct s3_client *client(const char *bucket)
 {
 	struct s3_config cfg = {
-		.endpoint = endpoint,
+		.endpoint = moto.endpoint,
 		.region = "us-east-1",
 		.bucket = bucket,
 		.creds = {"testing", "testing", NULL},
@@ -67,81 +45,15 @@ static struct s3_client *client(const char *bucket)
 
 static int start_moto(void **state)
 {
-	char port[16];
-	int p = free_port(), i;
-	struct s3_client *c;
-	struct s3_config cfg = {.region = "us-east-1",
-				.bucket = "nobucket",
-				.path_style = true,
-				.retry_total_ms = 100};
-
 	(void)state;
-	py = getenv("PYTHON3");
-	if (!py || !*py)
-		py = "python3";
-	if (p < 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", p);
-	moto_pid = fork();
-	if (moto_pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 1);
-		dup2(null, 2);
-		setenv("AWS_ACCESS_KEY_ID", "testing", 1);
-		setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
-		execlp(py, py, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-		       port, (char *)NULL);
-		_exit(127);
-	}
-	if (moto_pid < 0)
-		return -1;
-	cfg.endpoint = endpoint;
-	if (s3_client_new(&cfg, &c))
-		return -1;
-	for (i = 0; i < 300; i++) {
-		int st, ret = s3_check_bucket(c, NULL);
-		if (ret == -ENOENT)
-			break;
-		if (waitpid(moto_pid, &st, WNOHANG) == moto_pid) {
-			moto_pid = 0;
-			break;
-		}
-		usleep(100000);
-	}
-	s3_client_free(c);
-	if (!moto_pid || i == 300)
-		fprintf(stderr, "moto_server did not start: skipping\n");
-	return 0;
+	return moto_start(&moto);
 }
 
 static int stop_moto(void **state)
 {
 	(void)state;
-	if (moto_pid > 0) {
-		kill(moto_pid, SIGTERM);
-		waitpid(moto_pid, NULL, 0);
-	}
+	moto_stop(&moto);
 	return 0;
-}
-
-static void need_moto(void)
-{
-	if (moto_pid <= 0)
-		skip();
-}
-
-static void make_bucket(const char *b)
-{
-	char cmd[1024];
-
-	snprintf(
-		cmd, sizeof(cmd),
-		"'%s' -c \"import boto3; boto3.client('s3', endpoint_url="
-		"'%s', region_name='us-east-1', aws_access_key_id='testing', "
-		"aws_secret_access_key='testing').create_bucket(Bucket='%s')\"",
-		py, endpoint, b);
-	assert_int_equal(system(cmd), 0);
 }
 
 /* An unlinked temporary file of len pseudo-random bytes (seeded). */
@@ -200,8 +112,7 @@ static void test_put_single_meta(void **state)
 	int fd;
 
 	(void)state;
-	need_moto();
-	make_bucket("single");
+	moto_make_bucket(&moto, "single");
 	c = client("single");
 	fd = temp_file(MIB + 7, 1, &data);
 	o.nmeta = s3_posix_headers(0104755, 1001, 1002, 1600000000123456789ll,
@@ -251,8 +162,7 @@ static void test_put_multipart(void **state)
 	int fd;
 
 	(void)state;
-	need_moto();
-	make_bucket("multi");
+	moto_make_bucket(&moto, "multi");
 	c = client("multi");
 	fd = temp_file(len, 2, &data);
 	o.nmeta = s3_posix_headers(0100600, 7, 8, 1000, 2000, h, &mb);
@@ -289,8 +199,7 @@ static void test_conditions(void **state)
 	int fd;
 
 	(void)state;
-	need_moto();
-	make_bucket("cond");
+	moto_make_bucket(&moto, "cond");
 	c = client("cond");
 	fd = temp_file(12 * MIB, 3, &data);
 
@@ -346,8 +255,7 @@ static void test_copy(void **state)
 	int fd;
 
 	(void)state;
-	need_moto();
-	make_bucket("copy");
+	moto_make_bucket(&moto, "copy");
 	c = client("copy");
 	fd = temp_file(3000, 4, &data);
 	assert_int_equal(s3_put_file(c, "src x+y", fd, 3000, NULL, e1), 0);
@@ -395,8 +303,7 @@ static void test_copy_multipart(void **state)
 	int fd;
 
 	(void)state;
-	need_moto();
-	make_bucket("copymp");
+	moto_make_bucket(&moto, "copymp");
 	c = client("copymp");
 	s3_client_set_copy_single_max(c, 6 * MIB);
 	fd = temp_file(len, 5, &data);
@@ -425,8 +332,7 @@ static void test_delete(void **state)
 	struct s3_object ob;
 
 	(void)state;
-	need_moto();
-	make_bucket("del");
+	moto_make_bucket(&moto, "del");
 	c = client("del");
 	assert_int_equal(s3_put_object(c, "a/b", "x", 1, NULL, 0, NULL), 0);
 	assert_int_equal(s3_delete_object(c, "a/b"), 0);

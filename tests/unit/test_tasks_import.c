@@ -15,6 +15,7 @@
 
 #include "common/common.h"
 #include "tasks/tasks.h"
+#include "support.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,8 +136,7 @@ static void test_key_split_lengths(void **state)
 
 struct live {
 	char dir[64];
-	char url[64];
-	pid_t moto;
+	struct moto moto;
 	int nobjects;
 	int parallel;
 };
@@ -152,82 +152,24 @@ static int rm_fn(const char *path, const struct stat *sb, int flag,
 	return remove(path);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd, port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static const char *python(void)
-{
-	const char *p = getenv("PYTHON3");
-
-	return p && *p ? p : "python3";
-}
-
-static int start_moto(void)
-{
-	char port[16], log[128];
-	int p = free_port();
-
-	if (p < 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	snprintf(L.url, sizeof(L.url), "http://127.0.0.1:%d", p);
-	snprintf(log, sizeof(log), "%s/moto.log", L.dir);
-	L.moto = fork();
-	if (L.moto < 0)
-		return -1;
-	if (L.moto == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-		setsid();
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p",
-		       port, (char *)NULL);
-		execlp(python(), python(), "-m", "moto.server", "-H",
-		       "127.0.0.1", "-p", port, (char *)NULL);
-		_exit(127);
-	}
-	return 0;
-}
-
 /* Run import_fixture.py (it waits for the endpoint to answer). */
 static int fill(const char *scenario, const char *bucket, int n)
 {
-	const char *src = getenv("TIDEFS_SRC");
 	char script[PATH_MAX], cmd[PATH_MAX + 256];
 
-	if (src && *src) {
-		snprintf(script, sizeof(script),
-			 "%s/tests/unit/import_fixture.py", src);
-	} else {
-		char *slash;
-
-		snprintf(script, sizeof(script), "%s", __FILE__);
-		slash = strrchr(script, '/');
-		snprintf(slash ? slash + 1 : script,
-			 sizeof(script) -
-				 (size_t)(slash ? slash + 1 - script : 0),
-			 "import_fixture.py");
-	}
+	support_unit_path(script, sizeof(script), "import_fixture.py");
 	snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' %s %s %d >/dev/null",
-		 python(), script, L.url, scenario, bucket, n);
+		 support_python(), script, L.moto.endpoint, scenario, bucket,
+		 n);
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	moto_stop(&L.moto);
+	nftw(L.dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
 }
 
 static int group_setup(void **state)
@@ -239,28 +181,25 @@ static int group_setup(void **state)
 	n = getenv("TIDEFS_IMPORT_PARALLEL");
 	L.parallel = n && *n ? atoi(n) : 16;
 	snprintf(L.dir, sizeof(L.dir), "/tmp/tidefs-import-XXXXXX");
-	if (!mkdtemp(L.dir))
+	if (!mkdtemp(L.dir)) {
+		fprintf(stderr, "mkdtemp %s: %s\n", L.dir, strerror(errno));
 		return -1;
-	if (start_moto() < 0)
-		return -1;
+	}
+	if (moto_start(&L.moto) < 0)
+		goto out_fail;
 	if (fill("tree", "bkt-tree", L.nobjects) < 0 ||
 	    fill("pfx", "bkt-pfx", 0) < 0) {
-		fprintf(stderr, "cannot fill moto_server at %s (see %s)\n",
-			L.url, L.dir);
-		return -1;
+		fprintf(stderr, "cannot fill moto_server at %s\n",
+			L.moto.endpoint);
+		moto_print_log_tail(&L.moto);
+		goto out_fail;
 	}
 	return 0;
-}
 
-static int group_teardown(void **state)
-{
-	(void)state;
-	if (L.moto > 0) {
-		kill(L.moto, SIGTERM);
-		waitpid(L.moto, NULL, 0);
-	}
-	nftw(L.dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+out_fail:
+	/* cmocka skips the group teardown when the setup fails. */
+	group_teardown(state);
+	return -1;
 }
 
 struct store {
@@ -273,7 +212,7 @@ struct store {
 static void store_open(struct store *s, const char *name, const char *bucket)
 {
 	struct s3_config cfg = {
-		.endpoint = L.url,
+		.endpoint = L.moto.endpoint,
 		.region = "us-east-1",
 		.bucket = bucket,
 		.creds = {.access_key = "test", .secret_key = "test"},
