@@ -37,8 +37,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tidefs_test import (MiB, Mount, MountError, TidefsTestCase, child_read,
-                         free_port, pattern_bytes)
+from tidefs_test import (MiB, Mount, MountError, TidefsTestCase,
+                         UnixHTTPConnection, child_read, free_port,
+                         pattern_bytes)
 
 KEY_ID = "AKIDTIDEFSAPITEST01"
 SECRET = "tidefs/api+Secret0123456789abcdefghijklmn"
@@ -79,20 +80,6 @@ def sign(url, body, op, key=KEY_ID, secret=SECRET, region="us-east-1",
 
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over AF_UNIX (Host: localhost)."""
-
-    def __init__(self, path, timeout=10):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
 
 
 def parse_body(data):

@@ -12,8 +12,9 @@ import subprocess
 import time
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, free_port, is_mounted,
-                         pids_with_arg, run_to_files, tidefs_bin)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, free_port,
+                         is_mounted, pids_with_arg, run_to_files, tidefs_bin,
+                         wait_until)
 
 
 def _drop_to_nobody():
@@ -54,9 +55,8 @@ class StartupErrors(TidefsTestCase):
         if mountpoint is not None and os.path.isdir(mountpoint):
             self.assertFalse(is_mounted(mountpoint),
                              "failed start left %s mounted" % mountpoint)
-            deadline = time.monotonic() + 5
-            while pids_with_arg(mountpoint) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until(lambda: not pids_with_arg(mountpoint),
+                       SETTLE_TIMEOUT)
             self.assertEqual(pids_with_arg(mountpoint), [],
                              "a tidefs process for %s outlived the failed "
                              "start" % mountpoint)
@@ -218,9 +218,7 @@ class MountLifecycle(TidefsTestCase):
         except subprocess.TimeoutExpired:
             self.fail("daemon did not exit within 20s of SIGTERM")
         self.assertEqual(rc, 0, m.log_tail())
-        deadline = time.monotonic() + 5
-        while m.is_mounted() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not m.is_mounted(), SETTLE_TIMEOUT)
         self.assertFalse(m.is_mounted(), "SIGTERM left the mount behind")
 
     def test_remount_after_kill9(self):

@@ -8,66 +8,16 @@ symlink targets and device numbers. Files unlinked while open and orphaned
 data files are cleaned up at the next mount."""
 
 import os
-import random
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-from tidefs_test import (MiB, MotoServer, TidefsTestCase, file_md5,
-                         fusermount_unmount, md5, posix_meta, random_bytes,
-                         require_environment)
-
-
-def pattern_bytes(size, seed):
-    """Deterministic bytes for (size, seed), fast enough for many MiB."""
-    return random.Random("%r" % (seed,)).randbytes(size)
-
-
-class SharedMoto:
-    """Mixin: one moto_server for the whole module instead of one per class
-    (each start costs seconds); buckets stay fresh per test."""
-    _shared = None
-    _shared_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
-        mo = SharedMoto._shared
-        if mo is None or mo.proc is None or mo.proc.poll() is not None:
-            SharedMoto._shared_dir = tempfile.mkdtemp(prefix="tidefs-moto-")
-            SharedMoto._shared = MotoServer(SharedMoto._shared_dir).start()
-        cls.moto = SharedMoto._shared
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto = None  # the base class would stop it
-        super().tearDownClass()
-
-
-def tearDownModule():
-    if SharedMoto._shared is not None:
-        SharedMoto._shared.stop()
-        SharedMoto._shared = None
-    if SharedMoto._shared_dir:
-        shutil.rmtree(SharedMoto._shared_dir, ignore_errors=True)
-
-
-def write_file(path, data, mode=0o644, fsync=False):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        n = 0
-        while n < len(data):
-            n += os.write(fd, data[n:])
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, file_md5,
+                         fusermount_unmount, md5, pattern_bytes, posix_meta,
+                         random_bytes, write_file)
 
 
 def fsync_dir(path):
@@ -130,7 +80,7 @@ def link_groups(snap):
     return sorted(sorted(g) for g in by.values() if len(g) > 1)
 
 
-class Crash(SharedMoto, TidefsTestCase):
+class Crash(TidefsTestCase):
     TEST_TIMEOUT = 120
 
     def crash(self, m):
@@ -360,7 +310,7 @@ while True:
                                   journal], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 2 * SETTLE_TIMEOUT
             while time.monotonic() < deadline:
                 time.sleep(0.2)
                 if child.poll() is not None:

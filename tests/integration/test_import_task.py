@@ -17,27 +17,15 @@ import stat
 import time
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, md5, pattern_bytes,
-                         posix_meta)
+from tidefs_test import (MiB, TidefsTestCase, drop_page_cache, md5,
+                         pattern_bytes, posix_meta, read_file)
 
 IMPORT = "IMPORT_METADATA_FROM_REPOSITORY"
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELED")
 
 
-def drop_kernel_caches():
-    """Page cache, dentries and inodes the kernel holds for the mount."""
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3")
-
-
 def names(path):
     return sorted(n for n in os.listdir(path) if n != ".tidefs")
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 class ImportTaskTest(TidefsTestCase):
@@ -157,7 +145,7 @@ class ImportTaskTest(TidefsTestCase):
         got = names(m.path("big"))
         self.assertEqual(got, ["%04d" % i for i in range(1300)])
         self.assertEqual(read_file(m.path("big", "1299")), b"1299")
-        drop_kernel_caches()
+        drop_page_cache()
         self.assertEqual(read_file(m.path("big", "0000")), b"v2")
 
     def test_changed_released_file(self):
@@ -207,7 +195,7 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(m.state("c.bin"), "released")
         self.assertEqual(m.stats()["cached_bytes"], used - len(v1))
-        drop_kernel_caches()  # the kernel's old attributes and pages
+        drop_page_cache()  # the kernel's old attributes and pages
         self.assertEqual(os.stat(m.path("c.bin")).st_size, len(v2))
         self.assertEqual(md5(read_file(m.path("c.bin"))), md5(v2))
 
@@ -227,7 +215,7 @@ class ImportTaskTest(TidefsTestCase):
             t = self.run_task(m, "imp-open")
             self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
             self.assertEqual(m.state("o.bin"), "released")
-            drop_kernel_caches()  # pages only: the inode is in use
+            drop_page_cache()  # pages only: the inode is in use
             got = b""
             while len(got) < size:
                 b = os.pread(fd, MiB, len(got))
@@ -258,7 +246,7 @@ class ImportTaskTest(TidefsTestCase):
         # Local wins: the dirty data is untouched.
         self.assertEqual(read_file(m.path("keep.txt")), b"LOCALe v1")
         self.assertEqual(m.state("keep.txt"), "dirty")
-        drop_kernel_caches()
+        drop_page_cache()
         self.assertEqual(read_file(m.path("other.txt")), b"other v2")
 
     def test_deletions_not_applied(self):
@@ -271,7 +259,7 @@ class ImportTaskTest(TidefsTestCase):
         t = self.run_task(m, "imp-del")
         self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(self.counts(t), (1, 1, 0))
-        drop_kernel_caches()
+        drop_page_cache()
         self.assertEqual(names(m.mountpoint),
                          ["dir", "gone.txt", "stays.txt"])
         self.assertEqual(os.listdir(m.path("dir")), ["gone2.txt"])

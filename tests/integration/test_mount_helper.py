@@ -15,13 +15,12 @@ mounted.
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 import unittest
 
 from tidefs_test import (REPO, TidefsTestCase, fusermount_unmount, is_mounted,
-                         pids_with_arg, tidefs_bin)
+                         kill_daemons_for, pids_with_arg, tidefs_bin)
 
 HELPER_SRC = os.path.join(REPO, "scripts", "mount.tidefs")
 HELPER_DST = "/sbin/mount.tidefs"
@@ -61,14 +60,7 @@ class MountHelper(TidefsTestCase):
                                stderr=subprocess.DEVNULL)
             if is_mounted(mnt):
                 fusermount_unmount(mnt, lazy=True)
-            deadline = time.monotonic() + 10
-            while pids_with_arg(mnt) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            for p in pids_with_arg(mnt):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_daemons_for(mnt)
         try:
             os.unlink(HELPER_DST)
         except FileNotFoundError:

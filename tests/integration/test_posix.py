@@ -18,16 +18,14 @@ import errno
 import os
 import pickle
 import select
-import shutil
 import signal
 import socket
 import stat
-import tempfile
 import time
 import unittest
 
-from tidefs_test import (MiB, MotoServer, TidefsTestCase, md5,
-                         random_bytes, require_environment)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, md5,
+                         random_bytes, read_file, wait_until, write_file)
 
 NOBODY = 65534  # uid and gid
 OTHER = 65533   # a second unprivileged uid and gid
@@ -164,21 +162,6 @@ def other(fn, **kw):
     return as_user(OTHER, OTHER, fn, **kw)
 
 
-def write_file(path, data, mode=0o644):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        n = 0
-        while n < len(data):
-            n += os.write(fd, data[n:])
-    finally:
-        os.close(fd)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def user_write(path, data, mode=0o644):
     write_file(path, data, mode)
     return True
@@ -189,37 +172,7 @@ def mode_of(path, follow=True):
     return stat.S_IMODE(st.st_mode)
 
 
-class SharedMoto:
-    """Mixin: one moto_server for the whole module instead of one per class
-    (each start costs seconds); buckets stay fresh per test."""
-    _shared = None
-    _shared_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
-        mo = SharedMoto._shared
-        if mo is None or mo.proc is None or mo.proc.poll() is not None:
-            SharedMoto._shared_dir = tempfile.mkdtemp(prefix="tidefs-moto-")
-            SharedMoto._shared = MotoServer(SharedMoto._shared_dir).start()
-        cls.moto = SharedMoto._shared
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto = None  # the base class would stop it
-        super().tearDownClass()
-
-
-def tearDownModule():
-    if SharedMoto._shared is not None:
-        SharedMoto._shared.stop()
-        SharedMoto._shared = None
-    if SharedMoto._shared_dir:
-        shutil.rmtree(SharedMoto._shared_dir, ignore_errors=True)
-
-
-class PosixCase(SharedMoto, TidefsTestCase):
+class PosixCase(TidefsTestCase):
     """A fresh empty mount (-o allow_other) per test; umask 022; the temp
     dirs above the mount point opened up so other uids can reach it."""
 
@@ -681,9 +634,7 @@ class UnlinkLink(PosixCase):
         # (CACHE_DIR/data/<ino % 256 as 2 hex>/<ino>, cache/chunk.h).
         data_file = os.path.join(self.m.cache_dir, "data",
                                  "%02x" % (ino & 0xff), str(ino))
-        deadline = time.monotonic() + 10
-        while os.path.exists(data_file) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not os.path.exists(data_file), SETTLE_TIMEOUT)
         self.assertFalse(os.path.exists(data_file),
                          "data file of the unlinked inode %d still exists "
                          "after the last close" % ino)

@@ -8,14 +8,8 @@ import random
 import threading
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, allocated_bytes, file_md5, md5,
-                         random_bytes)
-
-
-def drop_page_cache():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3")
+from tidefs_test import (MiB, TidefsTestCase, allocated_bytes,
+                         drop_page_cache, file_md5, md5, random_bytes)
 
 
 class FullReads(TidefsTestCase):

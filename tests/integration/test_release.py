@@ -29,7 +29,9 @@ import threading
 import time
 import unittest
 
-from tidefs_test import MiB, TidefsTestCase, allocated_bytes, file_md5, md5
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, allocated_bytes,
+                         drop_page_cache, file_md5, md5, wait_until,
+                         write_file)
 
 GiB = 1024 * MiB
 DAY = 86400
@@ -43,13 +45,6 @@ PIN = "user.tidefs.norelease"
 IN_FLIGHT = 17 * MiB
 
 
-def drop_page_cache():
-    """So that reads reach the daemon, not the kernel's copy."""
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3")
-
-
 def block_data(seed, size):
     """size bytes, cheap to make for hundreds of MiB, with every MiB
     distinct (a block stamped with its file and offset), so a misplaced or
@@ -61,22 +56,6 @@ def block_data(seed, size):
         stamp = ("%s:%d;" % (seed, i)).encode()
         out += (stamp + base[len(stamp):])[:n]
     return bytes(out)
-
-
-def write_file(path, data, mode=0o644):
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view[:8 * MiB])
-            view = view[n:]
-    finally:
-        os.close(fd)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def user_xattrs(path):
@@ -340,8 +319,20 @@ class ReleaseTasks(ReleaseCase):
                                  held[off:off + MiB], off)
         finally:
             os.close(fd)
-        time.sleep(0.3)
-        t = self.release(m, "after-close", paths=["held.bin"])
+        # The kernel sends the release of the last handle after close()
+        # returns; until the daemon has seen it the file is still open
+        # (skipped). Wait for that rather than a fixed time.
+        tries = []
+
+        def release_after_close():
+            tries.append(1)
+            t = self.release(m, "after-close-%d" % len(tries),
+                             paths=["held.bin"], ok=False)
+            return t if m.state("held.bin") == "released" else None
+        t = wait_until(release_after_close, SETTLE_TIMEOUT, interval=0.2)
+        self.assertIsNotNone(t, "held.bin still not released %ds after its "
+                             "close" % SETTLE_TIMEOUT)
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(m.state("held.bin"), "released")
         self.assertEqual(t["Status"]["ReleasedBytes"], 8 * MiB, t)
         self.assertEqual(file_md5(m.path("held.bin")), md5(held))
@@ -703,10 +694,9 @@ class Eviction(ReleaseCase):
         # (Its space returns when the kernel forgets the inode, a moment
         # after unlink() returns.)
         os.unlink(m.path("fill.bin"))
-        deadline = time.monotonic() + 5
-        while m.stats()["cached_bytes"] > 24 * MiB:
-            self.assertLess(time.monotonic(), deadline, m.stats())
-            time.sleep(0.05)
+        self.assertTrue(wait_until(
+            lambda: m.stats()["cached_bytes"] <= 24 * MiB, SETTLE_TIMEOUT),
+            m.stats())
         self.assertEqual(file_md5(m.path(names[1])), md5(bodies[names[1]]))
 
 

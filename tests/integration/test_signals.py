@@ -20,8 +20,9 @@ import threading
 import time
 import unittest
 
-from tidefs_test import (MiB, TidefsTestCase, child_read, md5,
-                         pattern_bytes, pids_with_arg)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, child_read, md5,
+                         pattern_bytes, pids_blocked_on, pids_with_arg,
+                         wait_until)
 
 # How long the daemon may take from the signal to its exit.
 EXIT_BOUND = 10
@@ -41,13 +42,10 @@ def lock_is_free(cache_dir):
 
 
 WRITER = r"""
-import hashlib, os, sys
+import os, sys
 root, progress, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def pattern(n, seed):
-    out = bytearray(); c = 0; s = str(seed).encode()
-    while len(out) < n:
-        out += hashlib.sha512(s + c.to_bytes(8, "little")).digest(); c += 1
-    return bytes(out[:n])
+sys.path.insert(0, sys.argv[4])
+from tidefs_test import pattern_bytes
 # Files are created relative to a descriptor of the mount's root (like a
 # process whose cwd is in the mount): after the daemon's lazy unmount the
 # path names the directory underneath, the descriptor the dead mount.
@@ -55,7 +53,7 @@ root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
 i = 0
 with open(progress, "a", buffering=1) as p:
     while True:
-        data = pattern(size, i)
+        data = pattern_bytes(size, i)
         try:
             fd = os.open("f%05d" % i, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          0o644, dir_fd=root_fd)
@@ -150,9 +148,10 @@ class Signals(TidefsTestCase):
         open(progress, "w").close()
         with open(os.path.join(self.tmp, "writer.err"), "wb") as err:
             w = subprocess.Popen([sys.executable, "-c", WRITER,
-                                  m.mountpoint, progress, str(size)],
+                                  m.mountpoint, progress, str(size),
+                                  os.path.dirname(os.path.abspath(__file__))],
                                  stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 2 * SETTLE_TIMEOUT
         done = 0
         while time.monotonic() < deadline and done < 5:
             time.sleep(0.1)
@@ -233,7 +232,11 @@ class SignalsWithStalledS3(Signals):
                 res["exc"] = e
         t = threading.Thread(target=reader)
         t.start()
-        time.sleep(1)  # the read is now waiting on S3
+        # Only once the reader waits for the daemon is the fetch in flight
+        # (starting the child alone can take seconds on a loaded machine).
+        self.assertTrue(wait_until(lambda: pids_blocked_on(m.path("big")),
+                                   SETTLE_TIMEOUT),
+                        "the reader never blocked on the stalled read")
         try:
             rc, el = self.stop_with(m, signal.SIGTERM)
         finally:

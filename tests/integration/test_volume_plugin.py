@@ -12,7 +12,6 @@ next Mount; error answers (unknown volume, missing bucket, bad options and
 names, remove while mounted, malformed requests, an unknown bucket at Mount).
 """
 
-import http.client
 import json
 import os
 import signal
@@ -21,7 +20,8 @@ import subprocess
 import time
 import unittest
 
-from tidefs_test import (REPO, TidefsTestCase, fusermount_unmount, is_mounted,
+from tidefs_test import (REPO, TidefsTestCase, UnixHTTPConnection,
+                         fusermount_unmount, is_mounted, kill_daemons_for,
                          pids_with_arg, tidefs_bin)
 
 DOCKER_ACCEPT = "application/vnd.docker.plugins.v1.2+json"
@@ -33,18 +33,6 @@ def plugin_bin():
         return b
     build = os.environ.get("TIDEFS_BUILD", os.path.join(REPO, "build"))
     return os.path.join(build, "api", "tidefs-volume")
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=120):
-        super().__init__("localhost", timeout=timeout)
-        self.sock_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.sock_path)
-        self.sock = s
 
 
 class Plugin:
@@ -98,7 +86,7 @@ class Plugin:
     def raw(self, path, body=None, method="POST"):
         """(status, parsed JSON or raw bytes) of one request, sent as dockerd
         sends it (a fresh connection each time is fine for the protocol)."""
-        c = UnixHTTPConnection(self.sock)
+        c = UnixHTTPConnection(self.sock, timeout=120)
         try:
             data = body if isinstance(body, (bytes, type(None))) \
                 else json.dumps(body).encode()
@@ -156,14 +144,7 @@ class VolumePluginCase(TidefsTestCase):
                 r = fusermount_unmount(mnt)
                 if r.returncode != 0 or is_mounted(mnt):
                     fusermount_unmount(mnt, lazy=True)
-            deadline = time.monotonic() + 10
-            while pids_with_arg(mnt) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            for p in pids_with_arg(mnt):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_daemons_for(mnt)
 
     def run(self, result=None):
         self._plugin_log = ""

@@ -11,81 +11,17 @@ import mmap
 import os
 import random
 import re
-import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from tidefs_test import (MiB, MotoServer, TidefsTestCase, allocated_bytes,
-                         file_md5, md5, random_bytes, require_environment)
-
-
-def pattern_bytes(size, seed):
-    """Deterministic bytes for (size, seed), fast enough for many MiB."""
-    return random.Random("%r" % (seed,)).randbytes(size)
-
-
-class SharedMoto:
-    """Mixin: one moto_server for the whole module instead of one per class
-    (each start costs seconds); buckets stay fresh per test."""
-    _shared = None
-    _shared_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.class_tmp = tempfile.mkdtemp(prefix="tidefs-it-")
-        mo = SharedMoto._shared
-        if mo is None or mo.proc is None or mo.proc.poll() is not None:
-            SharedMoto._shared_dir = tempfile.mkdtemp(prefix="tidefs-moto-")
-            SharedMoto._shared = MotoServer(SharedMoto._shared_dir).start()
-        cls.moto = SharedMoto._shared
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto = None  # the base class would stop it
-        super().tearDownClass()
-
-
-def tearDownModule():
-    if SharedMoto._shared is not None:
-        SharedMoto._shared.stop()
-        SharedMoto._shared = None
-    if SharedMoto._shared_dir:
-        shutil.rmtree(SharedMoto._shared_dir, ignore_errors=True)
-
-
-def drop_page_cache():
-    """So that reads are served by the daemon, not the kernel's copy."""
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3")
-
-
-def write_file(path, data, mode=0o644):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        n = 0
-        while n < len(data):
-            n += os.write(fd, data[n:])
-    finally:
-        os.close(fd)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def pwrite_all(fd, data, off):
-    n = 0
-    while n < len(data):
-        n += os.pwrite(fd, data[n:], off + n)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, allocated_bytes,
+                         drop_page_cache, file_md5, md5, pattern_bytes,
+                         pwrite_all, random_bytes, read_file, write_file)
 
 
 def tree_signature(root, mtime_div=1, skip_top=(".tidefs",)):
@@ -174,7 +110,7 @@ def run(argv, cwd=None, env=None, timeout=120):
 
 # --------------------------------------------------------------- states --
 
-class States(SharedMoto, TidefsTestCase):
+class States(TidefsTestCase):
     TEST_TIMEOUT = 90
 
     def test_created_file_and_dir_are_new(self):
@@ -434,7 +370,7 @@ class States(SharedMoto, TidefsTestCase):
 
 # ----------------------------------------------------------------- data --
 
-class Data(SharedMoto, TidefsTestCase):
+class Data(TidefsTestCase):
     TEST_TIMEOUT = 120
 
     def test_4k_write_into_large_released_file(self):
@@ -644,7 +580,7 @@ class Data(SharedMoto, TidefsTestCase):
 
 # ------------------------------------------------------------ workloads --
 
-class Workloads(SharedMoto, TidefsTestCase):
+class Workloads(TidefsTestCase):
     TEST_TIMEOUT = 120
 
     def test_big_directory_rename(self):
@@ -839,7 +775,7 @@ class Workloads(SharedMoto, TidefsTestCase):
 
 # ------------------------------------------------------------ cache full --
 
-class CacheFull(SharedMoto, TidefsTestCase):
+class CacheFull(TidefsTestCase):
     TEST_TIMEOUT = 120
     LOG_RE = re.compile(r"ENOSPC|no space|cache (is )?full", re.I)
 
@@ -909,7 +845,7 @@ class CacheFull(SharedMoto, TidefsTestCase):
         if os.path.lexists(m.path("more.bin")):
             os.unlink(m.path("more.bin"))
         data = random_bytes(8 * MiB)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + SETTLE_TIMEOUT
         while True:
             try:
                 write_file(m.path("after.bin"), data)

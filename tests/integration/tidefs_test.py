@@ -22,6 +22,7 @@ Nothing here is ever skipped: a missing binary, FUSE or moto is a failure.
 import atexit
 import errno
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -48,6 +49,10 @@ STATES = ("new", "dirty", "archived", "released", "lost")
 # Default per-test budget (seconds); a class may set TEST_TIMEOUT.
 DEFAULT_TEST_TIMEOUT = 90
 MOUNT_TIMEOUT = 60
+# How long to wait for something that happens in the background (a daemon
+# exiting, a FUSE release, an eviction, a file going away) before failing.
+# Generous: CI runs three suites at a time on 2 CPUs next to an ASan build.
+SETTLE_TIMEOUT = 30
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -87,18 +92,63 @@ def file_md5(path, bufsize=4 * MiB):
 
 
 def pattern_bytes(size, seed):
-    """Deterministic, non-repeating bytes (so misplaced chunks are caught)."""
-    out = bytearray()
-    counter = 0
-    seed_b = str(seed).encode()
-    while len(out) < size:
-        out += hashlib.sha512(seed_b + counter.to_bytes(8, "little")).digest()
-        counter += 1
-    return bytes(out[:size])
+    """Deterministic, non-repeating bytes for (size, seed), so misplaced
+    chunks are caught; fast enough for hundreds of MiB, and prefix-stable:
+    pattern_bytes(n, s) == pattern_bytes(m, s)[:n] for n <= m."""
+    return hashlib.shake_256(str(seed).encode()).digest(size)
 
 
 def random_bytes(size):
     return os.urandom(size)
+
+
+def write_file(path, data, mode=0o644, fsync=False):
+    """Create or truncate path (mode as for open(2), so the umask applies)
+    and write all of data, optionally fsync()ing before the close."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view[:8 * MiB])
+            view = view[n:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def pwrite_all(fd, data, off):
+    """pwrite all of data at off (os.pwrite may write less)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, off)
+        view = view[n:]
+        off += n
+
+
+def drop_page_cache():
+    """Write dirty pages back and drop the kernel's page cache, dentries
+    and inodes, so that reads reach the daemon, not the kernel's copy."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+
+
+def wait_until(cond, timeout, interval=0.05):
+    """Poll cond() until it returns a true value (returned) or timeout
+    seconds pass (returns the last false value). For conditions that a
+    loaded machine may take a while to reach: pass a generous timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
 
 
 def allocated_bytes(path):
@@ -148,6 +198,29 @@ def pids_with_arg(arg):
     return pids
 
 
+def pids_blocked_on(path):
+    """PIDs of other processes that have path open and sleep in the kernel:
+    for a file on a tidefs mount, waiting for the daemon to answer (e.g. a
+    read whose data is being fetched). Never touches the file system."""
+    want = os.path.abspath(path)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % d)
+            if not any(os.readlink("/proc/%s/fd/%s" % (d, fd)) == want
+                       for fd in fds):
+                continue
+            with open("/proc/%s/stat" % d) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state in ("S", "D"):
+            pids.append(int(d))
+    return pids
+
+
 def run_to_files(argv, timeout):
     """Run argv with stdout/stderr going to temp files (so a forked daemon
     holding them open cannot block us). Returns (rc, out, err) or None on
@@ -164,6 +237,31 @@ def run_to_files(argv, timeout):
         o.seek(0)
         e.seek(0)
         return rc, o.read(), e.read()
+
+
+def kill_daemons_for(path, grace=10):
+    """Give the processes that have path in their argv (a daemon of a mount
+    point this harness made) grace seconds to exit, then SIGKILL them."""
+    wait_until(lambda: not pids_with_arg(path), grace)
+    for p in pids_with_arg(path):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over AF_UNIX (Host: localhost)."""
+
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
 
 
 def fusermount_unmount(path, lazy=False):
