@@ -6,6 +6,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "cache/chunk.h"
@@ -55,8 +56,8 @@ struct fs {
 	struct api_server *api;
 	pthread_t sig_thread; /* aborts S3 transfers on SIGTERM/SIGINT */
 	bool sig_thread_started;
-	volatile bool stopping; /* set in stop(): the watcher ends */
-	int64_t mount_time;	/* seconds, for the control tree's times */
+	atomic_bool stopping; /* set in stop(): the watcher ends */
+	int64_t mount_time;   /* seconds, for the control tree's times */
 	/* Lock order: stats_lock before the task engine's lock. */
 	struct ctl_buf *ctl_bufs; /* protected by stats_lock: open ctl files */
 	struct dirh *dirs; /* protected by stats_lock: open directories */

@@ -414,7 +414,7 @@ static void *sig_watch(void *arg)
 {
 	struct fs *fs = arg;
 
-	while (!sig_seen && !fs->stopping) {
+	while (!sig_seen && !atomic_load(&fs->stopping)) {
 		struct timespec ts = {0, 50000000};
 		nanosleep(&ts, NULL);
 	}
@@ -558,7 +558,7 @@ static void stop(struct fs *fs, int lockfd)
 {
 	struct meta_txn *txn;
 
-	fs->stopping = true;
+	atomic_store(&fs->stopping, true);
 	if (fs->sig_thread_started)
 		pthread_join(fs->sig_thread, NULL);
 	if (fs->se) {
