@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/spare_i.h"
 #include "common/common.h"
 
 #define NBUCKETS	 1024
@@ -105,6 +106,7 @@ struct hydrate {
 	int nworkers;
 	pthread_t persister;
 	bool persister_started;
+	struct spare *spare; /* empty data files made ahead; may be NULL */
 
 	_Atomic int64_t used;	     /* bytes cached, all inodes */
 	hydrate_space_fn need_space; /* set once before the mount goes live */
@@ -240,6 +242,9 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	meta_txn_abort(txn);
 	txn = NULL;
 
+	/* First open of this inode, most often a create: its writer will
+	 * want a data file, so top the spare ones up. */
+	spare_kick(h->spare);
 	/* An empty file gets its data file with its first byte. */
 	f->fd = chunk_open(h->cs, ino, f->size > 0);
 	if (f->fd == -ENOENT && f->size == 0) {
@@ -1583,6 +1588,9 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 		ret = -ENOMEM;
 		goto out_free;
 	}
+	ret = spare_new(db, cs, h->cfg.spare_files, &h->spare);
+	if (ret < 0)
+		goto out_free;
 	ret = -pthread_create(&h->persister, NULL, persister_main, h);
 	if (ret < 0)
 		goto out_free;
@@ -1637,6 +1645,7 @@ void hydrate_free(struct hydrate *h)
 	pthread_mutex_unlock(&h->lock);
 	if (h->persister_started)
 		pthread_join(h->persister, NULL);
+	spare_free(h->spare);
 	/* Handles the kernel never released (a lazy unmount): */
 	for (size_t i = 0; i < NBUCKETS; i++) {
 		while (h->files[i]) {

@@ -52,6 +52,11 @@ struct hydrate_config {
 	void *cb_arg;
 	uint64_t capacity;     /* cache size: writes beyond it get -ENOSPC */
 	uint64_t initial_used; /* bytes cached at start (sum of cached_bytes) */
+	/* Empty data files kept made ahead for the next inode numbers, so a
+	 * new file's first write does not wait for the local file system to
+	 * create one; 0 = none. Call hydrate_free() only once nothing
+	 * allocates inode numbers any more (it removes the unused ones). */
+	unsigned spare_files;
 };
 
 /* Starts the fetch pool and the persister. The store, chunk store and client

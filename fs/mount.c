@@ -237,6 +237,7 @@ struct scan {
 	struct chunk_store *cs;
 	uint64_t *dead; /* inodes without a name, left by a crash */
 	size_t ndead, cap;
+	uint64_t orphans; /* data files removed */
 };
 
 static int scan_inode(void *arg, const struct meta_inode *mi)
@@ -274,11 +275,20 @@ static int orphan_cb(void *arg, uint64_t ino)
 		return ret;
 	ret = meta_inode_get(txn, ino, &mi);
 	meta_txn_abort(txn);
-	meta_inode_release(&mi);
 	if (ret == -ENOENT) {
-		log_info("removing orphaned data file of inode %" PRIu64, ino);
+		/* Deleted, or a spare made ahead for a number never taken
+		 * (hydrate keeps a few; a crash leaves them behind). */
+		log_debug("removing orphaned data file of inode %" PRIu64, ino);
+		sc->orphans++;
 		return chunk_remove(sc->cs, ino);
 	}
+	if (ret == 0 && !S_ISREG(mi.mode) && !S_ISLNK(mi.mode)) {
+		/* A spare whose number became a directory, FIFO, ... */
+		meta_inode_release(&mi);
+		sc->orphans++;
+		return chunk_remove(sc->cs, ino);
+	}
+	meta_inode_release(&mi);
 	return ret < 0 ? ret : 0;
 }
 
@@ -323,6 +333,9 @@ static int scan_store(struct fs *fs, struct start_err *e)
 	free(sc.dead);
 	if (ret == 0)
 		ret = chunk_foreach(fs->cs, orphan_cb, &sc);
+	if (sc.orphans)
+		log_info("removed %" PRIu64 " orphaned data file(s)",
+			 sc.orphans);
 	if (ret < 0)
 		return fail(e, "cache data: %s", strerror(-ret));
 	return 0;
@@ -503,6 +516,7 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	hc.fetch_threads = o->fetch_threads;
 	hc.capacity = fs->capacity;
 	hc.initial_used = fs->cached_bytes;
+	hc.spare_files = 128;
 	hc.on_change = fs_on_change;
 	hc.cb_arg = fs;
 	ret = hydrate_new(fs->db, fs->cs, fs->s3, &hc, &fs->hy);
