@@ -241,6 +241,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	hydrate_note_handle(hf, 1);
 	fi->fh = (uintptr_t)hf;
 	fi->keep_cache = 1;
+	fi->noflush = 1; /* nothing to flush at close: see fs_open() */
 	if (fuse_reply_create(req, &e, fi) == 0) {
 		fs_lookup_ref(fs, e.ino);
 	} else {

@@ -691,6 +691,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)hf;
 	/* Clean data never changes under a handle: keep the page cache. */
 	fi->keep_cache = 1;
+	/* Writes are on disk and in the store before they are acknowledged,
+	 * so close has nothing to flush: spare it the round trip. */
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		hydrate_note_handle(hf, -1);
 		hydrate_close(hf); /* interrupted open */
