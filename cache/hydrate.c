@@ -950,6 +950,7 @@ struct change_rec {
 	size_t nset;
 	bool size_changed;
 	bool times;	     /* update mtime/ctime */
+	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
 	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
 };
 
@@ -977,6 +978,11 @@ static int commit_change(struct hydrate_file *f, const struct change_rec *c)
 	pthread_mutex_unlock(&f->lock);
 	if (c->times) {
 		mi.mtime_ns = mi.ctime_ns = time_now_ns();
+	}
+	if (c->kill_suidgid) {
+		/* As the kernel does for a write without CAP_FSETID. */
+		uint32_t kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
+		mi.mode &= ~kill;
 	}
 	mi.generation++;
 	mi.flags |= META_F_DATA_CHANGED;
@@ -1112,10 +1118,14 @@ static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
 
 static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 			const void *buf, uint64_t off, uint64_t len,
-			bool keep_size)
+			bool keep_size, unsigned flags)
 {
 	struct hydrate *h = f->h;
-	struct change_rec c = {.clear_from = UINT64_MAX, .times = true};
+	struct change_rec c = {
+		.clear_from = UINT64_MAX,
+		.times = true,
+		.kill_suidgid = flags & HYDRATE_KILL_SUIDGID,
+	};
 	uint64_t grow, old_size, new_size, now_cached;
 	int ret;
 
@@ -1171,11 +1181,11 @@ out_unlock:
 }
 
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off)
+		  uint64_t off, unsigned flags)
 {
 	if (len == 0)
 		return 0;
-	return change_range(f, CH_WRITE, 0, buf, off, len, false);
+	return change_range(f, CH_WRITE, 0, buf, off, len, false, flags);
 }
 
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
@@ -1187,13 +1197,13 @@ int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 		return -EINVAL;
 	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
 	case 0:
-		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep);
+		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep, 0);
 	case FALLOC_FL_PUNCH_HOLE:
 		if (!keep)
 			return -EOPNOTSUPP;
-		return change_range(f, CH_PUNCH, mode, NULL, off, len, true);
+		return change_range(f, CH_PUNCH, mode, NULL, off, len, true, 0);
 	case FALLOC_FL_ZERO_RANGE:
-		return change_range(f, CH_ZERO, mode, NULL, off, len, keep);
+		return change_range(f, CH_ZERO, mode, NULL, off, len, keep, 0);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -108,8 +108,13 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
  * cache would grow past its capacity (or the disk is full), -EIO when a
  * needed fetch failed.
  */
+enum hydrate_write_flags {
+	/* Also clear S_ISUID, and S_ISGID when group-executable, in the same
+	 * transaction (a write the kernel did not clear them for). */
+	HYDRATE_KILL_SUIDGID = 1 << 0,
+};
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off);
+		  uint64_t off, unsigned flags);
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
  * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. */
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,

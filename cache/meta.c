@@ -1171,12 +1171,17 @@ int meta_xattr_clear(struct meta_txn *txn, uint64_t ino)
 int meta_dirty_add(struct meta_txn *txn, uint64_t ino)
 {
 	uint8_t kb[8];
-	MDB_val k = key_u64(kb, ino), v = empty_val();
+	MDB_val k = key_u64(kb, ino), v = empty_val(), old;
 	int ret;
 
 	ret = need_write(txn);
 	if (ret)
 		return ret;
+	/* Most changes hit an inode that is dirty already: a put would
+	 * still copy the table's pages for nothing. */
+	ret = raw_get(txn, T_DIRTY, &k, &old);
+	if (ret != -ENOENT)
+		return stick(txn, ret);
 	return stick(txn, raw_put(txn, T_DIRTY, &k, &v, 0));
 }
 

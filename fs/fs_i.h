@@ -28,6 +28,34 @@
 #define FS_STATE_XATTR "user.tidefs.state"
 #define FS_PIN_XATTR   "user.tidefs.norelease"
 
+/*
+ * fi->fh of a regular file: its shared hydrate_file, with bit 0 set when the
+ * handle is write-only and the kernel writes through it directly
+ * (FOPEN_DIRECT_IO: no copy into the FUSE page cache, no security.capability
+ * lookup per write). Such writes leave S_ISUID/S_ISGID and the cached pages
+ * of other handles to us. hydrate_file pointers are malloc-aligned.
+ */
+#define FS_FH_DIRECT 1u
+
+static inline uint64_t fs_fh(struct hydrate_file *hf, bool direct)
+{
+	return (uint64_t)(uintptr_t)hf | (direct ? FS_FH_DIRECT : 0);
+}
+
+static inline struct hydrate_file *fs_fh_file(const struct fuse_file_info *fi)
+{
+	return (struct hydrate_file *)(uintptr_t)(fi->fh &
+						  ~(uint64_t)FS_FH_DIRECT);
+}
+
+static inline bool fs_fh_direct(const struct fuse_file_info *fi)
+{
+	return fi->fh & FS_FH_DIRECT;
+}
+
+/* Reply flags of an opened regular file (open and create). */
+void fs_open_flags(struct fuse_file_info *fi, struct hydrate_file *hf);
+
 struct ctl_buf;
 struct dirh;
 struct ctl_name;

@@ -239,9 +239,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fs_fill_entry(fs, &mi, &e);
 	meta_inode_release(&mi);
 	hydrate_note_handle(hf, 1);
-	fi->fh = (uintptr_t)hf;
-	fi->keep_cache = 1;
-	fi->noflush = 1; /* nothing to flush at close: see fs_open() */
+	fs_open_flags(fi, hf);
 	if (fuse_reply_create(req, &e, fi) == 0) {
 		fs_lookup_ref(fs, e.ino);
 	} else {
@@ -622,8 +620,7 @@ static int truncate_ino(struct fs *fs, fuse_ino_t ino, uint64_t size,
 	int ret;
 
 	if (fi && fi->fh)
-		return hydrate_truncate(
-			(struct hydrate_file *)(uintptr_t)fi->fh, size);
+		return hydrate_truncate(fs_fh_file(fi), size);
 	ret = hydrate_open(fs->hy, ino, &hf);
 	if (ret < 0)
 		return ret == -EINVAL ? -EINVAL : ret;

@@ -663,6 +663,23 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ---- */
 
+void fs_open_flags(struct fuse_file_info *fi, struct hydrate_file *hf)
+{
+	/* A write-only handle cannot read or map the file: the kernel may
+	 * pass its writes straight to us instead of copying them into its
+	 * page cache first (half the memory traffic of a large write). */
+	bool direct = (fi->flags & O_ACCMODE) == O_WRONLY;
+
+	fi->fh = fs_fh(hf, direct);
+	fi->direct_io = direct;
+	/* Clean data never changes under a handle: keep the page cache
+	 * (direct writes invalidate what they overwrite, fs_write_buf). */
+	fi->keep_cache = 1;
+	/* Writes are on disk and in the store before they are acknowledged,
+	 * so close has nothing to flush: spare it the round trip. */
+	fi->noflush = 1;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -688,12 +705,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	hydrate_note_handle(hf, 1);
-	fi->fh = (uintptr_t)hf;
-	/* Clean data never changes under a handle: keep the page cache. */
-	fi->keep_cache = 1;
-	/* Writes are on disk and in the store before they are acknowledged,
-	 * so close has nothing to flush: spare it the round trip. */
-	fi->noflush = 1;
+	fs_open_flags(fi, hf);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		hydrate_note_handle(hf, -1);
 		hydrate_close(hf); /* interrupted open */
@@ -733,7 +745,7 @@ static int reply_read(void *arg, int fd, uint64_t off, size_t n)
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	struct hydrate_file *hf = fs_fh_file(fi);
 	int ret;
 
 	if (fs_is_ctl(ino)) {
@@ -745,12 +757,32 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ret == -ENOMEM ? ENOMEM : EIO);
 }
 
+/*
+ * After a direct write: the kernel drops its cached pages of the range
+ * before it sends the write, but a reader may have cached the old bytes
+ * again since, and the mode may have lost S_ISUID/S_ISGID. Drop the range
+ * and the attributes again now that the bytes are in place. Not from
+ * inside hydrate: no lock of ours is held here.
+ */
+static void direct_written(struct fs *fs, fuse_ino_t ino, off_t off, size_t len)
+{
+	int ret;
+
+	if (!fs->se)
+		return;
+	ret = fuse_lowlevel_notify_inval_inode(fs->se, ino, off, (off_t)len);
+	if (ret < 0 && ret != -ENOENT)
+		log_debug("invalidating inode %" PRIu64 ": %s", (uint64_t)ino,
+			  strerror(-ret));
+}
+
 static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
-	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	struct hydrate_file *hf = fs_fh_file(fi);
 	size_t len = fuse_buf_size(in);
 	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	unsigned flags = 0;
 	void *data = NULL;
 	int ret;
 
@@ -769,14 +801,21 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			return;
 		}
 	}
+	/* The kernel asks us to clear the set-id bits of a direct write
+	 * by a caller without CAP_FSETID; libfuse does not pass that flag
+	 * on, so root stands for the capability. */
+	if (!fs_is_ctl(ino) && fs_fh_direct(fi) && fuse_req_ctx(req)->uid != 0)
+		flags |= HYDRATE_KILL_SUIDGID;
 	if (fs_is_ctl(ino))
 		ctl_write(req, data, len, off, fi);
 	else
-		ret = hydrate_write(hf, data, len, (uint64_t)off);
+		ret = hydrate_write(hf, data, len, (uint64_t)off, flags);
 	if (data != in->buf[0].mem)
 		free(data);
 	if (fs_is_ctl(ino))
 		return;
+	if (ret == 0 && fs_fh_direct(fi))
+		direct_written(req_fs(req), ino, off, len);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -786,7 +825,7 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	struct hydrate_file *hf = (struct hydrate_file *)(uintptr_t)fi->fh;
+	struct hydrate_file *hf = fs_fh_file(fi);
 	int ret;
 
 	if (fs_is_ctl(ino) || offset < 0 || length <= 0) {
@@ -821,8 +860,7 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		return;
 	}
 	if (fi && fi->fh)
-		ret = hydrate_fsync((struct hydrate_file *)(uintptr_t)fi->fh,
-				    datasync);
+		ret = hydrate_fsync(fs_fh_file(fi), datasync);
 	else
 		ret = meta_sync(fs->db);
 	fuse_reply_err(req, -ret);
@@ -844,8 +882,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		ctl_release(req, fi);
 		return;
 	}
-	hydrate_note_handle((struct hydrate_file *)(uintptr_t)fi->fh, -1);
-	hydrate_close((struct hydrate_file *)(uintptr_t)fi->fh);
+	hydrate_note_handle(fs_fh_file(fi), -1);
+	hydrate_close(fs_fh_file(fi));
 	fuse_reply_err(req, 0);
 }
 

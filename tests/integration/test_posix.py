@@ -1576,6 +1576,34 @@ class Permissions(PosixCase):
                          % mode_of(f))
         self.assertEqual(read_file(f), b"#!/bin/sh\necho hi\n")
 
+    def test_set_id_bits_after_writes(self):
+        """As on ext4: a write by a caller without CAP_FSETID clears
+        S_ISUID, and S_ISGID when group-executable; root's writes keep
+        them. Write-only handles (the kernel passes their writes straight
+        through) and read-write ones (through its page cache) agree."""
+        f = self.p("sid")
+        write_file(f, b"0123456789")
+
+        def write_at(flags, off):
+            def go():
+                fd = os.open(f, flags)
+                try:
+                    os.pwrite(fd, b"x", off)
+                finally:
+                    os.close(fd)
+                return True
+            return go
+        for flags in (os.O_WRONLY, os.O_RDWR):
+            os.chmod(f, 0o6777)
+            write_at(flags, 1)()
+            self.assertEqual(mode_of(f), 0o6777, "root (%o)" % flags)
+            nobody(write_at(flags, 2))
+            self.assertEqual(mode_of(f), 0o777, "nobody (%o)" % flags)
+            os.chmod(f, 0o4757)
+            nobody(write_at(flags, 3))
+            self.assertEqual(mode_of(f), 0o757, "S_ISUID only (%o)" % flags)
+        self.assertEqual(read_file(f), b"0xxx456789")
+
 
 if __name__ == "__main__":
     unittest.main()
