@@ -61,6 +61,9 @@ struct hydrate_file {
 	int lost;	   /* protected by lock: sticky, the object changed */
 	unsigned nhandles; /* protected by lock: open file handles */
 	bool accessed; /* protected by lock: read since the last LRU update */
+	/* protected by lock: the kernel may cache pages of this file (it was
+	 * read since it was created, or it existed before this open) */
+	bool kcache;
 	uint64_t ra_next; /* protected by lock: where a sequential read goes */
 	uint32_t ra_window; /* protected by lock */
 };
@@ -204,6 +207,7 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	f->fd = -1;
 	f->h = h;
 	f->ino = ino;
+	f->kcache = true;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	pthread_rwlock_init(&f->io, NULL);
@@ -587,6 +591,7 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 	pthread_mutex_lock(&f->lock);
 	size = f->size;
 	f->accessed = true;
+	f->kcache = true;
 	pthread_mutex_unlock(&f->lock);
 	if (off >= size)
 		len = 0;
@@ -951,11 +956,12 @@ struct change_rec {
 	bool size_changed;
 	bool times;	     /* update mtime/ctime */
 	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
+	bool mode_changed;   /* out: set-id bits cleared */
 	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
 };
 
 /* Record a change of f in LMDB: size, backing, times, chunks, state. */
-static int commit_change(struct hydrate_file *f, const struct change_rec *c)
+static int commit_change(struct hydrate_file *f, struct change_rec *c)
 {
 	struct hydrate *h = f->h;
 	struct meta_inode mi = {0};
@@ -982,6 +988,7 @@ static int commit_change(struct hydrate_file *f, const struct change_rec *c)
 	if (c->kill_suidgid) {
 		/* As the kernel does for a write without CAP_FSETID. */
 		uint32_t kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
+		c->mode_changed = (mi.mode & kill) != 0;
 		mi.mode &= ~kill;
 	}
 	mi.generation++;
@@ -1118,13 +1125,13 @@ static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
 
 static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 			const void *buf, uint64_t off, uint64_t len,
-			bool keep_size, unsigned flags)
+			bool keep_size, unsigned *flags)
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {
 		.clear_from = UINT64_MAX,
 		.times = true,
-		.kill_suidgid = flags & HYDRATE_KILL_SUIDGID,
+		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
 	};
 	uint64_t grow, old_size, new_size, now_cached;
 	int ret;
@@ -1173,6 +1180,14 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	pthread_mutex_unlock(&f->lock);
 	c.size_changed = new_size != old_size;
 	ret = commit_change(f, &c);
+	if (ret == 0 && flags) {
+		if (c.mode_changed)
+			*flags |= HYDRATE_MODE_CHANGED;
+		pthread_mutex_lock(&f->lock);
+		if (f->kcache)
+			*flags |= HYDRATE_MAY_BE_CACHED;
+		pthread_mutex_unlock(&f->lock);
+	}
 
 out_unlock:
 	pthread_rwlock_unlock(&f->io);
@@ -1181,11 +1196,20 @@ out_unlock:
 }
 
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off, unsigned flags)
+		  uint64_t off, unsigned *flags)
 {
 	if (len == 0)
 		return 0;
 	return change_range(f, CH_WRITE, 0, buf, off, len, false, flags);
+}
+
+void hydrate_note_created(struct hydrate_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	/* Unless someone found the new name first and read it already. */
+	if (f->nhandles == 0 && !f->accessed)
+		f->kcache = false;
+	pthread_mutex_unlock(&f->lock);
 }
 
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
@@ -1197,13 +1221,16 @@ int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 		return -EINVAL;
 	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
 	case 0:
-		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep, 0);
+		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep,
+				    NULL);
 	case FALLOC_FL_PUNCH_HOLE:
 		if (!keep)
 			return -EOPNOTSUPP;
-		return change_range(f, CH_PUNCH, mode, NULL, off, len, true, 0);
+		return change_range(f, CH_PUNCH, mode, NULL, off, len, true,
+				    NULL);
 	case FALLOC_FL_ZERO_RANGE:
-		return change_range(f, CH_ZERO, mode, NULL, off, len, keep, 0);
+		return change_range(f, CH_ZERO, mode, NULL, off, len, keep,
+				    NULL);
 	default:
 		return -EOPNOTSUPP;
 	}

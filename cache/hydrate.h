@@ -109,12 +109,21 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
  * needed fetch failed.
  */
 enum hydrate_write_flags {
-	/* Also clear S_ISUID, and S_ISGID when group-executable, in the same
-	 * transaction (a write the kernel did not clear them for). */
+	/* In: also clear S_ISUID, and S_ISGID when group-executable, in the
+	 * same transaction (a write the kernel did not clear them for). */
 	HYDRATE_KILL_SUIDGID = 1 << 0,
+	/* Out: the mode changed (set-id bits cleared). */
+	HYDRATE_MODE_CHANGED = 1 << 1,
+	/* Out: the kernel may hold pages of the file (see
+	 * hydrate_note_created). */
+	HYDRATE_MAY_BE_CACHED = 1 << 2,
 };
+/* *flags: HYDRATE_KILL_SUIDGID in; on success the out flags are added. */
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off, unsigned flags);
+		  uint64_t off, unsigned *flags);
+/* f was just created (call before its first handle is noted): the kernel
+ * holds no pages of it until it is read. */
+void hydrate_note_created(struct hydrate_file *f);
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
  * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. */
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,

@@ -238,6 +238,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	fs_fill_entry(fs, &mi, &e);
 	meta_inode_release(&mi);
+	/* A new inode number: the kernel has no pages of it. */
+	hydrate_note_created(hf);
 	hydrate_note_handle(hf, 1);
 	fs_open_flags(fi, hf);
 	if (fuse_reply_create(req, &e, fi) == 0) {

@@ -758,11 +758,11 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /*
- * After a direct write: the kernel drops its cached pages of the range
+ * After a direct write that changed the mode (set-id bits cleared) or to a
+ * file the kernel may hold pages of: it drops its cached pages of the range
  * before it sends the write, but a reader may have cached the old bytes
- * again since, and the mode may have lost S_ISUID/S_ISGID. Drop the range
- * and the attributes again now that the bytes are in place. Not from
- * inside hydrate: no lock of ours is held here.
+ * again since. Drop the range and the attributes again now that the bytes
+ * are in place. Not from inside hydrate: no lock of ours is held here.
  */
 static void direct_written(struct fs *fs, fuse_ino_t ino, off_t off, size_t len)
 {
@@ -809,12 +809,13 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (fs_is_ctl(ino))
 		ctl_write(req, data, len, off, fi);
 	else
-		ret = hydrate_write(hf, data, len, (uint64_t)off, flags);
+		ret = hydrate_write(hf, data, len, (uint64_t)off, &flags);
 	if (data != in->buf[0].mem)
 		free(data);
 	if (fs_is_ctl(ino))
 		return;
-	if (ret == 0 && fs_fh_direct(fi))
+	if (ret == 0 && fs_fh_direct(fi) &&
+	    (flags & (HYDRATE_MODE_CHANGED | HYDRATE_MAY_BE_CACHED)))
 		direct_written(req_fs(req), ino, off, len);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);

@@ -577,6 +577,54 @@ class Data(TidefsTestCase):
                        for i in range(6))
         self.assertEqual(file_md5(shared), md5(exp))
 
+    def test_readers_see_writes_of_write_only_handles(self):
+        """Write-only handles bypass the kernel's page cache (the kernel
+        hands their writes straight to the daemon): pages other handles
+        cached (read, mmap) must not go stale, with the writer's handle
+        opened before or after the reads, on a new or an existing file."""
+        m = self.mount()
+        p = m.path("coh")
+        write_file(p, b"a" * 3 * 4096)
+        r = os.open(p, os.O_RDONLY)
+        w = None
+        try:
+            self.assertEqual(os.pread(r, 3 * 4096, 0), b"a" * 3 * 4096)
+            f = open(p, "rb")
+            mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            self.assertEqual(mm[4096:4100], b"aaaa")
+            w = os.open(p, os.O_WRONLY)
+            for i, ch in enumerate((b"b", b"c", b"d")):
+                os.pwrite(w, ch * 100, i * 4096 + 7)
+                self.assertEqual(os.pread(r, 108, i * 4096),
+                                 b"a" * 7 + ch * 100 + b"a")
+            self.assertEqual(mm[4096 + 7:4096 + 9], b"cc")
+            mm.close()
+            f.close()
+            os.close(w)
+            w = os.open(p, os.O_WRONLY | os.O_APPEND)
+            os.write(w, b"tail")
+            self.assertEqual(os.pread(r, 8, 3 * 4096 - 4), b"aaaatail")
+        finally:
+            if w is not None:
+                os.close(w)
+            os.close(r)
+        # A new file: its creating handle writes, a reader caches, the
+        # creating handle writes again.
+        q = m.path("coh-new")
+        w = os.open(q, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(w, b"1" * 8192)
+            with open(q, "rb") as f:
+                self.assertEqual(f.read(), b"1" * 8192)
+                os.pwrite(w, b"2" * 10, 4096)
+                f.seek(0)
+                self.assertEqual(f.read(),
+                                 b"1" * 4096 + b"2" * 10 + b"1" * 4086)
+        finally:
+            os.close(w)
+        self.assertEqual(open(q, "rb").read(),
+                         b"1" * 4096 + b"2" * 10 + b"1" * 4086)
+
 
 # ------------------------------------------------------------ workloads --
 
