@@ -516,7 +516,8 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	hc.fetch_threads = o->fetch_threads;
 	hc.capacity = fs->capacity;
 	hc.initial_used = fs->cached_bytes;
-	hc.spare_files = 128;
+	/* Nothing creates files on a read-only mount. */
+	hc.spare_files = o->read_only ? 0 : 128;
 	hc.on_change = fs_on_change;
 	hc.cb_arg = fs;
 	ret = hydrate_new(fs->db, fs->cs, fs->s3, &hc, &fs->hy);
