@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import stat
+import sys
 import threading
 import time
 import unittest
@@ -45,11 +46,12 @@ PIN = "user.tidefs.norelease"
 IN_FLIGHT = 17 * MiB
 
 
-def block_data(seed, size):
+def block_data(seed, size, base=None):
     """size bytes, cheap to make for hundreds of MiB, with every MiB
     distinct (a block stamped with its file and offset), so a misplaced or
-    stale chunk changes the md5."""
-    base = os.urandom(MiB)
+    stale chunk changes the md5. base: the random MiB under the stamps."""
+    if base is None:
+        base = os.urandom(MiB)
     out = bytearray()
     for i in range(0, size, MiB):
         n = min(MiB, size - i)
@@ -515,26 +517,56 @@ class UsageMonitor(threading.Thread):
         self.join(10)
 
 
-class Eviction(ReleaseCase):
-    TEST_TIMEOUT = 150
+class EvictionCase(ReleaseCase):
+    """Helpers for reading more than the cache holds; test_release_1g.py
+    runs the same scenario at the issue's full size."""
 
     def put_objects(self, names, size):
         bodies = {n: block_data(n, size) for n in names}
         self.put_many(bodies.items())
         return bodies
 
-    def test_reading_more_than_fits(self):
-        """The issue asks for --cache-size 1G reading 3 GiB. moto serves
-        range GETs at ~30 MB/s here (slower for big objects), so that run
-        takes minutes; this is the same ratio scaled down: a 256M cache, 800
-        MiB in 8 MiB objects (~45 s). A pinned file and dirty data live
-        through it untouched."""
-        cap = 256 * MiB
-        names = ["d/o%03d.bin" % i for i in range(100)]
-        bodies = self.put_objects(names + ["pinned.bin", "mod.bin"],
-                                  8 * MiB)
-        m = self.mount(args=["--cache-size", "256M", "--high-watermark",
-                             "80", "--low-watermark", "50"])
+    def put_generated(self, names, size, threads=8):
+        """block_data(name, size) objects, made and uploaded in threads;
+        returns {name: md5} without keeping the bodies (GiBs of them).
+        Without request checksums and payload signing (an aws-chunked body
+        moto decodes in Python): about 1.5x the PUT rate here, where moto's
+        CPU is the limit."""
+        import boto3
+        from botocore.config import Config
+        from concurrent.futures import ThreadPoolExecutor
+        s3 = boto3.client(
+            "s3", endpoint_url=self.moto.url, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(s3={"addressing_style": "path",
+                              "payload_signing_enabled": False},
+                          request_checksum_calculation="when_required",
+                          retries={"max_attempts": 2},
+                          max_pool_connections=threads))
+        base = os.urandom(MiB)
+
+        def one(n):
+            body = block_data(n, size, base)
+            s3.put_object(Bucket=self.bucket, Key=n, Body=body)
+            return n, md5(body)
+        with ThreadPoolExecutor(threads) as ex:
+            return dict(ex.map(one, names))
+
+    def read_more_than_fits(self, cache_size, cap, names, size, high=90,
+                            low=75):
+        """--cache-size cache_size (cap bytes) reading len(names) objects
+        of size bytes, one after the other, each checked by md5, while a
+        pinned file and dirty data stay cached; cached_bytes and the data
+        files' allocation never pass cap + IN_FLIGHT. high and low: the
+        watermarks in % (90 and 75 are tidefs' defaults)."""
+        total = len(names) * size
+        t0 = time.monotonic()
+        sums = self.put_generated(names, size)
+        bodies = self.put_objects(["pinned.bin", "mod.bin"], 8 * MiB)
+        t_put = time.monotonic() - t0
+        m = self.mount(args=["--cache-size", cache_size,
+                             "--high-watermark", str(high),
+                             "--low-watermark", str(low)])
         self.assertEqual(m.stats()["cache_capacity_bytes"], cap)
         # Pinned, cached.
         self.assertEqual(file_md5(m.path("pinned.bin")),
@@ -557,12 +589,16 @@ class Eviction(ReleaseCase):
         mon = UsageMonitor(m)
         mon.start()
         bad = []
+        t0 = time.monotonic()
         try:
             for n in names:
-                if file_md5(m.path(n)) != md5(bodies[n]):
+                if file_md5(m.path(n)) != sums[n]:
                     bad.append(n)
         finally:
             mon.stop()
+        if os.environ.get("TIDEFS_IT_TIMING"):
+            sys.stderr.write("[upload %d MiB %.1fs, read %.1fs] " % (
+                total // MiB, t_put, time.monotonic() - t0))
         self.assertIsNone(mon.error)
         self.assertEqual(bad, [], "reads returned wrong data")
         self.assertGreater(mon.samples, 50)
@@ -573,7 +609,8 @@ class Eviction(ReleaseCase):
         # Evicted down towards the low watermark, not a byte at a time.
         st = m.stats()
         self.assertLessEqual(st["cached_bytes"], cap)
-        self.assertGreaterEqual(st["states"]["released"], 50, st)
+        self.assertGreaterEqual(st["states"]["released"],
+                                (total - cap) // size, st)
 
         # Automatic tasks: in .tidefs/tasks under their TaskId, finished.
         deadline = time.monotonic() + 30
@@ -584,9 +621,11 @@ class Eviction(ReleaseCase):
                 break
             time.sleep(0.2)
         self.assertGreaterEqual(len(auto), 2, auto)
-        # ~800 MiB read, each eviction frees >= 30% of 256 MiB: a few
-        # dozen at most, not a storm.
-        self.assertLess(len(auto), 60, [t["TaskId"] for _, t in auto])
+        # Each eviction frees from the high down to the low watermark: a
+        # few dozen tasks at most, not a storm.
+        per_task = cap * (high - low) // 100
+        self.assertLess(len(auto), 3 * total // per_task + 10,
+                        [t["TaskId"] for _, t in auto])
         freed = 0
         for name, t in auto:
             self.assertEqual(name, t["TaskId"])
@@ -595,7 +634,7 @@ class Eviction(ReleaseCase):
             self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
             self.assertGreaterEqual(t["CapacityToRelease"], 1, t)
             freed += t["Status"]["ReleasedBytes"]
-        self.assertGreaterEqual(freed, 800 * MiB - cap, auto)
+        self.assertGreaterEqual(freed, total - cap, auto)
 
         # Pinned and dirty data were never released nor fetched again.
         self.assertEqual(m.state("pinned.bin"), "archived")
@@ -611,7 +650,22 @@ class Eviction(ReleaseCase):
         self.assertEqual(m.stats()["bytes_fetched"], fetched)
         # An evicted object reads back.
         self.assertEqual(m.state(names[0]), "released")
-        self.assertEqual(file_md5(m.path(names[0])), md5(bodies[names[0]]))
+        self.assertEqual(file_md5(m.path(names[0])), sums[names[0]])
+        return m
+
+
+class Eviction(EvictionCase):
+    TEST_TIMEOUT = 150
+
+    def test_reading_more_than_fits(self):
+        """The issue's --cache-size 1G reading 3 GiB runs in its own suite
+        (test_release_1g.py, a few minutes); this is the same scenario at
+        about the same ratio scaled down: a 256M cache, 800 MiB in 8 MiB
+        objects, with the watermarks at 80/50 (so evictions are fewer and
+        larger). A pinned file and dirty data live through it untouched."""
+        names = ["d/o%03d.bin" % i for i in range(100)]
+        self.read_more_than_fits("256M", 256 * MiB, names, 8 * MiB,
+                                 high=80, low=50)
 
     def test_dirty_data_survives_eviction_then_enospc(self):
         """64M cache: dirty data, then twice the cache in archived reads
