@@ -1388,79 +1388,195 @@ void hydrate_note_handle(struct hydrate_file *f, int delta)
 		touch_lru(f->h, f->ino);
 }
 
-int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
-		    uint64_t *freed)
+/* One file of a release batch, held under its io lock for writing. */
+struct rel_item {
+	struct hydrate_file *f; /* NULL once dropped from the batch */
+	size_t i;		/* index in the caller's arrays */
+	uint64_t size;
+};
+
+/* Take file ino for a release: its io lock (never waited for: a reader or
+ * writer may be waiting for space right now) and no fetch in flight. Waits
+ * for fetches in flight only when `wait` (the batch holds no other file: a
+ * fetch may take the whole retry budget when S3 is down, and readers of
+ * the files held would wait as long); otherwise such a file is busy. */
+static int rel_take(struct hydrate *h, uint64_t ino, bool skip_open, bool wait,
+		    struct hydrate_file **out)
 {
-	struct meta_inode mi = {0};
-	struct meta_txn *txn = NULL;
 	struct hydrate_file *f;
-	uint64_t before;
 	int ret;
 
-	*freed = 0;
+	*out = NULL;
 	ret = hydrate_open(h, ino, &f);
 	if (ret == -EISDIR || ret == -EINVAL)
 		return -EAGAIN;
 	if (ret < 0)
 		return ret;
-	/* Busy with a reader or writer (who may be waiting for space right
-	 * now): not a candidate. */
 	if (pthread_rwlock_trywrlock(&f->io) != 0) {
 		hydrate_close(f);
 		return -EBUSY;
 	}
 	pthread_mutex_lock(&f->lock);
-	while (f->ninflight > 0)
+	while (wait && f->ninflight > 0)
 		pthread_cond_wait(&f->cond, &f->lock);
-	ret = skip_open && f->nhandles > 0 ? -EBUSY : 0;
+	ret = (skip_open && f->nhandles > 0) || f->ninflight > 0 ? -EBUSY : 0;
 	pthread_mutex_unlock(&f->lock);
-	/* Presence records still queued must land before the punch, or they
-	 * would mark punched chunks present again. */
-	if (ret == 0)
-		hydrate_flush(h);
-	if (ret == 0)
-		ret = meta_txn_begin(h->db, true, &txn);
-	if (ret == 0)
-		ret = meta_inode_get(txn, ino, &mi);
-	if (ret == 0 && mi.state != META_ARCHIVED)
-		ret = -EAGAIN;
-	else if (ret == 0 && (mi.flags & META_F_NORELEASE))
-		ret = -EPERM; /* pinned */
 	if (ret < 0) {
-		meta_txn_abort(txn);
-		goto out;
+		pthread_rwlock_unlock(&f->io);
+		hydrate_close(f);
+		return ret;
 	}
-	/* The store forgets the chunks before the bytes go, and that is on
-	 * disk first: a crash in between never marks punched data present. */
-	meta_chunk_clear(txn, ino, 0);
-	meta_lru_del(txn, mi.last_access_ns, ino);
-	mi.state = META_RELEASED;
-	mi.cached_bytes = 0;
-	meta_inode_put(txn, &mi);
+	*out = f;
+	return 0;
+}
+
+static void rel_drop(struct rel_item *it)
+{
+	if (!it->f)
+		return;
+	pthread_rwlock_unlock(&it->f->io);
+	hydrate_close(it->f);
+	it->f = NULL;
+}
+
+/* In one write transaction: forget the chunks of every file of the batch
+ * that is still archived and unpinned, and mark it released; the others
+ * get their error and leave the batch. Returns how many stay. */
+static int rel_record(struct hydrate *h, const uint64_t *inos,
+		      struct rel_item *v, size_t n, int *errs, size_t *nleft)
+{
+	struct meta_txn *txn;
+	size_t left = 0;
+	int ret;
+
+	*nleft = 0;
+	ret = meta_txn_begin(h->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	for (size_t k = 0; k < n; k++) {
+		struct meta_inode mi = {0};
+		uint64_t ino = inos[v[k].i];
+
+		ret = meta_inode_get(txn, ino, &mi);
+		if (ret == 0 && mi.state != META_ARCHIVED)
+			ret = -EAGAIN;
+		else if (ret == 0 && (mi.flags & META_F_NORELEASE))
+			ret = -EPERM; /* pinned */
+		if (ret == 0) {
+			meta_chunk_clear(txn, ino, 0);
+			meta_lru_del(txn, mi.last_access_ns, ino);
+			mi.state = META_RELEASED;
+			mi.cached_bytes = 0;
+			ret = meta_inode_put(txn, &mi);
+			v[k].size = mi.size;
+		}
+		meta_inode_release(&mi);
+		if (ret < 0) {
+			/* Nothing of this file was written: it leaves. */
+			errs[v[k].i] = ret;
+			rel_drop(&v[k]);
+			continue;
+		}
+		left++;
+	}
+	if (left == 0) {
+		meta_txn_abort(txn);
+		return 0;
+	}
 	ret = meta_txn_commit(txn);
 	if (ret == 0)
 		ret = meta_sync(h->db);
-	if (ret < 0)
-		goto out;
+	if (ret == 0)
+		*nleft = left;
+	return ret;
+}
+
+/* The store has forgotten f's chunks, durably: punch its data. */
+static uint64_t rel_punch(struct hydrate *h, struct hydrate_file *f,
+			  uint64_t size)
+{
+	uint64_t before, freed;
+
 	pthread_mutex_lock(&f->lock);
 	before = f->ncached_bytes;
 	memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
 	if (f->fd >= 0 &&
-	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)mi.size) < 0))
-		log_warn("release of inode %" PRIu64 ": %s", ino,
+	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0))
+		log_warn("release of inode %" PRIu64 ": %s", f->ino,
 			 strerror(errno));
 	f->ncached_bytes = count_cached(f, h->csize);
-	*freed = before > f->ncached_bytes ? before - f->ncached_bytes : 0;
+	freed = before > f->ncached_bytes ? before - f->ncached_bytes : 0;
 	pthread_mutex_unlock(&f->lock);
-	atomic_fetch_sub(&h->used, (int64_t)*freed);
+	atomic_fetch_sub(&h->used, (int64_t)freed);
 	if (h->cfg.on_change)
-		h->cfg.on_change(h->cfg.cb_arg, ino, META_ARCHIVED,
+		h->cfg.on_change(h->cfg.cb_arg, f->ino, META_ARCHIVED,
 				 META_RELEASED);
+	return freed;
+}
+
+int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
+			 bool skip_open, uint64_t want, int *errs,
+			 uint64_t *freed, size_t *tried)
+{
+	struct rel_item *v;
+	uint64_t held = 0;
+	size_t nv = 0, i, left = 0;
+	int ret;
+
+	*tried = 0;
+	if (n == 0)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n && (!want || held < want); i++) {
+		struct hydrate_file *f;
+
+		freed[i] = 0;
+		errs[i] = rel_take(h, inos[i], skip_open, nv == 0, &f);
+		if (errs[i] < 0)
+			continue;
+		pthread_mutex_lock(&f->lock);
+		held += f->ncached_bytes;
+		pthread_mutex_unlock(&f->lock);
+		v[nv].f = f;
+		v[nv].i = i;
+		nv++;
+	}
+	*tried = i;
+	if (nv == 0)
+		goto out;
+	/* Presence records still queued must land before the punch, or they
+	 * would mark punched chunks present again. */
+	hydrate_flush(h);
+	/* The store forgets the chunks before the bytes go, and that is on
+	 * disk first: a crash in between never marks punched data present.
+	 * One transaction and one sync for the whole batch. */
+	ret = rel_record(h, inos, v, nv, errs, &left);
+	for (size_t k = 0; k < nv; k++) {
+		if (!v[k].f)
+			continue;
+		if (ret < 0)
+			errs[v[k].i] = ret;
+		else
+			freed[v[k].i] = rel_punch(h, v[k].f, v[k].size);
+		rel_drop(&v[k]);
+	}
 out:
-	pthread_rwlock_unlock(&f->io);
-	meta_inode_release(&mi);
-	hydrate_close(f);
-	return ret;
+	free(v);
+	return 0;
+}
+
+int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
+		    uint64_t *freed)
+{
+	size_t tried;
+	int err = 0, ret;
+
+	*freed = 0;
+	ret = hydrate_release_many(h, &ino, 1, skip_open, 0, &err, freed,
+				   &tried);
+	return ret < 0 ? ret : err;
 }
 
 uint64_t hydrate_used(struct hydrate *h)

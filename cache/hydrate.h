@@ -163,6 +163,22 @@ int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
 		    uint64_t *freed);
 
 /*
+ * hydrate_release() for a batch, with one LMDB transaction and one sync for
+ * all of it (durable before any file is punched). Looks at inos[0..n) in
+ * order, taking each file it can (its io lock with a try-lock, so busy files
+ * are skipped, never waited for; a file with fetches in flight is waited for
+ * only while no other file is taken, else it is busy too), and stops taking
+ * files once those taken hold at least `want` cached bytes (0: no limit).
+ * *tried is how many inos it looked at; for each i < *tried, errs[i] gets
+ * what hydrate_release() would return for it and freed[i] the bytes freed.
+ * Holds the io locks of the files taken until the batch is punched: keep n
+ * small (a few dozen). 0, or -ENOMEM (nothing was tried).
+ */
+int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
+			 bool skip_open, uint64_t want, int *errs,
+			 uint64_t *freed, size_t *tried);
+
+/*
  * The S3 object of regular file ino changed (an IMPORT_METADATA_FROM_REPOSITORY
  * task): the caller brackets its LMDB update of the inode (new size, ETag,
  * times; state released; chunk records cleared) with these two calls.

@@ -12,6 +12,11 @@
  * the least recently used files from the lru index, oldest first, in slices,
  * until CapacityToRelease is freed or nothing eligible is left; with Paths,
  * the archived files under them, ordered by their last access.
+ *
+ * All of them release in batches of BATCH files (hydrate_release_many): one
+ * LMDB commit and one sync per batch, made durable before any of its files
+ * is punched, instead of one of each per file (which capped small files at
+ * about 1,200 files/s). Cancellation is checked between batches.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +30,7 @@
 
 #define NS_PER_DAY (86400ll * 1000000000ll)
 #define SLICE	   256
+#define BATCH	   64 /* files per LMDB commit and sync */
 #define BUSY_RETRY 64
 
 struct rcollect {
@@ -57,14 +63,12 @@ static const char *release_code(int err)
 	return err == -ENOENT ? "PATH_NOT_FOUND" : "LOCAL_IO_ERROR";
 }
 
-/* Release one candidate; returns 1 when it was busy and may be retried
- * (then k stays), 0 otherwise (k->rel is cleared: done or skipped). */
-static int release_one(struct task_run *r, struct task_cand *k, bool retry)
+/* Bookkeeping for candidate k after hydrate_release_many() gave it err:
+ * returns 1 when it was busy and may be retried (then k stays), 0
+ * otherwise (k->rel is cleared: done or skipped). */
+static int release_done(struct task_run *r, struct task_cand *k, int err,
+			uint64_t freed, bool retry)
 {
-	const struct task_engine_config *cfg = task_run_config(r);
-	uint64_t freed = 0;
-	int err = hydrate_release(cfg->hy, k->ino, true, &freed);
-
 	if (err == -EBUSY && retry)
 		return 1;
 	/* Open, pinned, or changed since the walk: skipped as FSx skips
@@ -76,6 +80,36 @@ static int release_one(struct task_run *r, struct task_cand *k, bool retry)
 	free(k->rel);
 	k->rel = NULL;
 	return 0;
+}
+
+/* Release the next batch of candidates still to do, from c->v[*pos] on,
+ * with one LMDB commit and sync; returns how many were busy (kept for a
+ * retry when `retry`). */
+static size_t release_batch(struct task_run *r, struct task_cands *c,
+			    size_t *pos, bool retry)
+{
+	const struct task_engine_config *cfg = task_run_config(r);
+	uint64_t inos[BATCH], freed[BATCH];
+	size_t idx[BATCH], n = 0, tried = 0, busy = 0;
+	int errs[BATCH];
+
+	for (; *pos < c->n && n < BATCH; (*pos)++) {
+		if (!c->v[*pos].rel)
+			continue; /* done in the first pass */
+		idx[n] = *pos;
+		inos[n++] = c->v[*pos].ino;
+	}
+	if (hydrate_release_many(cfg->hy, inos, n, true, 0, errs, freed,
+				 &tried) < 0) {
+		for (tried = 0; tried < n; tried++) {
+			errs[tried] = -ENOMEM;
+			freed[tried] = 0;
+		}
+	}
+	for (size_t i = 0; i < tried; i++)
+		busy += release_done(r, &c->v[idx[i]], errs[i], freed[i],
+				     retry);
+	return busy;
 }
 
 int task_exec_release(struct task_run *r)
@@ -91,14 +125,9 @@ int task_exec_release(struct task_run *r)
 	if (ret == 0) {
 		task_run_set_total(r, c.c.n);
 		for (int pass = 0; pass < 2 && !task_run_canceled(r); pass++) {
-			size_t busy = 0;
-			for (size_t i = 0; i < c.c.n && !task_run_canceled(r);
-			     i++) {
-				struct task_cand *k = &c.c.v[i];
-				if (!k->rel)
-					continue; /* done in the first pass */
-				busy += release_one(r, k, pass == 0);
-			}
+			size_t busy = 0, pos = 0;
+			while (pos < c.c.n && !task_run_canceled(r))
+				busy += release_batch(r, &c.c, &pos, pass == 0);
 			if (!busy)
 				break;
 			/* A file closed just now may still hold its handle:
@@ -141,6 +170,48 @@ static void count_freed(struct task_run *r, uint64_t f, uint64_t *freed)
 	}
 }
 
+/* A stale lru entry (the file is not archived any more): drop it. */
+static void drop_stale(const struct task_engine_config *cfg, int64_t ts,
+		       uint64_t ino)
+{
+	struct meta_txn *w;
+
+	if (meta_txn_begin(cfg->db, true, &w) == 0) {
+		meta_lru_del(w, ts, ino);
+		meta_txn_commit(w);
+	}
+}
+
+/* Release s->ino[from..] in batches until `target` is freed or the slice
+ * is done; busy files are remembered (up to BUSY_RETRY) for a retry. */
+static int release_slice(const struct task_engine_config *cfg,
+			 struct task_run *r, const struct lru_slice *s,
+			 uint64_t target, uint64_t *freed, uint64_t *busy,
+			 size_t *nbusy)
+{
+	for (size_t i = 0; i < s->n && *freed < target;) {
+		size_t n = MIN((size_t)BATCH, s->n - i), tried;
+		uint64_t f[BATCH];
+		int errs[BATCH], ret;
+
+		/* Stop taking files once the batch holds what is missing. */
+		ret = hydrate_release_many(cfg->hy, &s->ino[i], n, true,
+					   target - *freed, errs, f, &tried);
+		if (ret < 0)
+			return ret;
+		for (size_t k = 0; k < tried; k++) {
+			if (errs[k] == -EAGAIN || errs[k] == -ENOENT)
+				drop_stale(cfg, s->ts[i + k], s->ino[i + k]);
+			else if (errs[k] == -EBUSY && *nbusy < BUSY_RETRY)
+				busy[(*nbusy)++] = s->ino[i + k];
+			else if (errs[k] == 0)
+				count_freed(r, f[k], freed);
+		}
+		i += tried;
+	}
+	return 0;
+}
+
 int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 		     uint64_t target, uint64_t *freed_out)
 {
@@ -163,23 +234,7 @@ int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 		ret = 0;
 		if (s.n == 0)
 			break; /* nothing eligible left */
-		for (size_t i = 0; i < s.n && freed < target; i++) {
-			uint64_t f = 0;
-			int err = hydrate_release(cfg->hy, s.ino[i], true, &f);
-			if (err == -EAGAIN || err == -ENOENT) {
-				/* Not archived any more: a stale entry. */
-				struct meta_txn *w;
-				if (meta_txn_begin(cfg->db, true, &w) == 0) {
-					meta_lru_del(w, s.ts[i], s.ino[i]);
-					meta_txn_commit(w);
-				}
-				continue;
-			}
-			if (err == -EBUSY && nbusy < BUSY_RETRY)
-				busy[nbusy++] = s.ino[i];
-			if (err == 0)
-				count_freed(r, f, &freed);
-		}
+		ret = release_slice(cfg, r, &s, target, &freed, busy, &nbusy);
 		s.after_ts = s.ts[s.n - 1];
 		s.after_ino = s.ino[s.n - 1];
 	}

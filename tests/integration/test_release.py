@@ -344,6 +344,55 @@ class ReleaseTasks(ReleaseCase):
         self.assertEqual(t_open["Status"]["TotalCount"], 1, t_open)
 
 
+    def test_release_in_batches(self):
+        """Tasks release 64 files per LMDB commit: 150 files (3 batches)
+        with pinned, dirty, new and open files among them; each keeps or
+        loses its data by its own state, and the counts add up."""
+        m = self.mount()
+        os.mkdir(m.path("b"))
+        names = ["f%03d" % i for i in range(150)]
+        bodies = {n: os.urandom(8192 + i) for i, n in enumerate(names)}
+        for n in names:
+            write_file(m.path("b", n), bodies[n])
+        self.export(m)
+        pinned = set(names[5::10])
+        dirty = set(names[3::7]) - pinned
+        held = names[64]  # the first file of the second batch
+        for n in pinned:
+            os.setxattr(m.path("b", n), PIN, b"1")
+        for n in dirty:
+            with open(m.path("b", n), "ab") as f:
+                f.write(b"dirty")
+            bodies[n] += b"dirty"
+        write_file(m.path("b", "new"), b"new data")
+        kept = pinned | dirty | {held}
+        fd = os.open(m.path("b", held), os.O_RDONLY)
+        try:
+            time.sleep(0.3)
+            t = self.release(m, "batches", paths=["b"])
+            for n in names:
+                self.assertEqual(m.state("b", n),
+                                 "released" if n not in kept else
+                                 "dirty" if n in dirty else "archived", n)
+            self.assertEqual(os.pread(fd, 100, 0), bodies[held][:100])
+        finally:
+            os.close(fd)
+        self.assertEqual(m.state("b", "new"), "new")
+        st = t["Status"]
+        released = [n for n in names if n not in kept]
+        self.assertEqual(st["SucceededCount"], len(released), t)
+        self.assertEqual(st["FailedCount"], 0, t)
+        # What the data files allocated: at least the bytes, in blocks.
+        self.assertGreaterEqual(st["ReleasedBytes"],
+                                sum(len(bodies[n]) for n in released), t)
+        self.assertLessEqual(st["ReleasedBytes"],
+                             sum(len(bodies[n]) + 65536 for n in released), t)
+        drop_page_cache()
+        for n in names:
+            self.assertEqual(file_md5(m.path("b", n)), md5(bodies[n]), n)
+        self.assertEqual(file_md5(m.path("b", "new")), md5(b"new data"))
+
+
 class AutoRelease(ReleaseCase):
     TEST_TIMEOUT = 150
 
