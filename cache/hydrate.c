@@ -1441,15 +1441,15 @@ static void rel_drop(struct rel_item *it)
 
 /* In one write transaction: forget the chunks of every file of the batch
  * that is still archived and unpinned, and mark it released; the others
- * get their error and leave the batch. Returns how many stay. */
+ * get their error and leave the batch. Then sync: 0 once the records of
+ * the files left in the batch are durable, or -errno. */
 static int rel_record(struct hydrate *h, const uint64_t *inos,
-		      struct rel_item *v, size_t n, int *errs, size_t *nleft)
+		      struct rel_item *v, size_t n, int *errs)
 {
 	struct meta_txn *txn;
 	size_t left = 0;
 	int ret;
 
-	*nleft = 0;
 	ret = meta_txn_begin(h->db, true, &txn);
 	if (ret < 0)
 		return ret;
@@ -1486,8 +1486,6 @@ static int rel_record(struct hydrate *h, const uint64_t *inos,
 	ret = meta_txn_commit(txn);
 	if (ret == 0)
 		ret = meta_sync(h->db);
-	if (ret == 0)
-		*nleft = left;
 	return ret;
 }
 
@@ -1520,7 +1518,7 @@ int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
 {
 	struct rel_item *v;
 	uint64_t held = 0;
-	size_t nv = 0, i, left = 0;
+	size_t nv = 0, i;
 	int ret;
 
 	*tried = 0;
@@ -1552,7 +1550,7 @@ int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
 	/* The store forgets the chunks before the bytes go, and that is on
 	 * disk first: a crash in between never marks punched data present.
 	 * One transaction and one sync for the whole batch. */
-	ret = rel_record(h, inos, v, nv, errs, &left);
+	ret = rel_record(h, inos, v, nv, errs);
 	for (size_t k = 0; k < nv; k++) {
 		if (!v[k].f)
 			continue;
