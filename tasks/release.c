@@ -182,34 +182,54 @@ static void drop_stale(const struct task_engine_config *cfg, int64_t ts,
 	}
 }
 
-/* Release s->ino[from..] in batches until `target` is freed or the slice
- * is done; busy files are remembered (up to BUSY_RETRY) for a retry. */
-static int release_slice(const struct task_engine_config *cfg,
-			 struct task_run *r, const struct lru_slice *s,
-			 uint64_t target, uint64_t *freed, uint64_t *busy,
-			 size_t *nbusy)
+/* Release inos[0..n) in batches until `target` is freed, checking for
+ * cancellation between batches. ts (NULL: none) holds their lru keys, so
+ * that stale lru entries are dropped; busy files are remembered (up to
+ * BUSY_RETRY) for a retry. */
+static int release_inos(const struct task_engine_config *cfg,
+			struct task_run *r, const uint64_t *inos,
+			const int64_t *ts, size_t n, uint64_t target,
+			uint64_t *freed, uint64_t *busy, size_t *nbusy)
 {
-	for (size_t i = 0; i < s->n && *freed < target;) {
-		size_t n = MIN((size_t)BATCH, s->n - i), tried;
+	for (size_t i = 0; i < n && *freed < target;) {
+		size_t m = MIN((size_t)BATCH, n - i), tried;
 		uint64_t f[BATCH];
 		int errs[BATCH], ret;
 
+		if (r && task_run_canceled(r))
+			break;
 		/* Stop taking files once the batch holds what is missing. */
-		ret = hydrate_release_many(cfg->hy, &s->ino[i], n, true,
+		ret = hydrate_release_many(cfg->hy, &inos[i], m, true,
 					   target - *freed, errs, f, &tried);
 		if (ret < 0)
 			return ret;
 		for (size_t k = 0; k < tried; k++) {
-			if (errs[k] == -EAGAIN || errs[k] == -ENOENT)
-				drop_stale(cfg, s->ts[i + k], s->ino[i + k]);
+			if (ts && (errs[k] == -EAGAIN || errs[k] == -ENOENT))
+				drop_stale(cfg, ts[i + k], inos[i + k]);
 			else if (errs[k] == -EBUSY && *nbusy < BUSY_RETRY)
-				busy[(*nbusy)++] = s->ino[i + k];
+				busy[(*nbusy)++] = inos[i + k];
 			else if (errs[k] == 0)
 				count_freed(r, f[k], freed);
 		}
 		i += tried;
 	}
 	return 0;
+}
+
+/* A file closed just now may still have its handle: the kernel releases
+ * handles asynchronously after close(). Try the busy ones once more. */
+static void retry_busy(const struct task_engine_config *cfg, struct task_run *r,
+		       const uint64_t *busy, size_t nbusy, uint64_t target,
+		       uint64_t *freed)
+{
+	if (*freed >= target || nbusy == 0)
+		return;
+	nanosleep(&(struct timespec){0, 200000000}, NULL);
+	for (size_t i = 0; i < nbusy && *freed < target; i++) {
+		uint64_t f = 0;
+		if (hydrate_release(cfg->hy, busy[i], true, &f) == 0)
+			count_freed(r, f, freed);
+	}
 }
 
 int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
@@ -234,21 +254,13 @@ int task_release_lru(const struct task_engine_config *cfg, struct task_run *r,
 		ret = 0;
 		if (s.n == 0)
 			break; /* nothing eligible left */
-		ret = release_slice(cfg, r, &s, target, &freed, busy, &nbusy);
+		ret = release_inos(cfg, r, s.ino, s.ts, s.n, target, &freed,
+				   busy, &nbusy);
 		s.after_ts = s.ts[s.n - 1];
 		s.after_ino = s.ino[s.n - 1];
 	}
-	/* A file closed just now may still have its handle: the kernel
-	 * releases handles asynchronously after close(). Try once more. */
-	if (freed < target && nbusy > 0 && ret == 0) {
-		struct timespec ts = {0, 200000000};
-		nanosleep(&ts, NULL);
-		for (size_t i = 0; i < nbusy && freed < target; i++) {
-			uint64_t f = 0;
-			if (hydrate_release(cfg->hy, busy[i], true, &f) == 0)
-				count_freed(r, f, &freed);
-		}
-	}
+	if (ret == 0)
+		retry_busy(cfg, r, busy, nbusy, target, &freed);
 	*freed_out = freed;
 	return ret;
 }
@@ -299,36 +311,29 @@ static int release_lru_paths(struct task_run *r, uint64_t target,
 {
 	const struct task_engine_config *cfg = task_run_config(r);
 	struct lru_cands c = {0};
-	uint64_t freed = 0, busy[BUSY_RETRY];
-	size_t nbusy = 0;
+	uint64_t freed = 0, busy[BUSY_RETRY], *inos = NULL;
+	size_t nbusy = 0, n = 0;
 	int ret;
 
 	ret = task_walk_paths(r, lcollect_cb, &c);
-	if (ret == 0 && c.n)
+	if (ret == 0 && c.n) {
 		qsort(c.v, c.n, sizeof(*c.v), cmp_lru_cand);
-	for (size_t i = 0;
-	     ret == 0 && i < c.n && freed < target && !task_run_canceled(r);
-	     i++) {
-		uint64_t f = 0;
-		int err;
-
+		inos = malloc(c.n * sizeof(*inos));
+		if (!inos)
+			ret = -ENOMEM;
+	}
+	for (size_t i = 0; ret == 0 && i < c.n; i++) {
 		/* Overlapping paths list a file twice. */
 		if (i > 0 && c.v[i].ino == c.v[i - 1].ino)
 			continue;
-		err = hydrate_release(cfg->hy, c.v[i].ino, true, &f);
-		if (err == -EBUSY && nbusy < BUSY_RETRY)
-			busy[nbusy++] = c.v[i].ino;
-		if (err == 0)
-			count_freed(r, f, &freed);
+		inos[n++] = c.v[i].ino;
 	}
-	if (ret == 0 && freed < target && nbusy > 0) {
-		nanosleep(&(struct timespec){0, 200000000}, NULL);
-		for (size_t i = 0; i < nbusy && freed < target; i++) {
-			uint64_t f = 0;
-			if (hydrate_release(cfg->hy, busy[i], true, &f) == 0)
-				count_freed(r, f, &freed);
-		}
-	}
+	if (ret == 0)
+		ret = release_inos(cfg, r, inos, NULL, n, target, &freed, busy,
+				   &nbusy);
+	if (ret == 0)
+		retry_busy(cfg, r, busy, nbusy, target, &freed);
+	free(inos);
 	free(c.v);
 	*freed_out = freed;
 	return ret;
