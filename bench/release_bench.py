@@ -325,7 +325,13 @@ def main():
     ap.add_argument("--ab-files", type=int, default=20000)
     ap.add_argument("--ab-label", help="what OLD_TIDEFS is (for the report)")
     ap.add_argument("--tidefs-label", help="what --tidefs is (for the report)")
+    ap.add_argument("--ab-no-merge", action="store_true",
+                    help="keep the comparison in bench/work/ab-result.json")
+    ap.add_argument("--ab-merge", metavar="FILE",
+                    help="only add a saved comparison to the results")
     a = ap.parse_args()
+    if a.ab_merge:
+        return merge_ab(a.ab_merge)
     if a.ab:
         return main_ab(a)
     workdir = fresh_dir(os.path.join(HERE, "work", "release"))
@@ -357,6 +363,8 @@ def main():
 
 
 def main_ab(a):
+    """The comparison is saved in bench/work/ab-result.json, then added to
+    the results (merge_ab): a full run may be writing them meanwhile."""
     workdir = fresh_dir(os.path.join(HERE, "work", "release-ab"))
     ep = Endpoint(workdir)
     try:
@@ -365,16 +373,26 @@ def main_ab(a):
     finally:
         REG.cleanup()
         ep.stop()
+    ab["before"] = a.ab_label or a.ab
+    ab["after"] = a.tidefs_label or a.tidefs
+    saved = os.path.join(HERE, "work", "ab-result.json")
+    with open(saved, "w") as f:
+        json.dump(ab, f, indent=2)
+    subprocess.run(["rm", "-rf", workdir], check=False)
+    if not a.ab_no_merge:
+        merge_ab(saved)
+
+
+def merge_ab(saved):
+    with open(saved) as f:
+        ab = json.load(f)
     path = os.path.join(HERE, "results-release.json")
     with open(path) as f:
         res = json.load(f)
-    ab["before"] = a.ab_label or a.ab
-    ab["after"] = a.tidefs_label or a.tidefs
     res["small_ab"] = ab
     with open(path, "w") as f:
         json.dump(res, f, indent=2)
     report(res, os.path.join(HERE, "RESULTS-release.md"))
-    subprocess.run(["rm", "-rf", workdir], check=False)
 
 
 if __name__ == "__main__":
