@@ -368,7 +368,6 @@ class ReleaseTasks(ReleaseCase):
         kept = pinned | dirty | {held}
         fd = os.open(m.path("b", held), os.O_RDONLY)
         try:
-            time.sleep(0.3)
             t = self.release(m, "batches", paths=["b"])
             for n in names:
                 self.assertEqual(m.state("b", n),
