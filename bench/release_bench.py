@@ -282,6 +282,8 @@ def report(res, path):
                     s["cached_after"], l["cached_after"]),
         "",
     ]
+    if res.get("note"):
+        lines += [res["note"], ""]
     ab = res.get("small_ab")
     if ab:
         rs = ab["rounds"]
