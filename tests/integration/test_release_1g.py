@@ -6,8 +6,9 @@ plus the data in flight, and a pinned file and dirty data stay cached and
 untouched. The scenario is test_release.EvictionCase.read_more_than_fits,
 which test_release.Eviction also runs scaled down (256M, 800 MiB).
 
-A suite of its own (the longest one: 2-3 minutes on a busy 2-CPU machine,
-in the normal and the ASan+UBSan build alike) so that ctest -j runs it
+A suite of its own (the longest one: 1.5-2 minutes on a 2-CPU machine at a
+load of 8, 2.5-4 at a load of 13-26, in the normal and the ASan+UBSan build
+alike: moto's CPU is the limit) so that ctest -j runs it
 beside the others; tests/CMakeLists.txt gives it a high COST so that it
 starts first. The objects are 16 MiB: moto copies a whole object for every
 ranged GET, and tidefs merges up to 16 chunks of a sequential read into one
