@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hydrate, changes — what happens to an open file's data besides
+ * fetching: writes, fallocate and truncate (read-modify-write of partly
+ * covered chunks, then one LMDB record of the change), fsync, export
+ * and handle bookkeeping, release of cached data, and invalidation
+ * when an import updates the object. Reservation of cache space for
+ * writes and fetches (hyd_reserve) lives here too.
+ *
+ * Locks as in hydrate.c: h->lock before f->lock. A change holds f->io
+ * for writing throughout, taken before either of them.
+ */
+#include "cache/hydrate_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+/* ---- changes ---- */
+
+/* Bytes held locally: what the data file allocates (holes from sparse
+ * writes and truncation cost nothing). Caller holds f->lock. */
+static uint64_t count_cached(const struct hydrate_file *f, uint32_t csize)
+{
+	struct stat st;
+
+	(void)csize;
+	if (f->fd < 0 || fstat(f->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void note_enospc(struct hydrate *h, uint64_t want)
+{
+	int64_t now = time_mono_ns(), last = atomic_load(&h->enospc_logged);
+	char a[32], b[32];
+
+	if (now - last < 5000000000ll ||
+	    !atomic_compare_exchange_strong(&h->enospc_logged, &last, now))
+		return;
+	log_warn("cache full: %s more would exceed the cache size of %s;"
+		 " writes fail with ENOSPC until data is exported and"
+		 " released",
+		 format_size(want, a, sizeof(a)),
+		 format_size(h->cfg.capacity, b, sizeof(b)));
+}
+
+/*
+ * Reserve `grow` bytes of cache. Over capacity, ask for space (the eviction
+ * lane releases least recently used archived data) and try again; -ENOSPC
+ * only when nothing could be freed. Caller holds no f->lock.
+ */
+int hyd_reserve(struct hydrate *h, uint64_t grow)
+{
+	for (;;) {
+		int64_t used;
+
+		if (grow == 0)
+			return 0;
+		used = atomic_fetch_add(&h->used, (int64_t)grow);
+		if (!h->cfg.capacity ||
+		    (uint64_t)used + grow <= h->cfg.capacity)
+			return 0;
+		atomic_fetch_sub(&h->used, (int64_t)grow);
+		if (!h->need_space || h->need_space(h->space_arg, grow) < 0) {
+			note_enospc(h, grow);
+			return -ENOSPC;
+		}
+	}
+}
+
+void hydrate_set_space_cb(struct hydrate *h, hydrate_space_fn fn, void *arg)
+{
+	h->need_space = fn;
+	h->space_arg = arg;
+}
+
+struct change_rec {
+	uint64_t *set; /* chunk indexes that became present */
+	size_t nset;
+	bool size_changed;
+	bool times;	     /* update mtime/ctime */
+	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
+	bool mode_changed;   /* out: set-id bits cleared */
+	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
+};
+
+/* Record a change of f in LMDB: size, backing, times, chunks, state. */
+static int commit_change(struct hydrate_file *f, struct change_rec *c)
+{
+	struct hydrate *h = f->h;
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	int old_state, ret;
+
+	ret = meta_txn_begin(h->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, f->ino, &mi);
+	if (ret < 0) {
+		meta_txn_abort(txn);
+		return ret;
+	}
+	pthread_mutex_lock(&f->lock);
+	mi.size = f->size;
+	if (mi.s3_key)
+		mi.s3_size = f->backing;
+	mi.cached_bytes = f->ncached_bytes;
+	pthread_mutex_unlock(&f->lock);
+	if (c->times) {
+		mi.mtime_ns = mi.ctime_ns = time_now_ns();
+	}
+	if (c->kill_suidgid) {
+		/* As the kernel does for a write without CAP_FSETID. */
+		uint32_t kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
+		c->mode_changed = (mi.mode & kill) != 0;
+		mi.mode &= ~kill;
+	}
+	mi.generation++;
+	mi.flags |= META_F_DATA_CHANGED;
+	old_state = (int)mi.state;
+	if (mi.state != META_NEW)
+		mi.state = META_DIRTY;
+	for (size_t i = 0; i < c->nset; i++)
+		meta_chunk_set(txn, f->ino, c->set[i]);
+	if (c->clear_from != UINT64_MAX)
+		meta_chunk_clear(txn, f->ino, c->clear_from);
+	meta_inode_put(txn, &mi);
+	meta_dirty_add(txn, f->ino);
+	meta_inode_release(&mi);
+	ret = meta_txn_commit(txn);
+	if (ret == 0 && old_state != META_DIRTY && old_state != META_NEW &&
+	    h->cfg.on_change)
+		h->cfg.on_change(h->cfg.cb_arg, f->ino, old_state, META_DIRTY);
+	return ret;
+}
+
+/* Caller holds f->lock: does [off, end) cover backed chunk i only partly? */
+static bool partial(const struct hydrate_file *f, uint64_t i, uint64_t off,
+		    uint64_t end)
+{
+	uint64_t cs = i * f->h->csize;
+	uint64_t ce = cs + chunk_len(f, f->h->csize, i);
+
+	return off > cs || end < ce;
+}
+
+/* Caller holds f->lock: is a chunk of [first, last] being fetched? */
+static bool any_inflight(const struct hydrate_file *f, uint64_t first,
+			 uint64_t last)
+{
+	for (uint64_t i = first; i <= last; i++)
+		if (bit_get(f->inflight, i))
+			return true;
+	return false;
+}
+
+/*
+ * Caller holds f->io for writing. Make the backed chunks that
+ * [off, off+len) only partly covers present (read-modify-write), wait out
+ * fetches of chunks it covers whole, and return the covered, absent chunks
+ * in *set (they become present once the change is on disk). -EIO when a
+ * needed fetch failed or the file is lost.
+ */
+static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
+			 uint64_t **set, size_t *nset)
+{
+	struct hydrate *h = f->h;
+	uint64_t first, last, end = off + len, bytes;
+	int ret = 0;
+
+	*set = NULL;
+	*nset = 0;
+	chunk_span(off, len, h->csize, &first, &last);
+	pthread_mutex_lock(&f->lock);
+	if (first >= f->nchunks)
+		goto out_unlock; /* all of it past the backed extent */
+	last = MIN(last, f->nchunks - 1);
+	for (;;) {
+		struct job *jobs = NULL;
+
+		for (uint64_t i = first; i <= last && ret == 0; i++)
+			if (!bit_get(f->present, i) && partial(f, i, off, end))
+				ret = hyd_want_chunk(f, i, &jobs);
+		if (ret == 0 && jobs && f->lost) {
+			hyd_drop_jobs(f, jobs);
+			ret = -EIO;
+		}
+		if (ret < 0 || (!jobs && !any_inflight(f, first, last)))
+			break;
+		bytes = hyd_jobs_bytes(f, jobs);
+		pthread_mutex_unlock(&f->lock);
+		if (jobs && hyd_reserve_or_drop(f, jobs, bytes) < 0) {
+			pthread_mutex_lock(&f->lock);
+			ret = -ENOSPC;
+			break;
+		}
+		hyd_queue_jobs(h, jobs);
+		pthread_mutex_lock(&f->lock);
+		while (any_inflight(f, first, last))
+			pthread_cond_wait(&f->cond, &f->lock);
+		for (uint64_t i = first; i <= last && ret == 0; i++)
+			if (!bit_get(f->present, i) && partial(f, i, off, end))
+				ret = -EIO; /* its fetch failed */
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0) {
+		*set = calloc(last - first + 1, sizeof(**set));
+		if (!*set)
+			ret = -ENOMEM;
+		for (uint64_t i = first; ret == 0 && i <= last; i++)
+			if (!bit_get(f->present, i))
+				(*set)[(*nset)++] = i;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+/* Caller holds f->lock: mark chunks present (or absent again). */
+static void mark_chunks(struct hydrate_file *f, const uint64_t *set,
+			size_t nset, bool present)
+{
+	for (size_t i = 0; i < nset; i++) {
+		if (present)
+			bit_set(f->present, set[i]);
+		else
+			bit_clear(f->present, set[i]);
+	}
+}
+
+enum change_kind { CH_WRITE, CH_PUNCH, CH_ZERO, CH_ALLOC };
+
+static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
+		 const void *buf, uint64_t off, uint64_t len)
+{
+	switch (kind) {
+	case CH_WRITE:
+		return pwrite_all(f->fd, buf, (size_t)len, (int64_t)off);
+	case CH_PUNCH:
+	case CH_ZERO:
+	case CH_ALLOC:
+		if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0)
+			return -errno;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
+			const void *buf, uint64_t off, uint64_t len,
+			bool keep_size, unsigned *flags)
+{
+	struct hydrate *h = f->h;
+	struct change_rec c = {
+		.clear_from = UINT64_MAX,
+		.times = true,
+		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
+	};
+	uint64_t grow, old_size, new_size, now_cached;
+	int ret;
+
+	pthread_rwlock_wrlock(&f->io);
+	/* Allocation does not change content: no fetch, no presence. */
+	if (kind != CH_ALLOC) {
+		ret = prepare_range(f, off, len, &c.set, &c.nset);
+		if (ret < 0)
+			goto out_unlock;
+	}
+	pthread_mutex_lock(&f->lock);
+	old_size = f->size;
+	new_size = keep_size ? old_size : MAX(old_size, off + len);
+	/* An upper bound of what the change can allocate; settled against
+	 * the data file's real allocation once it is done. */
+	grow = kind == CH_WRITE || kind == CH_ALLOC ? len : 0;
+	pthread_mutex_unlock(&f->lock);
+	/* May wait for the eviction thread: no f->lock held (f->io keeps
+	 * other readers and writers of this file out meanwhile). */
+	ret = hyd_reserve(h, grow);
+	if (ret < 0)
+		goto out_unlock;
+	pthread_mutex_lock(&f->lock);
+	mark_chunks(f, c.set, c.nset, true);
+	pthread_mutex_unlock(&f->lock);
+
+	ret = hyd_need_fd(f);
+	if (ret == 0)
+		ret = apply(f, kind, mode, buf, off, len);
+	pthread_mutex_lock(&f->lock);
+	if (ret < 0) {
+		mark_chunks(f, c.set, c.nset, false);
+		atomic_fetch_sub(&h->used, (int64_t)grow);
+		pthread_mutex_unlock(&f->lock);
+		if (ret == -ENOSPC || ret == -EDQUOT)
+			note_enospc(h, grow);
+		goto out_unlock;
+	}
+	f->size = new_size;
+	now_cached = count_cached(f, h->csize);
+	atomic_fetch_add(&h->used, (int64_t)now_cached -
+					   (int64_t)f->ncached_bytes -
+					   (int64_t)grow);
+	f->ncached_bytes = now_cached;
+	pthread_mutex_unlock(&f->lock);
+	c.size_changed = new_size != old_size;
+	ret = commit_change(f, &c);
+	if (ret == 0 && flags) {
+		if (c.mode_changed)
+			*flags |= HYDRATE_MODE_CHANGED;
+		pthread_mutex_lock(&f->lock);
+		if (f->kcache)
+			*flags |= HYDRATE_MAY_BE_CACHED;
+		pthread_mutex_unlock(&f->lock);
+	}
+
+out_unlock:
+	pthread_rwlock_unlock(&f->io);
+	free(c.set);
+	return ret;
+}
+
+int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
+		  uint64_t off, unsigned *flags)
+{
+	if (len == 0)
+		return 0;
+	return change_range(f, CH_WRITE, 0, buf, off, len, false, flags);
+}
+
+void hydrate_note_created(struct hydrate_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	/* Unless someone found the new name first and read it already. */
+	if (f->nhandles == 0 && !f->accessed)
+		f->kcache = false;
+	pthread_mutex_unlock(&f->lock);
+}
+
+int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
+		      uint64_t len)
+{
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+
+	if (len == 0)
+		return -EINVAL;
+	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+	case 0:
+		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep,
+				    NULL);
+	case FALLOC_FL_PUNCH_HOLE:
+		if (!keep)
+			return -EOPNOTSUPP;
+		return change_range(f, CH_PUNCH, mode, NULL, off, len, true,
+				    NULL);
+	case FALLOC_FL_ZERO_RANGE:
+		return change_range(f, CH_ZERO, mode, NULL, off, len, keep,
+				    NULL);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+int hydrate_truncate(struct hydrate_file *f, uint64_t size)
+{
+	struct hydrate *h = f->h;
+	struct change_rec c = {.clear_from = UINT64_MAX};
+	uint64_t old_cached, new_cached;
+	int64_t delta;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	c.size_changed = size != f->size;
+	pthread_mutex_unlock(&f->lock);
+	/* Extending makes a hole: nothing to reserve. */
+	if (size > 0)
+		ret = hyd_need_fd(f);
+	if (ret == 0 && f->fd >= 0 && ftruncate(f->fd, (off_t)size) < 0)
+		ret = -errno;
+	if (ret < 0)
+		goto out_unlock;
+	pthread_mutex_lock(&f->lock);
+	old_cached = f->ncached_bytes;
+	if (size < f->backing) {
+		/* Bytes past the new end never come from S3 again. */
+		uint64_t n = chunk_count(size, h->csize);
+		for (uint64_t i = n; i < f->nchunks; i++)
+			bit_clear(f->present, i);
+		f->backing = size;
+		f->nchunks = n;
+		c.clear_from = n;
+	}
+	f->size = size;
+	new_cached = count_cached(f, h->csize);
+	f->ncached_bytes = new_cached;
+	pthread_mutex_unlock(&f->lock);
+	delta = (int64_t)new_cached - (int64_t)old_cached;
+	atomic_fetch_add(&h->used, delta);
+	c.times = c.size_changed;
+	ret = commit_change(f, &c);
+out_unlock:
+	pthread_rwlock_unlock(&f->io);
+	return ret;
+}
+
+int hydrate_fsync(struct hydrate_file *f, int datasync)
+{
+	int ret;
+
+	int fd = hydrate_fd(f);
+
+	ret = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);
+	if (ret < 0)
+		return -errno;
+	return meta_sync(f->h->db);
+}
+
+int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
+		     const char *etag, uint64_t size, bool all_local)
+{
+	struct hydrate_file *f;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (f = h->files[ino % NBUCKETS]; f; f = f->hnext)
+		if (f->ino == ino)
+			break;
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&h->lock);
+	if (!f)
+		return 0;
+
+	pthread_mutex_lock(&f->lock);
+	char *nk = strdup(key);
+	if (!nk) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	free(f->key);
+	f->key = nk;
+	snprintf(f->etag, sizeof(f->etag), "%s", etag);
+	if (all_local && f->size == size && f->ninflight == 0) {
+		uint64_t n = chunk_count(size, h->csize);
+		size_t bmlen = (size_t)(n + 7) / 8 + 1;
+		uint8_t *p = calloc(1, bmlen), *q = calloc(1, bmlen);
+		if (!p || !q) {
+			free(p);
+			free(q);
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		memset(p, 0xff, bmlen);
+		free(f->present);
+		free(f->inflight);
+		f->present = p;
+		f->inflight = q;
+		f->backing = size;
+		f->nchunks = n;
+		f->lost = 0;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	hydrate_close(f);
+	return ret;
+}
+
+/* Move ino to the young end of the LRU if it is archived. */
+static void touch_lru(struct hydrate *h, uint64_t ino)
+{
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+
+	if (meta_txn_begin(h->db, true, &txn) < 0)
+		return;
+	if (meta_inode_get(txn, ino, &mi) == 0) {
+		int64_t now = time_now_ns();
+		/* relatime: atime moves when it is older than the last
+		 * change or a day old (release ages use it). Local policy:
+		 * the file does not become dirty for it. */
+		if (mi.atime_ns <= mi.mtime_ns || mi.atime_ns <= mi.ctime_ns ||
+		    now - mi.atime_ns > 86400ll * 1000000000ll)
+			mi.atime_ns = now;
+		if (mi.state == META_ARCHIVED) {
+			meta_lru_del(txn, mi.last_access_ns, ino);
+			mi.last_access_ns = now;
+			meta_lru_put(txn, mi.last_access_ns, ino);
+		}
+		meta_inode_put(txn, &mi);
+		meta_txn_commit(txn);
+	} else {
+		meta_txn_abort(txn);
+	}
+	meta_inode_release(&mi);
+}
+
+void hydrate_note_handle(struct hydrate_file *f, int delta)
+{
+	bool touch = false;
+
+	pthread_mutex_lock(&f->lock);
+	f->nhandles = (unsigned)((int)f->nhandles + delta);
+	if (f->nhandles == 0 && f->accessed) {
+		f->accessed = false;
+		touch = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* Access times reach the LRU once per open, not per read. */
+	if (touch)
+		touch_lru(f->h, f->ino);
+}
+
+/* One file of a release batch, held under its io lock for writing. */
+struct rel_item {
+	struct hydrate_file *f; /* NULL once dropped from the batch */
+	size_t i;		/* index in the caller's arrays */
+	uint64_t size;
+};
+
+/* Take file ino for a release: its io lock (never waited for: a reader or
+ * writer may be waiting for space right now) and no fetch in flight. Waits
+ * for fetches in flight only when `wait` (the batch holds no other file: a
+ * fetch may take the whole retry budget when S3 is down, and readers of
+ * the files held would wait as long); otherwise such a file is busy. */
+static int rel_take(struct hydrate *h, uint64_t ino, bool skip_open, bool wait,
+		    struct hydrate_file **out)
+{
+	struct hydrate_file *f;
+	int ret;
+
+	*out = NULL;
+	ret = hydrate_open(h, ino, &f);
+	if (ret == -EISDIR || ret == -EINVAL)
+		return -EAGAIN;
+	if (ret < 0)
+		return ret;
+	if (pthread_rwlock_trywrlock(&f->io) != 0) {
+		hydrate_close(f);
+		return -EBUSY;
+	}
+	pthread_mutex_lock(&f->lock);
+	while (wait && f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	ret = (skip_open && f->nhandles > 0) || f->ninflight > 0 ? -EBUSY : 0;
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0) {
+		pthread_rwlock_unlock(&f->io);
+		hydrate_close(f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+static void rel_drop(struct rel_item *it)
+{
+	if (!it->f)
+		return;
+	pthread_rwlock_unlock(&it->f->io);
+	hydrate_close(it->f);
+	it->f = NULL;
+}
+
+/* In one write transaction: forget the chunks of every file of the batch
+ * that is still archived and unpinned, and mark it released; the others
+ * get their error and leave the batch. Then sync: 0 once the records of
+ * the files left in the batch are durable, or -errno. */
+static int rel_record(struct hydrate *h, const uint64_t *inos,
+		      struct rel_item *v, size_t n, int *errs)
+{
+	struct meta_txn *txn;
+	size_t left = 0;
+	int ret;
+
+	ret = meta_txn_begin(h->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	for (size_t k = 0; k < n; k++) {
+		struct meta_inode mi = {0};
+		uint64_t ino = inos[v[k].i];
+
+		ret = meta_inode_get(txn, ino, &mi);
+		if (ret == 0 && mi.state != META_ARCHIVED)
+			ret = -EAGAIN;
+		else if (ret == 0 && (mi.flags & META_F_NORELEASE))
+			ret = -EPERM; /* pinned */
+		if (ret == 0) {
+			meta_chunk_clear(txn, ino, 0);
+			meta_lru_del(txn, mi.last_access_ns, ino);
+			mi.state = META_RELEASED;
+			mi.cached_bytes = 0;
+			ret = meta_inode_put(txn, &mi);
+			v[k].size = mi.size;
+		}
+		meta_inode_release(&mi);
+		if (ret < 0) {
+			/* Nothing of this file was written: it leaves. */
+			errs[v[k].i] = ret;
+			rel_drop(&v[k]);
+			continue;
+		}
+		left++;
+	}
+	if (left == 0) {
+		meta_txn_abort(txn);
+		return 0;
+	}
+	ret = meta_txn_commit(txn);
+	if (ret == 0)
+		ret = meta_sync(h->db);
+	return ret;
+}
+
+/* The store has forgotten f's chunks, durably: punch its data. */
+static uint64_t rel_punch(struct hydrate *h, struct hydrate_file *f,
+			  uint64_t size)
+{
+	uint64_t before, freed;
+
+	pthread_mutex_lock(&f->lock);
+	before = f->ncached_bytes;
+	memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
+	if (f->fd >= 0 &&
+	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0))
+		log_warn("release of inode %" PRIu64 ": %s", f->ino,
+			 strerror(errno));
+	f->ncached_bytes = count_cached(f, h->csize);
+	freed = before > f->ncached_bytes ? before - f->ncached_bytes : 0;
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_sub(&h->used, (int64_t)freed);
+	if (h->cfg.on_change)
+		h->cfg.on_change(h->cfg.cb_arg, f->ino, META_ARCHIVED,
+				 META_RELEASED);
+	return freed;
+}
+
+int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
+			 bool skip_open, uint64_t want, int *errs,
+			 uint64_t *freed, size_t *tried)
+{
+	struct rel_item *v;
+	uint64_t held = 0;
+	size_t nv = 0, i;
+	int ret;
+
+	*tried = 0;
+	if (n == 0)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n && (!want || held < want); i++) {
+		struct hydrate_file *f;
+
+		freed[i] = 0;
+		errs[i] = rel_take(h, inos[i], skip_open, nv == 0, &f);
+		if (errs[i] < 0)
+			continue;
+		pthread_mutex_lock(&f->lock);
+		held += f->ncached_bytes;
+		pthread_mutex_unlock(&f->lock);
+		v[nv].f = f;
+		v[nv].i = i;
+		nv++;
+	}
+	*tried = i;
+	if (nv == 0)
+		goto out;
+	/* Presence records still queued must land before the punch, or they
+	 * would mark punched chunks present again. */
+	hydrate_flush(h);
+	/* The store forgets the chunks before the bytes go, and that is on
+	 * disk first: a crash in between never marks punched data present.
+	 * One transaction and one sync for the whole batch. */
+	ret = rel_record(h, inos, v, nv, errs);
+	for (size_t k = 0; k < nv; k++) {
+		if (!v[k].f)
+			continue;
+		if (ret < 0)
+			errs[v[k].i] = ret;
+		else
+			freed[v[k].i] = rel_punch(h, v[k].f, v[k].size);
+		rel_drop(&v[k]);
+	}
+out:
+	free(v);
+	return 0;
+}
+
+int hydrate_release(struct hydrate *h, uint64_t ino, bool skip_open,
+		    uint64_t *freed)
+{
+	size_t tried;
+	int err = 0, ret;
+
+	*freed = 0;
+	ret = hydrate_release_many(h, &ino, 1, skip_open, 0, &err, freed,
+				   &tried);
+	return ret < 0 ? ret : err;
+}
+
+uint64_t hydrate_used(struct hydrate *h)
+{
+	int64_t u = atomic_load(&h->used);
+
+	return u < 0 ? 0 : (uint64_t)u;
+}
+
+void hydrate_purge(struct hydrate *h, uint64_t ino, uint64_t cached)
+{
+	int ret = chunk_remove(h->cs, ino);
+
+	if (ret < 0)
+		log_warn("removing the data of inode %" PRIu64 ": %s", ino,
+			 strerror(-ret));
+	atomic_fetch_sub(&h->used, (int64_t)cached);
+}
+
+int hydrate_invalidate_begin(struct hydrate *h, uint64_t ino,
+			     struct hydrate_file **out)
+{
+	struct hydrate_file *f;
+	int ret;
+
+	*out = NULL;
+	ret = hydrate_open(h, ino, &f);
+	if (ret < 0)
+		return ret;
+	pthread_rwlock_wrlock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	/* A fetched chunk is queued for the persister before it stops being
+	 * in flight: with none in flight, this flush records every one of
+	 * them (under the old ETag) before the caller's update clears them,
+	 * so no old chunk is recorded present afterwards. */
+	hydrate_flush(h);
+	*out = f;
+	return 0;
+}
+
+/* Caller holds f->io for writing: reload what an open file knows about its
+ * S3 object from the store; its cached bytes are gone. Returns the bytes
+ * that no longer count as cached. */
+static uint64_t invalidate_reload(struct hydrate_file *f)
+{
+	struct hydrate *h = f->h;
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	uint8_t *p = NULL, *q = NULL;
+	uint64_t backing = 0, n = 0, before, size;
+	int ret;
+
+	ret = meta_txn_begin(h->db, false, &txn);
+	if (ret == 0) {
+		ret = meta_inode_get(txn, f->ino, &mi);
+		meta_txn_abort(txn);
+	}
+	if (ret == 0) {
+		if (mi.s3_key && mi.state != META_NEW)
+			backing = MIN(mi.s3_size, mi.size);
+		n = chunk_count(backing, h->csize);
+		p = calloc(1, (size_t)(n + 7) / 8 + 1);
+		q = calloc(1, (size_t)(n + 7) / 8 + 1);
+		if (!p || !q)
+			ret = -ENOMEM;
+	}
+	pthread_mutex_lock(&f->lock);
+	before = f->ncached_bytes;
+	if (ret == 0) {
+		free(f->present);
+		free(f->inflight);
+		f->present = p;
+		f->inflight = q;
+		p = q = NULL;
+		f->size = mi.size;
+		f->backing = backing;
+		f->nchunks = n;
+		memcpy(f->etag, mi.etag, sizeof(f->etag));
+		if (mi.s3_key) {
+			free(f->key);
+			f->key = mi.s3_key;
+			mi.s3_key = NULL;
+		}
+		f->lost = mi.state == META_LOST;
+		f->ra_next = 0;
+		f->ra_window = 0;
+	} else {
+		/* Never serve the old object's bytes as the new one's. */
+		log_warn("hydrate: reloading inode %" PRIu64 ": %s; it reads "
+			 "as lost until reopened",
+			 f->ino, strerror(-ret));
+		memset(f->present, 0, (size_t)(f->nchunks + 7) / 8);
+		f->lost = 1;
+	}
+	size = f->size;
+	pthread_mutex_unlock(&f->lock);
+	/* A file opened empty has no data file yet; fetches need one now. */
+	if (size > 0 && (ret = hyd_need_fd(f)) < 0)
+		log_warn("hydrate: data file of inode %" PRIu64 ": %s", f->ino,
+			 strerror(-ret));
+	if (f->fd >= 0 &&
+	    (ftruncate(f->fd, 0) < 0 || ftruncate(f->fd, (off_t)size) < 0))
+		log_warn("hydrate: dropping the data of inode %" PRIu64 ": %s",
+			 f->ino, strerror(errno));
+	/* Usage is what the data file allocates: count after the punch. */
+	pthread_mutex_lock(&f->lock);
+	f->ncached_bytes = count_cached(f, h->csize);
+	before -= MIN(before, f->ncached_bytes);
+	pthread_mutex_unlock(&f->lock);
+	meta_inode_release(&mi);
+	free(p);
+	free(q);
+	return before;
+}
+
+void hydrate_invalidate_end(struct hydrate_file *f, bool changed)
+{
+	struct hydrate *h;
+
+	if (!f)
+		return;
+	h = f->h;
+	if (changed)
+		atomic_fetch_sub(&h->used, (int64_t)invalidate_reload(f));
+	pthread_rwlock_unlock(&f->io);
+	hydrate_close(f);
+}
