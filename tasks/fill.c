@@ -259,16 +259,8 @@ static void apply_head(struct meta_inode *cur, const struct imp_obj *o)
 	char *key = cur->s3_key;
 
 	if (S_ISDIR(cur->mode)) {
-		struct meta_inode h = {0};
-
-		imp_posix_from_head(&h, o);
-		cur->mode = S_IFDIR | (h.mode & 07777);
-		cur->uid = h.uid;
-		cur->gid = h.gid;
-		cur->atime_ns = h.atime_ns;
-		cur->mtime_ns = h.mtime_ns;
-		cur->ctime_ns = h.ctime_ns;
-		cur->last_access_ns = h.atime_ns;
+		imp_take_posix(cur, o, S_IFDIR);
+		cur->last_access_ns = cur->atime_ns;
 		cur->s3_mtime_ns =
 			o->have_head ? o->head.mtime_ns : cur->s3_mtime_ns;
 		snprintf(cur->etag, sizeof(cur->etag), "%s",

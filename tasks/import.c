@@ -517,6 +517,20 @@ void imp_posix_from_head(struct meta_inode *in, const struct imp_obj *o)
 		in->mtime_ns = h->file_mtime_ns;
 }
 
+void imp_take_posix(struct meta_inode *mi, const struct imp_obj *o,
+		    uint32_t type)
+{
+	struct meta_inode h = {0};
+
+	imp_posix_from_head(&h, o);
+	mi->mode = type | (h.mode & 07777);
+	mi->uid = h.uid;
+	mi->gid = h.gid;
+	mi->atime_ns = h.atime_ns;
+	mi->mtime_ns = h.mtime_ns;
+	mi->ctime_ns = h.ctime_ns;
+}
+
 /*
  * Times of implicit directories: the newest LastModified of the objects
  * imported beneath (HeadObject's, as for the files themselves).

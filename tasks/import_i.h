@@ -129,6 +129,10 @@ void imp_dir_times(struct imp *im);
 
 /* POSIX fields of an object (the FSx defaults where headers are missing). */
 void imp_posix_from_head(struct meta_inode *in, const struct imp_obj *o);
+/* imp_posix_from_head's mode bits, owner and times onto an existing
+ * record, whose type becomes type (S_IFREG, S_IFDIR, ...). */
+void imp_take_posix(struct meta_inode *mi, const struct imp_obj *o,
+		    uint32_t type);
 
 /* The inode record of directory d (ino = im->dirs[d].ino; nlink counts the
  * planned subdirectories). Strings point into im: do not release. */

@@ -509,15 +509,7 @@ static void after_fetch(struct itask *it)
 static void take_head(struct meta_inode *mi, const struct imp_obj *o,
 		      uint32_t type)
 {
-	struct meta_inode h = {0};
-
-	imp_posix_from_head(&h, o);
-	mi->mode = type | (h.mode & 07777);
-	mi->uid = h.uid;
-	mi->gid = h.gid;
-	mi->atime_ns = h.atime_ns;
-	mi->mtime_ns = h.mtime_ns;
-	mi->ctime_ns = h.ctime_ns;
+	imp_take_posix(mi, o, type);
 	mi->s3_mtime_ns = o->have_head ? o->head.mtime_ns : o->mtime_ns;
 	snprintf(mi->etag, sizeof(mi->etag), "%s",
 		 o->have_head ? o->head.etag : o->etag);

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -239,4 +241,18 @@ void moto_make_bucket(const struct moto *m, const char *bucket)
 		fail_msg("cannot create bucket %s on moto_server at %s "
 			 "(system: %d)",
 			 bucket, m->endpoint, ret);
+}
+
+static int rm_fn(const char *path, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void support_rm_tree(const char *dir)
+{
+	nftw(dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 }

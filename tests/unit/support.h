@@ -25,6 +25,9 @@ const char *support_python(void);
  */
 char *support_unit_path(char *buf, size_t size, const char *name);
 
+/* Remove dir and everything below it (a test's scratch directory). */
+void support_rm_tree(const char *dir);
+
 /* How long moto_start() waits for moto_server to answer HTTP. */
 #define MOTO_START_TIMEOUT_S 60
 

@@ -9,9 +9,9 @@
 
 #include "cache/meta.h"
 #include "common/common.h"
+#include "support.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,15 +25,6 @@ struct fixture {
 	char dir[64];
 	struct meta_db *db;
 };
-
-static int rm_fn(const char *path, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -55,7 +46,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	meta_close(f->db);
-	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -821,7 +812,7 @@ static void test_map_full(void **state)
 
 	meta_close(f->db);
 	f->db = NULL;
-	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_tree(f->dir);
 	assert_int_equal(mkdir(f->dir, 0700), 0);
 	assert_int_equal(meta_open(f->dir, 512 * 1024, true, &f->db), 0);
 

@@ -17,9 +17,9 @@
 #include "cache/hydrate.h"
 #include "cache/meta.h"
 #include "common/common.h"
+#include "support.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +40,6 @@ struct fixture {
 	int changes;
 	bool order_ok;
 };
-
-static int rm_fn(const char *path, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static bool chunks_present(struct fixture *f, uint64_t ino, uint64_t n)
 {
@@ -144,7 +135,7 @@ static int teardown(void **state)
 	hydrate_free(f->h);
 	chunk_store_close(f->cs);
 	meta_close(f->db);
-	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

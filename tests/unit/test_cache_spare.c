@@ -13,9 +13,9 @@
 #include "cache/meta.h"
 #include "cache/spare_i.h"
 #include "common/common.h"
+#include "support.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +28,6 @@ struct fixture {
 	struct meta_db *db;
 	struct chunk_store *cs;
 };
-
-static int rm_fn(const char *path, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -61,7 +52,7 @@ static int teardown(void **state)
 
 	chunk_store_close(f->cs);
 	meta_close(f->db);
-	nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

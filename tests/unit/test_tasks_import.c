@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -143,15 +142,6 @@ struct live {
 
 static struct live L;
 
-static int rm_fn(const char *path, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Run import_fixture.py (it waits for the endpoint to answer). */
 static int fill(const char *scenario, const char *bucket, int n)
 {
@@ -168,7 +158,7 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	moto_stop(&L.moto);
-	nftw(L.dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_tree(L.dir);
 	return 0;
 }
 
