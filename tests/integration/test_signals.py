@@ -222,6 +222,9 @@ class SignalsWithStalledS3(Signals):
     def stalled_read_then_sigterm(self, retry_timeout):
         self.put("big", pattern_bytes(4 * MiB, 3))
         m = self.mount(retry_timeout=retry_timeout)
+        # The lookup completes the file's metadata (HeadObject) while the
+        # endpoint still answers: the stall is to hit the data fetch.
+        self.assertEqual(os.stat(m.path("big")).st_size, 4 * MiB)
         self.moto.freeze()
         res = {}
 
