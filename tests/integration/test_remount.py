@@ -123,6 +123,10 @@ class EndpointDown(TidefsTestCase):
         self.put("d/b.bin", self.b)
         self.m = self.mount(retry_timeout=2)
         self.assertEqual(file_md5(self.m.path("a.bin")), md5(self.a))
+        # Its metadata is in (the lookup HEADs it) before the endpoint
+        # goes away; only its data is not.
+        self.assertEqual(os.stat(self.m.path("d", "b.bin")).st_size,
+                         len(self.b))
 
     def check_offline(self, m):
         r, el, to = child_read(m.path("a.bin"), timeout=30)
