@@ -7,6 +7,8 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "cache/chunk.h"
@@ -27,6 +29,24 @@
 /* File state (read-only) and pinning (settable) xattrs. */
 #define FS_STATE_XATTR "user.tidefs.state"
 #define FS_PIN_XATTR   "user.tidefs.norelease"
+
+/*
+ * Which xattr names tidefs stores: the user and trusted namespaces and
+ * security.capability. ACLs (system.*) and security labels (the rest of
+ * security.*) are not supported: get, set and remove answer EOPNOTSUPP, as
+ * a file system without them does. That answer is also what lets `ls -l`
+ * stop asking: coreutils remembers, per device, that labels and ACLs are
+ * unsupported, instead of asking every file twice (20,000 FUSE round trips
+ * for 10,000 files).
+ */
+static inline bool fs_xattr_supported(const char *name)
+{
+	if (!strncmp(name, "system.", 7))
+		return false;
+	if (!strncmp(name, "security.", 9))
+		return !strcmp(name, "security.capability");
+	return true;
+}
 
 /*
  * fi->fh of a regular file: its shared hydrate_file, with bit 0 set when the

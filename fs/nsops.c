@@ -718,7 +718,7 @@ static int xattr_name_ok(const char *name)
 	if (!strncmp(name, RESERVED_XATTR_PREFIX,
 		     strlen(RESERVED_XATTR_PREFIX)))
 		return -EPERM;
-	if (!strncmp(name, "system.", 7))
+	if (!fs_xattr_supported(name))
 		return -EOPNOTSUPP;
 	if (strlen(name) > 255)
 		return -ERANGE;

@@ -986,6 +986,10 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *val;
 	int ret;
 
+	if (!fs_xattr_supported(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (fs_is_ctl(ino)) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -1012,7 +1016,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	/* Most values are small: a stack buffer, a second look for big ones
-	 * (ls -l asks every file for security.* xattrs). */
+	 * (the kernel asks for security.capability before exec). */
 	val = small;
 	ret = meta_txn_begin(fs->db, false, &txn);
 	if (ret == 0) {

@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import stat
+import subprocess
 import time
 import unittest
 
@@ -1321,6 +1322,40 @@ class Xattr(PosixCase):
         os.rename(f, self.p("g"))
         os.link(self.p("g"), self.p("h"))
         self.assertEqual(os.getxattr(self.p("h"), "user.bin"), binval)
+
+    def test_xattr_namespaces(self):
+        # trusted.* and security.capability are stored; ACLs and security
+        # labels are not supported and say so (EOPNOTSUPP, not ENODATA), so
+        # that ls -l stops asking every file for them.
+        f = self.p("f")
+        write_file(f, b"x")
+        os.setxattr(f, "trusted.t", b"tv")
+        self.assertEqual(os.getxattr(f, "trusted.t"), b"tv")
+        cap = bytes.fromhex("0100000200200000000000000000000000000000")
+        os.setxattr(f, "security.capability", cap)
+        self.assertEqual(os.getxattr(f, "security.capability"), cap)
+        self.assertIn("security.capability", os.listxattr(f))
+        os.removexattr(f, "security.capability")
+        self.assertErrno(errno.ENODATA, os.getxattr, f, "security.capability")
+        for name in ("security.selinux", "security.SMACK64",
+                     "system.posix_acl_access", "system.posix_acl_default",
+                     "system.nfs4_acl"):
+            self.assertErrno(errno.EOPNOTSUPP, os.getxattr, f, name)
+            if name.startswith("system.posix_acl"):
+                continue  # the kernel handles setting and removing ACLs
+            self.assertErrno(errno.EOPNOTSUPP, os.setxattr, f, name, b"v")
+            self.assertErrno(errno.EOPNOTSUPP, os.removexattr, f, name)
+        self.assertErrno(errno.EOPNOTSUPP, os.getxattr, self.m.path(),
+                         "security.selinux")
+        names = os.listxattr(f)
+        self.assertIn("trusted.t", names)
+        self.assertNotIn("security.capability", names)
+        # ls -l asks the first file, learns, and lists everything.
+        for i in range(20):
+            write_file(self.p("ls%02d" % i), b"")
+        out = subprocess.run(["ls", "-l", self.m.path()], capture_output=True,
+                             text=True, check=True).stdout
+        self.assertEqual(out.count("ls"), 20, out)
 
     def test_xattr_times(self):
         write_file(self.p("f"), b"")
