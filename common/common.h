@@ -57,6 +57,9 @@ int parse_u64(const char *s, uint64_t *out);
 /* Random bytes from getrandom(2); returns 0 or -errno. */
 int random_bytes(void *buf, size_t len);
 
+/* n bytes as 2n lowercase hex digits and a NUL into out[2n + 1]. */
+void hex_encode(const void *data, size_t n, char *out);
+
 /* Write all of buf at offset; returns 0 or -errno. */
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 

@@ -109,6 +109,18 @@ char *format_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+void hex_encode(const void *data, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *d = data;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 int random_bytes(void *buf, size_t len)
 {
 	uint8_t *p = buf;

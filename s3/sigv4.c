@@ -19,6 +19,8 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "common/common.h"
+
 /* ---- s3_buf ---- */
 
 void s3_buf_init(struct s3_buf *b)
@@ -186,24 +188,12 @@ size_t s3_uri_decode(char *s, size_t len, bool plus_space)
 
 /* ---- hashing ---- */
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void s3_sha256_hex(const void *data, size_t len, char hex[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
 	SHA256(data ? data : "", len, md);
-	to_hex(md, sizeof(md), hex);
+	hex_encode(md, sizeof(md), hex);
 }
 
 static int hmac(const void *key, size_t keylen, const char *msg,
@@ -486,7 +476,7 @@ int s3_sigv4_sign(const struct s3_sigv4_request *req, char *out, size_t outlen,
 	OPENSSL_cleanse(key, sizeof(key));
 	if (ret)
 		goto out;
-	to_hex(sig, sizeof(sig), sighex);
+	hex_encode(sig, sizeof(sig), sighex);
 	if (sig_out)
 		memcpy(sig_out, sighex, 65);
 	n = snprintf(out, outlen,

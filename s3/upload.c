@@ -93,18 +93,6 @@ size_t s3_posix_headers(uint32_t mode, uint32_t uid, uint32_t gid,
 
 /* ---- hashing a range of the file ---- */
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* sha256 (hex) and MD5 (base64, for Content-MD5) of [off, off+len). */
 static int hash_range(int fd, uint64_t off, uint64_t len, char sha[65],
 		      char md5[25])
@@ -143,7 +131,7 @@ static int hash_range(int fd, uint64_t off, uint64_t len, char sha[65],
 		ret = -ENOMEM;
 		goto out;
 	}
-	hex(ds, sizeof(ds), sha);
+	hex_encode(ds, sizeof(ds), sha);
 	EVP_EncodeBlock((unsigned char *)md5, dm, sizeof(dm));
 out:
 	free(buf);
@@ -230,7 +218,7 @@ static int landed_already(struct s3_client *c, const char *key,
 	if (EVP_DecodeBlock(raw, (const unsigned char *)md5_b64,
 			    (int)strlen(md5_b64)) < 16)
 		return ret;
-	hex(raw, 16, hexmd5);
+	hex_encode(raw, 16, hexmd5);
 	snprintf(want, sizeof(want), "\"%s\"", hexmd5);
 	if (s3_head_object(c, key, &ob) == 0 && !strcmp(ob.etag, want)) {
 		if (etag_out)

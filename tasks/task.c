@@ -167,43 +167,17 @@ static int parse_type(struct verr *e, const json_t *root,
 	return ret;
 }
 
+static int check_path(struct verr *e, const char *field, const char *s,
+		      size_t len)
+{
+	return task_check_str(e, field, s, len, 0, 4096, CLS_PATH, PAT_PATH);
+}
+
 static int parse_paths(struct verr *e, const json_t *root,
 		       struct task_request *r)
 {
-	json_t *a = task_member(root, "Paths"), *v;
-	char field[64];
-	size_t i, n;
-
-	if (!a)
-		return 0;
-	if (task_want(e, a, JSON_ARRAY, "list", "Paths"))
-		return TASK_ERR_BAD_REQUEST;
-	n = json_array_size(a);
-	if (n > 100)
-		return task_too_many(e, "Paths", n, 100);
-	/* [] stays distinct from absent: one slot so it is never NULL. */
-	r->paths = calloc(n ? n : 1, sizeof(*r->paths));
-	if (!r->paths)
-		return -ENOMEM;
-	json_array_foreach(a, i, v)
-	{
-		int ret;
-
-		snprintf(field, sizeof(field), "Paths[%zu]", i);
-		if (task_want(e, v, JSON_STRING, "string", field))
-			return TASK_ERR_BAD_REQUEST;
-		ret = task_check_str(e, field, json_string_value(v),
-				     json_string_length(v), 0, 4096, CLS_PATH,
-				     PAT_PATH);
-		if (ret)
-			return ret;
-		r->paths[i] =
-			task_dupn(json_string_value(v), json_string_length(v));
-		if (!r->paths[i])
-			return -ENOMEM;
-		r->npaths = i + 1;
-	}
-	return 0;
+	return task_get_str_list(e, root, "Paths", 100, check_path, &r->paths,
+				 &r->npaths);
 }
 
 static int check_fsid(struct verr *e, const char *field, const char *s,

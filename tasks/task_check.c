@@ -417,6 +417,45 @@ int task_get_str(struct verr *e, const json_t *obj, const char *name,
 	return 0;
 }
 
+int task_get_str_list(struct verr *e, const json_t *obj, const char *name,
+		      size_t max, task_str_check_fn check, char ***out,
+		      size_t *n)
+{
+	json_t *a = task_member(obj, name), *v;
+	char field[64];
+	size_t i, count;
+
+	if (!a)
+		return 0;
+	if (task_want(e, a, JSON_ARRAY, "list", name))
+		return TASK_ERR_BAD_REQUEST;
+	count = json_array_size(a);
+	if (count > max)
+		return task_too_many(e, name, count, max);
+	/* [] stays distinct from absent: one slot so it is never NULL. */
+	*out = calloc(count ? count : 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	json_array_foreach(a, i, v)
+	{
+		int ret;
+
+		snprintf(field, sizeof(field), "%s[%zu]", name, i);
+		if (task_want(e, v, JSON_STRING, "string", field))
+			return TASK_ERR_BAD_REQUEST;
+		ret = check(e, field, json_string_value(v),
+			    json_string_length(v));
+		if (ret)
+			return ret;
+		(*out)[i] =
+			task_dupn(json_string_value(v), json_string_length(v));
+		if (!(*out)[i])
+			return -ENOMEM;
+		*n = i + 1;
+	}
+	return 0;
+}
+
 /* The member as an integer within [min, max]; *have false when absent. */
 int task_get_int(struct verr *e, const json_t *obj, const char *name,
 		 const char *field, long long min, long long max,

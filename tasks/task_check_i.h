@@ -115,5 +115,15 @@ int task_get_int(struct verr *e, const json_t *obj, const char *name,
 		 long long *out, bool *have);
 /* s[0..len) as a malloc'ed string; NULL on ENOMEM. */
 char *task_dupn(const char *s, size_t len);
+/* Checks one string of a list (field names it: "Paths[3]"). */
+typedef int (*task_str_check_fn)(struct verr *e, const char *field,
+				 const char *s, size_t len);
+/* The member as a list of at most max strings, each passing check, copied
+ * into *out (malloc'ed array of malloc'ed strings, *n of them). Absent
+ * leaves *out NULL; [] gives a non-NULL empty array. On an error what was
+ * copied so far stays in *out and *n, for the caller's usual cleanup. */
+int task_get_str_list(struct verr *e, const json_t *obj, const char *name,
+		      size_t max, task_str_check_fn check, char ***out,
+		      size_t *n);
 
 #endif

@@ -37,33 +37,8 @@ static const char *const filter_names[] = {
 static int parse_task_ids(struct verr *e, const json_t *root,
 			  struct task_describe_request *r)
 {
-	json_t *a = task_member(root, "TaskIds"), *v;
-	char field[64];
-	size_t i, n;
-
-	if (!a)
-		return 0;
-	if (task_want(e, a, JSON_ARRAY, "list", "TaskIds"))
-		return TASK_ERR_BAD_REQUEST;
-	n = json_array_size(a);
-	if (n > 50)
-		return task_too_many(e, "TaskIds", n, 50);
-	r->task_ids = calloc(n ? n : 1, sizeof(*r->task_ids));
-	if (!r->task_ids)
-		return -ENOMEM;
-	json_array_foreach(a, i, v)
-	{
-		snprintf(field, sizeof(field), "TaskIds[%zu]", i);
-		if (task_want(e, v, JSON_STRING, "string", field) ||
-		    task_check_task_id(e, field, json_string_value(v),
-				       json_string_length(v)))
-			return TASK_ERR_BAD_REQUEST;
-		r->task_ids[i] = strdup(json_string_value(v));
-		if (!r->task_ids[i])
-			return -ENOMEM;
-		r->ntask_ids = i + 1;
-	}
-	return 0;
+	return task_get_str_list(e, root, "TaskIds", 50, task_check_task_id,
+				 &r->task_ids, &r->ntask_ids);
 }
 
 /* One filter's values: into fs_ids / lifecycles, or only checked. */

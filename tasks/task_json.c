@@ -30,15 +30,15 @@
 
 int task_make_id(char id[24])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[9];
+	char hex[2 * sizeof(rnd) + 1];
 	int ret = random_bytes(rnd, sizeof(rnd));
 
 	if (ret)
 		return ret;
+	hex_encode(rnd, sizeof(rnd), hex);
 	memcpy(id, "task-", 5);
-	for (size_t i = 0; i < 17; i++)
-		id[5 + i] = hex[(rnd[i / 2] >> (i % 2 ? 0 : 4)) & 0xF];
+	memcpy(id + 5, hex, 17);
 	id[22] = '\0';
 	return 0;
 }
