@@ -430,7 +430,7 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	if (!map_size)
 		map_size = META_MAP_DEFAULT;
 	if (nosync)
-		flags |= MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP;
+		flags |= MDB_NOSYNC | MDB_NOMETASYNC;
 	rc = mdb_env_set_maxdbs(db->env, T_COUNT);
 	if (!rc)
 		rc = mdb_env_set_maxreaders(db->env, META_MAXREADERS);

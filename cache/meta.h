@@ -18,16 +18,9 @@
  * with MDB_NOTLS so read transactions may be handed between threads.
  *
  * Durability: meta_open(..., nosync=false) makes every commit durable; with
- * nosync=true commits are durable after meta_sync() (used by fsync,
- * fsyncdir and unmount) and the environment still survives a process crash
- * intact. nosync=true also maps the environment writable (MDB_WRITEMAP): a
- * commit then writes its pages in the map instead of pwrite()ing each one,
- * which makes a small file's create+write ~15% faster. The map is shared with
- * the page cache, so a killed process loses nothing that was committed. A power
- * loss may lose what was committed after the last meta_sync(), as with any
- * unsynced write (LMDB documents MDB_NOSYNC and MDB_WRITEMAP alike: what
- * the kernel wrote back by then decides). The data file is as large as the
- * map (64 GiB by default), sparse: only the pages in use are allocated.
+ * nosync=true commits are durable after meta_sync() (used by fsync and a
+ * periodic flush) and the environment still survives a process crash intact
+ * (MDB_NOMETASYNC|MDB_NOSYNC only lose the last commits on power loss).
  */
 #ifndef TIDEFS_META_H
 #define TIDEFS_META_H
