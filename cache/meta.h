@@ -18,9 +18,12 @@
  * with MDB_NOTLS so read transactions may be handed between threads.
  *
  * Durability: meta_open(..., nosync=false) makes every commit durable; with
- * nosync=true commits are durable after meta_sync() (used by fsync and a
- * periodic flush) and the environment still survives a process crash intact
- * (MDB_NOMETASYNC|MDB_NOSYNC only lose the last commits on power loss).
+ * nosync=true commits are durable after meta_sync() (used by fsync,
+ * fsyncdir and unmount) and the environment still survives a process crash
+ * intact (MDB_NOMETASYNC|MDB_NOSYNC only lose the last commits on power
+ * loss). Not MDB_WRITEMAP, although its commits are cheaper: a commit that
+ * needs a new page of the sparse map on a full file system would fault with
+ * SIGBUS, where a pwrite() commit fails cleanly with -ENOSPC.
  */
 #ifndef TIDEFS_META_H
 #define TIDEFS_META_H
