@@ -41,7 +41,9 @@ static uint64_t count_cached(const struct hydrate_file *f, uint32_t csize)
 	return (uint64_t)st.st_blocks * 512;
 }
 
-static void note_enospc(struct hydrate *h, uint64_t want)
+/* Say why writes fail with ENOSPC: the cache size (disk false) or the file
+ * system holding the cache dir (disk true). One warning every 5 s. */
+static void note_enospc(struct hydrate *h, uint64_t want, bool disk)
 {
 	int64_t now = time_mono_ns(), last = atomic_load(&h->enospc_logged);
 	char a[32], b[32];
@@ -49,11 +51,17 @@ static void note_enospc(struct hydrate *h, uint64_t want)
 	if (now - last < 5000000000ll ||
 	    !atomic_compare_exchange_strong(&h->enospc_logged, &last, now))
 		return;
-	log_warn("cache full: %s more would exceed the cache size of %s;"
-		 " writes fail with ENOSPC until data is exported and"
-		 " released",
-		 format_size(want, a, sizeof(a)),
-		 format_size(h->cfg.capacity, b, sizeof(b)));
+	if (disk)
+		log_warn("cache dir file system full: writing %s to a data "
+			 "file failed; writes fail with ENOSPC until space is "
+			 "freed there",
+			 format_size(want, a, sizeof(a)));
+	else
+		log_warn("cache full: %s more would exceed the cache size of "
+			 "%s; writes fail with ENOSPC until data is exported "
+			 "and released",
+			 format_size(want, a, sizeof(a)),
+			 format_size(h->cfg.capacity, b, sizeof(b)));
 }
 
 /*
@@ -74,7 +82,7 @@ int hyd_reserve(struct hydrate *h, uint64_t grow)
 			return 0;
 		atomic_fetch_sub(&h->used, (int64_t)grow);
 		if (!h->need_space || h->need_space(h->space_arg, grow) < 0) {
-			note_enospc(h, grow);
+			note_enospc(h, grow, false);
 			return -ENOSPC;
 		}
 	}
@@ -304,7 +312,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		atomic_fetch_sub(&h->used, (int64_t)grow);
 		pthread_mutex_unlock(&f->lock);
 		if (ret == -ENOSPC || ret == -EDQUOT)
-			note_enospc(h, grow);
+			note_enospc(h, len, true);
 		goto out_unlock;
 	}
 	f->size = new_size;

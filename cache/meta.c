@@ -36,12 +36,16 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
-#define META_FORMAT	   1
-#define META_MAP_DEFAULT   (64ULL << 30)
+#define META_FORMAT	 1
+#define META_MAP_DEFAULT (64ULL << 30)
+/* A failed commit with less free space than this means a full disk. */
+#define META_FULL_BELOW	   (1ULL << 20)
 #define META_MAXREADERS	   512
 #define META_NAME_MAX	   255
 #define META_XATTR_VAL_MAX (64u * 1024)
@@ -70,6 +74,7 @@ static const char *const table_names[T_COUNT] = {
 struct meta_db {
 	MDB_env *env;
 	MDB_dbi dbi[T_COUNT]; /* opened once at meta_open, read-only after */
+	atomic_int_least64_t full_logged; /* time_mono_ns of the last warning */
 };
 
 struct meta_txn {
@@ -422,6 +427,7 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 		ret = -ENOMEM;
 		goto out_free_path;
 	}
+	atomic_init(&db->full_logged, INT64_MIN / 2);
 	rc = mdb_env_create(&db->env);
 	if (rc) {
 		ret = lmdb_err(rc, "env create");
@@ -511,9 +517,39 @@ int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
 	return 0;
 }
 
+/*
+ * A commit could not write its pages: LMDB says EIO for a short write, which
+ * is how a full file system shows. Tell full (ENOSPC, with one warning every
+ * few seconds) from a real I/O error. The environment stays intact: the meta
+ * page is only written after every other page was.
+ */
+static int commit_failed(struct meta_db *db, int rc)
+{
+	struct statvfs sv;
+	mdb_filehandle_t fd;
+	int64_t now, last;
+
+	if (rc == EDQUOT)
+		return rc;
+	if (mdb_env_get_fd(db->env, &fd) != 0 || fstatvfs(fd, &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize >= META_FULL_BELOW) {
+		if (rc == EIO)
+			log_error("meta: commit: I/O error writing the "
+				  "metadata");
+		return rc;
+	}
+	now = time_mono_ns();
+	last = atomic_load(&db->full_logged);
+	if (now - last >= 5000000000ll &&
+	    atomic_compare_exchange_strong(&db->full_logged, &last, now))
+		log_warn("meta: the file system of the cache dir is full: "
+			 "changes fail with ENOSPC until space is freed there");
+	return ENOSPC;
+}
+
 int meta_txn_commit(struct meta_txn *txn)
 {
-	int ret;
+	int ret, rc;
 
 	if (!txn)
 		return -EINVAL;
@@ -521,7 +557,10 @@ int meta_txn_commit(struct meta_txn *txn)
 		ret = txn->err;
 		mdb_txn_abort(txn->txn);
 	} else {
-		ret = lmdb_err(mdb_txn_commit(txn->txn), "commit");
+		rc = mdb_txn_commit(txn->txn);
+		if (rc == EIO || rc == ENOSPC || rc == EDQUOT)
+			rc = commit_failed(txn->db, rc);
+		ret = lmdb_err(rc, "commit");
 	}
 	free(txn);
 	return ret;
