@@ -553,6 +553,11 @@ static void *lane_main(void *arg)
 			 task_type_name(s->t.req.type));
 		pthread_mutex_unlock(&e->lock);
 
+		/* Fetched chunks are recorded in batches: a task sees every
+		 * read so far (a release needs the files read lately to be
+		 * archived, in LRU order). */
+		if (e->cfg.hy)
+			hydrate_flush(e->cfg.hy);
 		ret = run_type(&r);
 		if (!e->stopping || s->cancel)
 			write_report(e, &r);
