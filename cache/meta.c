@@ -42,7 +42,11 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
-#define META_FORMAT	 1
+/* Format 2: inodes may be META_F_HEAD_PENDING (lazily completed metadata),
+ * which a format-1 binary would show with default attributes. A format-1
+ * store is upgraded when opened; newer formats are refused. */
+#define META_FORMAT	 2
+#define META_FORMAT_MIN	 1
 #define META_MAP_DEFAULT (64ULL << 30)
 /* A failed commit with less free space than this means a full disk. */
 #define META_FULL_BELOW	   (1ULL << 20)
@@ -373,11 +377,17 @@ static int check_format(struct meta_txn *txn, const char *path)
 		return meta_super_put_u64(txn, "format", META_FORMAT);
 	if (ret)
 		return ret;
-	if (format != META_FORMAT) {
+	if (format < META_FORMAT_MIN || format > META_FORMAT) {
 		log_error("meta: %s has metadata format %llu; this tidefs "
-			  "reads format %d only",
-			  path, (unsigned long long)format, META_FORMAT);
+			  "reads formats %d to %d",
+			  path, (unsigned long long)format, META_FORMAT_MIN,
+			  META_FORMAT);
 		return -EPROTONOSUPPORT;
+	}
+	if (format < META_FORMAT) {
+		log_info("meta: %s: metadata format %llu upgraded to %d", path,
+			 (unsigned long long)format, META_FORMAT);
+		return meta_super_put_u64(txn, "format", META_FORMAT);
 	}
 	return 0;
 }

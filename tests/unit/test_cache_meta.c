@@ -151,7 +151,7 @@ static void test_reopen_persists(void **state)
 	assert_int_equal(meta_super_get_str(t, "fsid", s, sizeof(s)), 0);
 	assert_string_equal(s, "fs-0123456789abcdef0");
 	assert_int_equal(meta_super_get_u64(t, "format", &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
 	meta_txn_abort(t);
 
 	t = wtxn(f);
@@ -166,12 +166,36 @@ static void test_unknown_format_refused(void **state)
 	struct fixture *f = *state;
 	struct meta_txn *t = wtxn(f);
 
-	meta_super_put_u64(t, "format", 2);
+	meta_super_put_u64(t, "format", 3);
 	assert_int_equal(meta_txn_commit(t), 0);
 	meta_close(f->db);
 	f->db = NULL;
 	assert_int_equal(meta_open(f->dir, 0, true, &f->db), -EPROTONOSUPPORT);
 	assert_null(f->db);
+}
+
+/* A format-1 store (before lazy metadata) opens and becomes format 2; a
+ * binary that reads format 1 only then refuses it (it would not know
+ * pending inodes). Format 0 never existed. */
+static void test_format_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f);
+	uint64_t v = 0;
+
+	meta_super_put_u64(t, "format", 1);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = wtxn(f);
+	assert_int_equal(meta_super_get_u64(t, "format", &v), 0);
+	assert_int_equal(v, 2);
+	meta_super_put_u64(t, "format", 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), -EPROTONOSUPPORT);
 }
 
 static void test_open_bad_dir(void **state)
@@ -947,7 +971,7 @@ static void test_txn_handoff(void **state)
 
 	assert_int_equal(pthread_create(&th, NULL, use_txn_main, t), 0);
 	assert_int_equal(pthread_join(th, &res), 0);
-	assert_int_equal((intptr_t)res, 1);
+	assert_int_equal((intptr_t)res, 2); /* the format */
 }
 
 /* A process killed (kill -9) with a read transaction open: the next
@@ -999,6 +1023,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_reopen_persists),
 		T(test_unknown_format_refused),
+		T(test_format_upgrade),
 		cmocka_unit_test(test_open_bad_dir),
 		T(test_super),
 		T(test_inodes),
