@@ -934,7 +934,10 @@ int meta_dentry_put(struct meta_txn *txn, uint64_t parent, const char *name,
 				  replace ? 0 : MDB_NOOVERWRITE));
 }
 
-int meta_dentry_del(struct meta_txn *txn, uint64_t parent, const char *name)
+/* Delete (id, name) from a table keyed that way (dentries, xattrs); a name
+ * too long to be stored is simply absent. */
+static int name_del(struct meta_txn *txn, int table, uint64_t id,
+		    const char *name)
 {
 	uint8_t kb[META_KEY_MAX];
 	MDB_val k;
@@ -943,10 +946,15 @@ int meta_dentry_del(struct meta_txn *txn, uint64_t parent, const char *name)
 	ret = need_write(txn);
 	if (ret)
 		return ret;
-	ret = key_name(kb, parent, name, &k);
+	ret = key_name(kb, id, name, &k);
 	if (ret)
 		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
-	return stick_lookup(txn, raw_del(txn, T_DENTRIES, &k));
+	return stick_lookup(txn, raw_del(txn, table, &k));
+}
+
+int meta_dentry_del(struct meta_txn *txn, uint64_t parent, const char *name)
+{
+	return name_del(txn, T_DENTRIES, parent, name);
 }
 
 struct dentry_walk {
@@ -1158,17 +1166,7 @@ int meta_xattr_put(struct meta_txn *txn, uint64_t ino, const char *name,
 
 int meta_xattr_del(struct meta_txn *txn, uint64_t ino, const char *name)
 {
-	uint8_t kb[META_KEY_MAX];
-	MDB_val k;
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_name(kb, ino, name, &k);
-	if (ret)
-		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
-	return stick_lookup(txn, raw_del(txn, T_XATTRS, &k));
+	return name_del(txn, T_XATTRS, ino, name);
 }
 
 struct name_walk {

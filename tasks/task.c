@@ -604,9 +604,7 @@ void task_request_release(struct task_request *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; r->paths && i < r->npaths; i++)
-		free(r->paths[i]);
-	free(r->paths);
+	task_free_str_list(r->paths, r->npaths);
 	free(r->fsid);
 	free(r->report_path);
 	free(r->report_format);

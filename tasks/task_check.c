@@ -456,6 +456,13 @@ int task_get_str_list(struct verr *e, const json_t *obj, const char *name,
 	return 0;
 }
 
+void task_free_str_list(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* The member as an integer within [min, max]; *have false when absent. */
 int task_get_int(struct verr *e, const json_t *obj, const char *name,
 		 const char *field, long long min, long long max,

@@ -125,5 +125,7 @@ typedef int (*task_str_check_fn)(struct verr *e, const char *field,
 int task_get_str_list(struct verr *e, const json_t *obj, const char *name,
 		      size_t max, task_str_check_fn check, char ***out,
 		      size_t *n);
+/* Free what task_get_str_list() made (v may be NULL). */
+void task_free_str_list(char **v, size_t n);
 
 #endif

@@ -229,12 +229,8 @@ void task_describe_release(struct task_describe_request *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; r->task_ids && i < r->ntask_ids; i++)
-		free(r->task_ids[i]);
-	free(r->task_ids);
-	for (size_t i = 0; r->fs_ids && i < r->nfs_ids; i++)
-		free(r->fs_ids[i]);
-	free(r->fs_ids);
+	task_free_str_list(r->task_ids, r->ntask_ids);
+	task_free_str_list(r->fs_ids, r->nfs_ids);
 	free(r->lifecycles);
 	free(r->next_token);
 	memset(r, 0, sizeof(*r));
