@@ -110,6 +110,17 @@ static int write_symlink(struct fs *fs, uint64_t ino, const char *target)
 	return ret;
 }
 
+/* 0 when dir has no entry name, -EEXIST when it has, or the error. */
+static int name_unused(struct meta_txn *txn, uint64_t dir, const char *name)
+{
+	uint64_t ino;
+	int ret = meta_dentry_get(txn, dir, name, &ino);
+
+	if (ret == 0)
+		return -EEXIST;
+	return ret == -ENOENT ? 0 : ret;
+}
+
 /* create, mknod, mkdir, symlink: one transaction, then the reply. */
 static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev, const char *target,
@@ -134,12 +145,8 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ret = get_dir(txn, parent, &dir);
 	if (ret < 0)
 		goto out_abort;
-	ret = meta_dentry_get(txn, parent, name, &ino);
-	if (ret == 0) {
-		ret = -EEXIST;
-		goto out_abort;
-	}
-	if (ret != -ENOENT)
+	ret = name_unused(txn, parent, name);
+	if (ret < 0)
 		goto out_abort;
 	ret = meta_ino_alloc(txn, &ino);
 	if (ret < 0)
@@ -299,7 +306,6 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct meta_txn *txn = NULL;
 	struct state_note note = {0};
 	int64_t now = time_now_ns();
-	uint64_t other;
 	int ret;
 
 	ret = check_name(newparent, newname);
@@ -322,12 +328,8 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = meta_dentry_get(txn, newparent, newname, &other);
-	if (ret == 0) {
-		ret = -EEXIST;
-		goto out;
-	}
-	if (ret != -ENOENT)
+	ret = name_unused(txn, newparent, newname);
+	if (ret < 0)
 		goto out;
 	mi.nlink++;
 	mi.ctime_ns = now;
