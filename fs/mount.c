@@ -414,24 +414,29 @@ static int start_engine(struct fs *fs)
  * container runtime waits before SIGKILL.
  */
 static struct fuse_session *sig_se;
-static volatile sig_atomic_t sig_seen;
+/* Set in the handler, read by the watcher thread: a lock-free atomic (a
+ * volatile sig_atomic_t is only safe within one thread). */
+static atomic_int sig_seen;
 
 static void on_signal(int sig)
 {
-	sig_seen = sig;
+	int saved = errno;
+
+	atomic_store(&sig_seen, sig);
 	if (sig_se)
 		fuse_session_exit(sig_se);
+	errno = saved;
 }
 
 static void *sig_watch(void *arg)
 {
 	struct fs *fs = arg;
 
-	while (!sig_seen && !atomic_load(&fs->stopping)) {
+	while (!atomic_load(&sig_seen) && !atomic_load(&fs->stopping)) {
 		struct timespec ts = {0, 50000000};
 		nanosleep(&ts, NULL);
 	}
-	if (sig_seen && fs->s3)
+	if (atomic_load(&sig_seen) && fs->s3)
 		s3_client_cancel(fs->s3);
 	return NULL;
 }
@@ -681,7 +686,7 @@ int fs_run(const struct fs_options *o)
 	struct fs fs = {0};
 	struct start_err e = {{0}};
 	struct fuse_loop_config *lc;
-	int pfd[2] = {-1, -1}, lockfd = -1, ret;
+	int pfd[2] = {-1, -1}, lockfd = -1, ret, sig;
 	size_t rlen;
 
 	if (!o->foreground) {
@@ -746,8 +751,9 @@ int fs_run(const struct fs_options *o)
 	fuse_loop_cfg_set_idle_threads(lc, 16);
 	ret = fuse_session_loop_mt(fs.se, lc);
 	fuse_loop_cfg_destroy(lc);
-	if (sig_seen || ret > 0)
-		log_info("signal %d: unmounting %s", sig_seen ? sig_seen : ret,
+	sig = atomic_load(&sig_seen);
+	if (sig || ret > 0)
+		log_info("signal %d: unmounting %s", sig ? sig : ret,
 			 o->mountpoint);
 	else if (ret < 0)
 		log_error("FUSE session failed (%s): unmounting %s",
