@@ -2,7 +2,8 @@
 /*
  * The local data store: one sparse file per inode, fanned out over 256
  * subdirectories so no directory grows huge. Presence of chunks lives in
- * LMDB (meta.c); this file only creates, opens, punches and removes files.
+ * LMDB (meta_tables.c); this file only creates, opens, punches and removes
+ * files.
  */
 #include "cache/chunk.h"
 

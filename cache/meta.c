@@ -17,23 +17,29 @@
  * The inode record is a versioned little-endian serialisation, never the C
  * struct (which holds a pointer): see inode_encode().
  *
- * Errors: MDB_* codes become -errno once, in lmdb_err(). The first error of a
- * transaction sticks (txn->err): every later call returns it untouched and
- * meta_txn_commit() aborts. Answers do not stick: -ENOENT from a lookup or
- * from deleting an absent key, -ERANGE for a caller's buffer that is too
- * small, -ENAMETOOLONG from a lookup of an over-long name. Deleting an
- * absent dirty/lru entry, or clearing chunks/xattrs that are not there, is
- * not an error (those are index maintenance and meant to be idempotent).
+ * Errors: MDB_* codes become -errno once, in meta_lmdb_err(). The first
+ * error of a transaction sticks (txn->err): every later call returns it
+ * untouched and meta_txn_commit() aborts. Answers do not stick: -ENOENT from
+ * a lookup or from deleting an absent key, -ERANGE for a caller's buffer
+ * that is too small, -ENAMETOOLONG from a lookup of an over-long name.
+ * Deleting an absent dirty/lru entry, or clearing chunks/xattrs that are not
+ * there, is not an error (those are index maintenance and meant to be
+ * idempotent).
  *
  * Iteration (the *_foreach calls) re-seeks by a copy of the current key
  * after each callback, so a callback may modify the table it is walking in
  * the same write transaction.
+ *
+ * Files: meta.c (this one) holds the environment, transactions, the error
+ * translation, the generic walk, the super table, and the inodes with their
+ * record codec; meta_tables.c the accessors and walks of the other tables
+ * (dentries, chunks, xattrs, dirty, lru, tasks); meta_i.h what both share
+ * (struct meta_db and meta_txn, the table enum, byte order and key builders,
+ * raw get/put/del, the sticky-error helpers).
  */
-#include "cache/meta.h"
-#include "common/common.h"
+#include "cache/meta_i.h"
 
 #include <errno.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -42,6 +48,8 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include "common/common.h"
+
 /* Format 2: inodes may be META_F_HEAD_PENDING (lazily completed metadata),
  * which a format-1 binary would show with default attributes. A format-1
  * store is upgraded when opened; newer formats are refused. */
@@ -49,48 +57,20 @@
 #define META_FORMAT_MIN	 1
 #define META_MAP_DEFAULT (64ULL << 30)
 /* A failed commit with less free space than this means a full disk. */
-#define META_FULL_BELOW	   (1ULL << 20)
-#define META_MAXREADERS	   512
-#define META_NAME_MAX	   255
-#define META_XATTR_VAL_MAX (64u * 1024)
-#define META_KEY_MAX	   (8 + META_NAME_MAX + 8)
-#define INODE_REC_VERSION  1
-#define INODE_REC_FIXED	   108	      /* bytes before the variable part */
-#define INODE_KEY_NULL	   UINT32_MAX /* s3_key length meaning NULL */
-
-enum meta_table {
-	T_INODES,
-	T_DENTRIES,
-	T_CHUNKS,
-	T_LRU,
-	T_DIRTY,
-	T_XATTRS,
-	T_TASKS,
-	T_SUPER,
-	T_COUNT,
-};
+#define META_FULL_BELOW	  (1ULL << 20)
+#define META_MAXREADERS	  512
+#define INODE_REC_VERSION 1
+#define INODE_REC_FIXED	  108	     /* bytes before the variable part */
+#define INODE_KEY_NULL	  UINT32_MAX /* s3_key length meaning NULL */
 
 static const char *const table_names[T_COUNT] = {
 	"inodes", "dentries", "chunks", "lru",
 	"dirty",  "xattrs",   "tasks",	"super",
 };
 
-struct meta_db {
-	MDB_env *env;
-	MDB_dbi dbi[T_COUNT]; /* opened once at meta_open, read-only after */
-	atomic_int_least64_t full_logged; /* time_mono_ns of the last warning */
-};
-
-struct meta_txn {
-	struct meta_db *db;
-	MDB_txn *txn;
-	bool write;
-	int err; /* first error, sticky */
-};
-
 /* ---- errors ---- */
 
-static int lmdb_err(int rc, const char *what)
+int meta_lmdb_err(int rc, const char *what)
 {
 	switch (rc) {
 	case 0:
@@ -112,31 +92,6 @@ static int lmdb_err(int rc, const char *what)
 		return -rc;
 	log_error("meta: %s: %s", what, mdb_strerror(rc));
 	return -EIO;
-}
-
-/* Record ret as the sticky error (if it is one) and return it. */
-static int stick(struct meta_txn *txn, int ret)
-{
-	if (ret && !txn->err)
-		txn->err = ret;
-	return ret;
-}
-
-/* Sticky unless it is an answer (-ENOENT). */
-static int stick_lookup(struct meta_txn *txn, int ret)
-{
-	if (ret == -ENOENT)
-		return ret;
-	return stick(txn, ret);
-}
-
-static int need_write(struct meta_txn *txn)
-{
-	if (txn->err)
-		return txn->err;
-	if (!txn->write)
-		return stick(txn, -EBADF);
-	return 0;
 }
 
 const char *meta_state_name(enum meta_state s)
@@ -164,151 +119,11 @@ void meta_inode_release(struct meta_inode *ino)
 	memset(ino, 0, sizeof(*ino));
 }
 
-/* ---- byte order ---- */
+/* ---- iteration ---- */
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* ---- keys ---- */
-
-static MDB_val key_u64(uint8_t buf[8], uint64_t v)
-{
-	put_be64(buf, v);
-	return (MDB_val){.mv_size = 8, .mv_data = buf};
-}
-
-static MDB_val key_u64_u64(uint8_t buf[16], uint64_t a, uint64_t b)
-{
-	put_be64(buf, a);
-	put_be64(buf + 8, b);
-	return (MDB_val){.mv_size = 16, .mv_data = buf};
-}
-
-/* id + name; name must be 1..255 bytes: -EINVAL / -ENAMETOOLONG. */
-static int key_name(uint8_t buf[META_KEY_MAX], uint64_t id, const char *name,
-		    MDB_val *out)
-{
-	size_t n;
-
-	if (!name || !*name)
-		return -EINVAL;
-	n = strlen(name);
-	if (n > META_NAME_MAX)
-		return -ENAMETOOLONG;
-	put_be64(buf, id);
-	memcpy(buf + 8, name, n);
-	*out = (MDB_val){.mv_size = 8 + n, .mv_data = buf};
-	return 0;
-}
-
-/* A plain name key (tasks, super). */
-static int key_str(const char *name, MDB_val *out)
-{
-	size_t n;
-
-	if (!name || !*name)
-		return -EINVAL;
-	n = strlen(name);
-	if (n > META_NAME_MAX)
-		return -ENAMETOOLONG;
-	*out = (MDB_val){.mv_size = n, .mv_data = (void *)name};
-	return 0;
-}
-
-/* Access times may be negative: flip the sign bit so BE order is numeric. */
-static uint64_t bias_i64(int64_t v)
-{
-	return (uint64_t)v ^ (1ULL << 63);
-}
-
-static int64_t unbias_i64(uint64_t v)
-{
-	return (int64_t)(v ^ (1ULL << 63));
-}
-
-/* ---- raw operations (no sticky handling) ---- */
-
-static int raw_get(struct meta_txn *txn, enum meta_table t, MDB_val *k,
-		   MDB_val *v)
-{
-	return lmdb_err(mdb_get(txn->txn, txn->db->dbi[t], k, v), "get");
-}
-
-static int raw_put(struct meta_txn *txn, enum meta_table t, MDB_val *k,
-		   MDB_val *v, unsigned flags)
-{
-	return lmdb_err(mdb_put(txn->txn, txn->db->dbi[t], k, v, flags), "put");
-}
-
-static int raw_del(struct meta_txn *txn, enum meta_table t, MDB_val *k)
-{
-	return lmdb_err(mdb_del(txn->txn, txn->db->dbi[t], k, NULL), "del");
-}
-
-static MDB_val empty_val(void)
-{
-	return (MDB_val){.mv_size = 0, .mv_data = (void *)""};
-}
-
-/*
- * Walk table t from the first key >= start (start NULL: from the first key),
- * strictly after start when skip_equal, while keys begin with prefix (plen 0:
- * no bound). fn returns 0 to go on, non-zero to stop (returned). Errors of
- * LMDB stick; errors of fn are the caller's and only returned.
- */
-typedef int (*walk_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
-
-static int walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
-		size_t plen, const void *start, size_t slen, bool skip_equal,
-		walk_fn fn, void *ctx)
+int meta_walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
+	      size_t plen, const void *start, size_t slen, bool skip_equal,
+	      walk_fn fn, void *ctx)
 {
 	uint8_t cur_key[META_KEY_MAX];
 	MDB_cursor *cur = NULL;
@@ -318,7 +133,7 @@ static int walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
 
 	rc = mdb_cursor_open(txn->txn, txn->db->dbi[t], &cur);
 	if (rc)
-		return stick(txn, lmdb_err(rc, "cursor"));
+		return stick(txn, meta_lmdb_err(rc, "cursor"));
 	if (!start) {
 		start = prefix;
 		slen = plen;
@@ -361,7 +176,7 @@ static int walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
 	if (ret)
 		return ret;
 	if (rc && rc != MDB_NOTFOUND)
-		return stick(txn, lmdb_err(rc, "cursor get"));
+		return stick(txn, meta_lmdb_err(rc, "cursor get"));
 	return 0;
 }
 
@@ -399,13 +214,13 @@ static int open_tables(struct meta_db *db, const char *path)
 
 	rc = mdb_txn_begin(db->env, NULL, 0, &txn.txn);
 	if (rc)
-		return lmdb_err(rc, "begin");
+		return meta_lmdb_err(rc, "begin");
 	for (int i = 0; i < T_COUNT; i++) {
 		rc = mdb_dbi_open(txn.txn, table_names[i], MDB_CREATE,
 				  &db->dbi[i]);
 		if (rc) {
 			mdb_txn_abort(txn.txn);
-			return lmdb_err(rc, table_names[i]);
+			return meta_lmdb_err(rc, table_names[i]);
 		}
 	}
 	rc = check_format(&txn, path);
@@ -413,7 +228,7 @@ static int open_tables(struct meta_db *db, const char *path)
 		mdb_txn_abort(txn.txn);
 		return rc;
 	}
-	return lmdb_err(mdb_txn_commit(txn.txn), "commit");
+	return meta_lmdb_err(mdb_txn_commit(txn.txn), "commit");
 }
 
 int meta_open(const char *dir, uint64_t map_size, bool nosync,
@@ -440,7 +255,7 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	atomic_init(&db->full_logged, INT64_MIN / 2);
 	rc = mdb_env_create(&db->env);
 	if (rc) {
-		ret = lmdb_err(rc, "env create");
+		ret = meta_lmdb_err(rc, "env create");
 		goto out_free_db;
 	}
 	if (!map_size)
@@ -455,14 +270,14 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	if (!rc)
 		rc = mdb_env_open(db->env, path, flags, 0600);
 	if (rc) {
-		ret = lmdb_err(rc, "env open");
+		ret = meta_lmdb_err(rc, "env open");
 		log_error("meta: cannot open %s: %s", path, mdb_strerror(rc));
 		goto out_close_env;
 	}
 	/* Readers left behind by a killed process pin old pages forever. */
 	rc = mdb_reader_check(db->env, &dead);
 	if (rc) {
-		ret = lmdb_err(rc, "reader check");
+		ret = meta_lmdb_err(rc, "reader check");
 		goto out_close_env;
 	}
 	if (dead)
@@ -493,7 +308,7 @@ void meta_close(struct meta_db *db)
 
 int meta_sync(struct meta_db *db)
 {
-	return lmdb_err(mdb_env_sync(db->env, 1), "sync");
+	return meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 }
 
 /* ---- transactions ---- */
@@ -521,7 +336,7 @@ int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
 	}
 	if (rc) {
 		free(txn);
-		return lmdb_err(rc, "begin");
+		return meta_lmdb_err(rc, "begin");
 	}
 	*out = txn;
 	return 0;
@@ -570,7 +385,7 @@ int meta_txn_commit(struct meta_txn *txn)
 		rc = mdb_txn_commit(txn->txn);
 		if (rc == EIO || rc == ENOSPC || rc == EDQUOT)
 			rc = commit_failed(txn->db, rc);
-		ret = lmdb_err(rc, "commit");
+		ret = meta_lmdb_err(rc, "commit");
 	}
 	free(txn);
 	return ret;
@@ -590,15 +405,6 @@ int meta_txn_error(const struct meta_txn *txn)
 }
 
 /* ---- super ---- */
-
-/* Copy a stored value out: at most len bytes, *outlen the stored length. */
-static void copy_out(const MDB_val *v, void *buf, size_t len, size_t *outlen)
-{
-	if (buf && len)
-		memcpy(buf, v->mv_data, MIN(len, v->mv_size));
-	if (outlen)
-		*outlen = v->mv_size;
-}
 
 int meta_super_get(struct meta_txn *txn, const char *name, void *buf,
 		   size_t len, size_t *outlen)
@@ -890,516 +696,6 @@ int meta_inode_foreach(struct meta_txn *txn, meta_inode_cb cb, void *arg)
 
 	if (txn->err)
 		return txn->err;
-	return walk(txn, T_INODES, NULL, 0, NULL, 0, false, inode_walk_fn, &w);
-}
-
-/* ---- dentries ---- */
-
-int meta_dentry_get(struct meta_txn *txn, uint64_t parent, const char *name,
-		    uint64_t *ino)
-{
-	uint8_t kb[META_KEY_MAX];
-	MDB_val k, v;
-	int ret;
-
-	if (txn->err)
-		return txn->err;
-	ret = key_name(kb, parent, name, &k);
-	if (ret)
-		return ret; /* an answer: no such name can exist */
-	ret = raw_get(txn, T_DENTRIES, &k, &v);
-	if (ret)
-		return stick_lookup(txn, ret);
-	if (v.mv_size != 8)
-		return stick(txn, -EPROTO);
-	*ino = get_le64(v.mv_data);
-	return 0;
-}
-
-int meta_dentry_put(struct meta_txn *txn, uint64_t parent, const char *name,
-		    uint64_t ino, bool replace)
-{
-	uint8_t kb[META_KEY_MAX], vb[8];
-	MDB_val k, v = {.mv_size = 8, .mv_data = vb};
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_name(kb, parent, name, &k);
-	if (ret)
-		return stick(txn, ret);
-	put_le64(vb, ino);
-	return stick(txn, raw_put(txn, T_DENTRIES, &k, &v,
-				  replace ? 0 : MDB_NOOVERWRITE));
-}
-
-/* Delete (id, name) from a table keyed that way (dentries, xattrs); a name
- * too long to be stored is simply absent. */
-static int name_del(struct meta_txn *txn, int table, uint64_t id,
-		    const char *name)
-{
-	uint8_t kb[META_KEY_MAX];
-	MDB_val k;
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_name(kb, id, name, &k);
-	if (ret)
-		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
-	return stick_lookup(txn, raw_del(txn, table, &k));
-}
-
-int meta_dentry_del(struct meta_txn *txn, uint64_t parent, const char *name)
-{
-	return name_del(txn, T_DENTRIES, parent, name);
-}
-
-struct dentry_walk {
-	meta_dentry_cb cb;
-	void *arg;
-	struct meta_txn *txn;
-};
-
-static int dentry_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct dentry_walk *w = ctx;
-	char name[META_NAME_MAX + 1];
-	size_t n = k->mv_size - 8;
-
-	if (n > META_NAME_MAX || v->mv_size != 8)
-		return stick(w->txn, -EPROTO);
-	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
-	name[n] = '\0';
-	return w->cb(w->arg, name, get_le64(v->mv_data));
-}
-
-int meta_dentry_foreach(struct meta_txn *txn, uint64_t parent,
-			const char *after, meta_dentry_cb cb, void *arg)
-{
-	struct dentry_walk w = {.cb = cb, .arg = arg, .txn = txn};
-	uint8_t pb[8], kb[META_KEY_MAX];
-	MDB_val k;
-	int ret;
-
-	if (txn->err)
-		return txn->err;
-	put_be64(pb, parent);
-	if (!after || !*after)
-		return walk(txn, T_DENTRIES, pb, 8, NULL, 0, false,
-			    dentry_walk_fn, &w);
-	ret = key_name(kb, parent, after, &k);
-	if (ret == -ENAMETOOLONG) { /* sorts like its first 255 bytes */
-		memcpy(kb, pb, 8);
-		memcpy(kb + 8, after, META_NAME_MAX);
-		k = (MDB_val){.mv_size = META_KEY_MAX - 8, .mv_data = kb};
-		ret = 0;
-	}
-	if (ret)
-		return stick(txn, ret);
-	return walk(txn, T_DENTRIES, pb, 8, k.mv_data, k.mv_size, true,
-		    dentry_walk_fn, &w);
-}
-
-static int stop_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	(void)ctx;
-	(void)k;
-	(void)v;
-	return 1;
-}
-
-int meta_dir_is_empty(struct meta_txn *txn, uint64_t parent)
-{
-	uint8_t pb[8];
-	int ret;
-
-	if (txn->err)
-		return txn->err;
-	put_be64(pb, parent);
-	ret = walk(txn, T_DENTRIES, pb, 8, NULL, 0, false, stop_walk_fn, NULL);
-	if (ret < 0)
-		return ret;
-	return ret == 1 ? 0 : 1;
-}
-
-/* ---- chunks ---- */
-
-int meta_chunk_set(struct meta_txn *txn, uint64_t ino, uint64_t idx)
-{
-	uint8_t kb[16];
-	MDB_val k = key_u64_u64(kb, ino, idx), v = empty_val();
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	return stick(txn, raw_put(txn, T_CHUNKS, &k, &v, 0));
-}
-
-struct chunk_walk {
-	uint8_t *bitmap;
-	uint64_t nchunks;
-};
-
-static int chunk_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct chunk_walk *w = ctx;
-	uint64_t idx;
-
-	(void)v;
-	if (k->mv_size != 16)
-		return 0;
-	idx = get_be64((const uint8_t *)k->mv_data + 8);
-	if (idx >= w->nchunks)
-		return 1; /* keys are in index order: nothing more to set */
-	w->bitmap[idx / 8] |= (uint8_t)(1u << (idx % 8));
-	return 0;
-}
-
-/* Bit idx is bitmap[idx / 8] & (1 << idx % 8). */
-int meta_chunk_load(struct meta_txn *txn, uint64_t ino, uint8_t *bitmap,
-		    uint64_t nchunks)
-{
-	struct chunk_walk w = {.bitmap = bitmap, .nchunks = nchunks};
-	uint8_t pb[8];
-	int ret;
-
-	if (txn->err)
-		return txn->err;
-	if (!nchunks)
-		return 0;
-	put_be64(pb, ino);
-	ret = walk(txn, T_CHUNKS, pb, 8, NULL, 0, false, chunk_walk_fn, &w);
-	return ret < 0 ? ret : 0;
-}
-
-/*
- * Delete every key of table t that starts with prefix and is >= start, by
- * re-seeking after each delete (mdb_cursor_del leaves cursors in a state
- * better not relied on).
- */
-static int del_range(struct meta_txn *txn, enum meta_table t,
-		     const uint8_t *prefix, size_t plen, const uint8_t *start,
-		     size_t slen)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	rc = mdb_cursor_open(txn->txn, txn->db->dbi[t], &cur);
-	if (rc)
-		return stick(txn, lmdb_err(rc, "cursor"));
-	for (;;) {
-		k = (MDB_val){.mv_size = slen, .mv_data = (void *)start};
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc)
-			break;
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
-			break;
-		rc = mdb_cursor_del(cur, 0);
-		if (rc)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (rc && rc != MDB_NOTFOUND)
-		return stick(txn, lmdb_err(rc, "delete range"));
-	return 0;
-}
-
-int meta_chunk_clear(struct meta_txn *txn, uint64_t ino, uint64_t from)
-{
-	uint8_t kb[16];
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	key_u64_u64(kb, ino, from);
-	return del_range(txn, T_CHUNKS, kb, 8, kb, 16);
-}
-
-/* ---- xattrs ---- */
-
-int meta_xattr_get(struct meta_txn *txn, uint64_t ino, const char *name,
-		   void *buf, size_t len, size_t *outlen)
-{
-	uint8_t kb[META_KEY_MAX];
-	MDB_val k, v;
-	int ret;
-
-	if (txn->err)
-		return txn->err;
-	ret = key_name(kb, ino, name, &k);
-	if (ret)
-		return ret == -ENAMETOOLONG ? ret : stick(txn, ret);
-	ret = raw_get(txn, T_XATTRS, &k, &v);
-	if (ret)
-		return stick_lookup(txn, ret);
-	copy_out(&v, buf, len, outlen);
-	return 0;
-}
-
-int meta_xattr_put(struct meta_txn *txn, uint64_t ino, const char *name,
-		   const void *val, size_t len)
-{
-	uint8_t kb[META_KEY_MAX];
-	MDB_val k, v = {.mv_size = len, .mv_data = (void *)val};
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_name(kb, ino, name, &k);
-	if (ret)
-		return stick(txn, ret);
-	if (len > META_XATTR_VAL_MAX)
-		return stick(txn, -E2BIG);
-	if (!val && len)
-		return stick(txn, -EINVAL);
-	if (!len)
-		v = empty_val();
-	return stick(txn, raw_put(txn, T_XATTRS, &k, &v, 0));
-}
-
-int meta_xattr_del(struct meta_txn *txn, uint64_t ino, const char *name)
-{
-	return name_del(txn, T_XATTRS, ino, name);
-}
-
-struct name_walk {
-	meta_xattr_cb cb;
-	void *arg;
-	struct meta_txn *txn;
-};
-
-static int xattr_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct name_walk *w = ctx;
-	char name[META_NAME_MAX + 1];
-	size_t n = k->mv_size - 8;
-
-	(void)v;
-	if (n > META_NAME_MAX)
-		return stick(w->txn, -EPROTO);
-	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
-	name[n] = '\0';
-	return w->cb(w->arg, name);
-}
-
-int meta_xattr_foreach(struct meta_txn *txn, uint64_t ino, meta_xattr_cb cb,
-		       void *arg)
-{
-	struct name_walk w = {.cb = cb, .arg = arg, .txn = txn};
-	uint8_t pb[8];
-
-	if (txn->err)
-		return txn->err;
-	put_be64(pb, ino);
-	return walk(txn, T_XATTRS, pb, 8, NULL, 0, false, xattr_walk_fn, &w);
-}
-
-int meta_xattr_clear(struct meta_txn *txn, uint64_t ino)
-{
-	uint8_t pb[8];
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	put_be64(pb, ino);
-	return del_range(txn, T_XATTRS, pb, 8, pb, 8);
-}
-
-/* ---- dirty and lru ---- */
-
-int meta_dirty_add(struct meta_txn *txn, uint64_t ino)
-{
-	uint8_t kb[8];
-	MDB_val k = key_u64(kb, ino), v = empty_val(), old;
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	/* Most changes hit an inode that is dirty already: a put would
-	 * still copy the table's pages for nothing. */
-	ret = raw_get(txn, T_DIRTY, &k, &old);
-	if (ret != -ENOENT)
-		return stick(txn, ret);
-	return stick(txn, raw_put(txn, T_DIRTY, &k, &v, 0));
-}
-
-/* Absent is fine. */
-int meta_dirty_del(struct meta_txn *txn, uint64_t ino)
-{
-	uint8_t kb[8];
-	MDB_val k = key_u64(kb, ino);
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = raw_del(txn, T_DIRTY, &k);
-	return ret == -ENOENT ? 0 : stick(txn, ret);
-}
-
-struct ino_walk {
-	meta_ino_cb cb;
-	meta_lru_cb lru_cb;
-	void *arg;
-};
-
-static int dirty_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct ino_walk *w = ctx;
-
-	(void)v;
-	if (k->mv_size != 8)
-		return 0;
-	return w->cb(w->arg, get_be64(k->mv_data));
-}
-
-int meta_dirty_foreach(struct meta_txn *txn, meta_ino_cb cb, void *arg)
-{
-	struct ino_walk w = {.cb = cb, .arg = arg};
-
-	if (txn->err)
-		return txn->err;
-	return walk(txn, T_DIRTY, NULL, 0, NULL, 0, false, dirty_walk_fn, &w);
-}
-
-int meta_lru_put(struct meta_txn *txn, int64_t access_ns, uint64_t ino)
-{
-	uint8_t kb[16];
-	MDB_val k = key_u64_u64(kb, bias_i64(access_ns), ino), v = empty_val();
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	return stick(txn, raw_put(txn, T_LRU, &k, &v, 0));
-}
-
-/* Absent is fine. */
-int meta_lru_del(struct meta_txn *txn, int64_t access_ns, uint64_t ino)
-{
-	uint8_t kb[16];
-	MDB_val k = key_u64_u64(kb, bias_i64(access_ns), ino);
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = raw_del(txn, T_LRU, &k);
-	return ret == -ENOENT ? 0 : stick(txn, ret);
-}
-
-static int lru_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct ino_walk *w = ctx;
-	const uint8_t *p = k->mv_data;
-
-	(void)v;
-	if (k->mv_size != 16)
-		return 0;
-	return w->lru_cb(w->arg, unbias_i64(get_be64(p)), get_be64(p + 8));
-}
-
-int meta_lru_foreach(struct meta_txn *txn, meta_lru_cb cb, void *arg)
-{
-	struct ino_walk w = {.lru_cb = cb, .arg = arg};
-
-	if (txn->err)
-		return txn->err;
-	return walk(txn, T_LRU, NULL, 0, NULL, 0, false, lru_walk_fn, &w);
-}
-
-/* ---- tasks ---- */
-
-/* *json is malloc'ed and NUL-terminated; the caller frees it. */
-int meta_task_get(struct meta_txn *txn, const char *id, char **json)
-{
-	MDB_val k, v;
-	int ret;
-
-	*json = NULL;
-	if (txn->err)
-		return txn->err;
-	ret = key_str(id, &k);
-	if (ret)
-		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
-	ret = raw_get(txn, T_TASKS, &k, &v);
-	if (ret)
-		return stick_lookup(txn, ret);
-	*json = strndup(v.mv_data, v.mv_size);
-	if (!*json)
-		return -ENOMEM;
-	return 0;
-}
-
-int meta_task_put(struct meta_txn *txn, const char *id, const char *json)
-{
-	MDB_val k, v;
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_str(id, &k);
-	if (ret)
-		return stick(txn, ret);
-	if (!json || !*json)
-		return stick(txn, -EINVAL);
-	v = (MDB_val){.mv_size = strlen(json), .mv_data = (void *)json};
-	return stick(txn, raw_put(txn, T_TASKS, &k, &v, 0));
-}
-
-int meta_task_del(struct meta_txn *txn, const char *id)
-{
-	MDB_val k;
-	int ret;
-
-	ret = need_write(txn);
-	if (ret)
-		return ret;
-	ret = key_str(id, &k);
-	if (ret)
-		return ret == -ENAMETOOLONG ? -ENOENT : stick(txn, ret);
-	return stick_lookup(txn, raw_del(txn, T_TASKS, &k));
-}
-
-struct task_walk {
-	meta_task_cb cb;
-	void *arg;
-};
-
-static int task_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
-{
-	struct task_walk *w = ctx;
-	char *id, *json;
-	int ret;
-
-	id = strndup(k->mv_data, k->mv_size);
-	json = strndup(v->mv_data, v->mv_size);
-	if (!id || !json) {
-		free(id);
-		free(json);
-		return -ENOMEM;
-	}
-	ret = w->cb(w->arg, id, json);
-	free(id);
-	free(json);
-	return ret;
-}
-
-int meta_task_foreach(struct meta_txn *txn, meta_task_cb cb, void *arg)
-{
-	struct task_walk w = {.cb = cb, .arg = arg};
-
-	if (txn->err)
-		return txn->err;
-	return walk(txn, T_TASKS, NULL, 0, NULL, 0, false, task_walk_fn, &w);
+	return meta_walk(txn, T_INODES, NULL, 0, NULL, 0, false, inode_walk_fn,
+			 &w);
 }

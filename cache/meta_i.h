@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * meta — what meta.c and meta_tables.c share (private to cache/; the
+ * module's contract is meta.h): the handle structs, the table enum, byte
+ * order and key builders, raw LMDB calls and the sticky-error helpers. The
+ * tables, their keys and the error rules are in the DESIGN comment of
+ * meta.c.
+ */
+#ifndef TIDEFS_META_I_H
+#define TIDEFS_META_I_H
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cache/meta.h"
+#include "common/common.h"
+
+#define META_NAME_MAX	   255
+#define META_XATTR_VAL_MAX (64u * 1024)
+#define META_KEY_MAX	   (8 + META_NAME_MAX + 8)
+
+enum meta_table {
+	T_INODES,
+	T_DENTRIES,
+	T_CHUNKS,
+	T_LRU,
+	T_DIRTY,
+	T_XATTRS,
+	T_TASKS,
+	T_SUPER,
+	T_COUNT,
+};
+
+struct meta_db {
+	MDB_env *env;
+	MDB_dbi dbi[T_COUNT]; /* opened once at meta_open, read-only after */
+	atomic_int_least64_t full_logged; /* time_mono_ns of the last warning */
+};
+
+struct meta_txn {
+	struct meta_db *db;
+	MDB_txn *txn;
+	bool write;
+	int err; /* first error, sticky */
+};
+
+/* ---- errors ---- */
+
+/* meta.c: translate an LMDB return code (MDB_* or an errno from the OS) to
+ * 0 or -errno, once, at the module edge; what names the step in the log. */
+int meta_lmdb_err(int rc, const char *what);
+
+/* Record ret as the sticky error (if it is one) and return it. */
+static inline int stick(struct meta_txn *txn, int ret)
+{
+	if (ret && !txn->err)
+		txn->err = ret;
+	return ret;
+}
+
+/* Sticky unless it is an answer (-ENOENT). */
+static inline int stick_lookup(struct meta_txn *txn, int ret)
+{
+	if (ret == -ENOENT)
+		return ret;
+	return stick(txn, ret);
+}
+
+static inline int need_write(struct meta_txn *txn)
+{
+	if (txn->err)
+		return txn->err;
+	if (!txn->write)
+		return stick(txn, -EBADF);
+	return 0;
+}
+
+/* ---- byte order ---- */
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- keys ---- */
+
+static inline MDB_val key_u64(uint8_t buf[8], uint64_t v)
+{
+	put_be64(buf, v);
+	return (MDB_val){.mv_size = 8, .mv_data = buf};
+}
+
+static inline MDB_val key_u64_u64(uint8_t buf[16], uint64_t a, uint64_t b)
+{
+	put_be64(buf, a);
+	put_be64(buf + 8, b);
+	return (MDB_val){.mv_size = 16, .mv_data = buf};
+}
+
+/* id + name; name must be 1..255 bytes: -EINVAL / -ENAMETOOLONG. */
+static inline int key_name(uint8_t buf[META_KEY_MAX], uint64_t id,
+			   const char *name, MDB_val *out)
+{
+	size_t n;
+
+	if (!name || !*name)
+		return -EINVAL;
+	n = strlen(name);
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	put_be64(buf, id);
+	memcpy(buf + 8, name, n);
+	*out = (MDB_val){.mv_size = 8 + n, .mv_data = buf};
+	return 0;
+}
+
+/* A plain name key (tasks, super). */
+static inline int key_str(const char *name, MDB_val *out)
+{
+	size_t n;
+
+	if (!name || !*name)
+		return -EINVAL;
+	n = strlen(name);
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	*out = (MDB_val){.mv_size = n, .mv_data = (void *)name};
+	return 0;
+}
+
+/* Access times may be negative: flip the sign bit so BE order is numeric. */
+static inline uint64_t bias_i64(int64_t v)
+{
+	return (uint64_t)v ^ (1ULL << 63);
+}
+
+static inline int64_t unbias_i64(uint64_t v)
+{
+	return (int64_t)(v ^ (1ULL << 63));
+}
+
+/* ---- raw operations (no sticky handling) ---- */
+
+static inline int raw_get(struct meta_txn *txn, enum meta_table t, MDB_val *k,
+			  MDB_val *v)
+{
+	return meta_lmdb_err(mdb_get(txn->txn, txn->db->dbi[t], k, v), "get");
+}
+
+static inline int raw_put(struct meta_txn *txn, enum meta_table t, MDB_val *k,
+			  MDB_val *v, unsigned flags)
+{
+	return meta_lmdb_err(mdb_put(txn->txn, txn->db->dbi[t], k, v, flags),
+			     "put");
+}
+
+static inline int raw_del(struct meta_txn *txn, enum meta_table t, MDB_val *k)
+{
+	return meta_lmdb_err(mdb_del(txn->txn, txn->db->dbi[t], k, NULL),
+			     "del");
+}
+
+static inline MDB_val empty_val(void)
+{
+	return (MDB_val){.mv_size = 0, .mv_data = (void *)""};
+}
+
+/* Copy a stored value out: at most len bytes, *outlen the stored length. */
+static inline void copy_out(const MDB_val *v, void *buf, size_t len,
+			    size_t *outlen)
+{
+	if (buf && len)
+		memcpy(buf, v->mv_data, MIN(len, v->mv_size));
+	if (outlen)
+		*outlen = v->mv_size;
+}
+
+/*
+ * meta.c: walk table t from the first key >= start (start NULL: from the first
+ * key), strictly after start when skip_equal, while keys begin with prefix
+ * (plen 0: no bound). fn returns 0 to go on, non-zero to stop (returned).
+ * Errors of LMDB stick; errors of fn are the caller's and only returned.
+ */
+typedef int (*walk_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
+
+int meta_walk(struct meta_txn *txn, enum meta_table t, const void *prefix,
+	      size_t plen, const void *start, size_t slen, bool skip_equal,
+	      walk_fn fn, void *ctx);
+
+#endif
