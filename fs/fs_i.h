@@ -158,6 +158,14 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* Directory listing from a snapshot taken at opendir (dirops.c). */
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
 /* A kernel entry (with the attribute/entry timeouts) for an inode. */
 void fs_fill_entry(struct fs *fs, const struct meta_inode *mi,
 		   struct fuse_entry_param *e);
@@ -199,7 +207,7 @@ int ctl_create(struct fs *fs, fuse_ino_t parent, const char *name,
 	       struct fuse_file_info *fi, struct fuse_entry_param *e);
 int ctl_setattr(struct fs *fs, fuse_ino_t ino, int to_set, struct stat *st);
 void ctl_release(fuse_req_t req, struct fuse_file_info *fi);
-/* Free directory handles the kernel never released (ops.c). */
+/* Free directory handles the kernel never released (dirops.c). */
 void fs_release_dirs(struct fs *fs);
 /* Free the buffers of ctl files the kernel never released. */
 void ctl_release_all(struct fs *fs);
