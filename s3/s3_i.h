@@ -51,7 +51,19 @@ void s3_set_error(const char *code, const char *msg);
  * epoch. 0 or -EINVAL. */
 int s3_parse_iso8601(const char *s, int64_t *ns);
 
-/* ---- one request (s3.c), used by the operations in s3.c and upload.c ---- */
+/* ---- one request (s3.c), for the operations in objects.c and upload.c ---- */
+
+/* The x-amz-meta-file-* headers (FSx POSIX metadata) a response may carry,
+ * indexed by enum s3_meta_field; defined in s3.c. */
+enum s3_meta_field {
+	S3_META_PERM,
+	S3_META_OWNER,
+	S3_META_GROUP,
+	S3_META_ATIME,
+	S3_META_MTIME,
+	S3_NMETA
+};
+extern const char *const s3_meta_names[S3_NMETA];
 
 /* The response headers we use, of the last response only. */
 struct s3_resp_hdrs {
@@ -61,7 +73,7 @@ struct s3_resp_hdrs {
 	uint64_t content_length;
 	bool have_length;
 	bool bad; /* a header we use was too long */
-	char meta[5][96];
+	char meta[S3_NMETA][96];
 	unsigned meta_set;  /* bit per x-amz-meta-file-* header */
 	unsigned meta_long; /* bit per x-amz-meta-file-* header: truncated */
 };
@@ -134,6 +146,8 @@ uint64_t s3_client_copy_single_max(const struct s3_client *c);
 
 /* Tests only: page size of ListObjectsV2 (max-keys; 0 = server default). */
 void s3_client_set_list_page_size(struct s3_client *c, int max_keys);
+/* The page size ListObjectsV2 asks for (0 = server default). */
+int s3_client_list_page_size(const struct s3_client *c);
 /* Tests only: number of HTTP attempts made by this client so far. */
 uint64_t s3_client_attempts(struct s3_client *c);
 
