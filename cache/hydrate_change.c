@@ -52,9 +52,9 @@ static void note_enospc(struct hydrate *h, uint64_t want, bool disk)
 	    !atomic_compare_exchange_strong(&h->enospc_logged, &last, now))
 		return;
 	if (disk)
-		log_warn("cache dir file system full: writing %s to a data "
-			 "file failed; writes fail with ENOSPC until space is "
-			 "freed there",
+		log_warn("cache dir file system full: a change of %s to a "
+			 "data file failed; writes fail with ENOSPC until "
+			 "space is freed there",
 			 format_size(want, a, sizeof(a)));
 	else
 		log_warn("cache full: %s more would exceed the cache size of "
