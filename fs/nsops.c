@@ -209,8 +209,11 @@ static void reply_new_entry(fuse_req_t req, int ret, struct meta_inode *mi)
 		fuse_reply_err(req, -ret);
 	} else {
 		fs_fill_entry(fs, mi, &e);
-		if (fuse_reply_entry(req, &e) == 0)
-			fs_lookup_ref(fs, mi->ino);
+		/* Counted before the reply: once the kernel has the entry,
+		 * an unlink racing with us must see it as looked up. */
+		fs_lookup_ref(fs, mi->ino);
+		if (fuse_reply_entry(req, &e) != 0)
+			fs_lookup_forget(fs, mi->ino, 1);
 	}
 	meta_inode_release(mi);
 }
@@ -249,9 +252,9 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	hydrate_note_created(hf);
 	hydrate_note_handle(hf, 1);
 	fs_open_flags(fi, hf);
-	if (fuse_reply_create(req, &e, fi) == 0) {
-		fs_lookup_ref(fs, e.ino);
-	} else {
+	fs_lookup_ref(fs, e.ino); /* before the reply, as in reply_new_entry */
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		fs_lookup_forget(fs, e.ino, 1);
 		hydrate_note_handle(hf, -1);
 		hydrate_close(hf);
 	}

@@ -263,8 +263,15 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
-	else if (fuse_reply_entry(req, &e) == 0)
+	else {
+		/* Counted before the reply: a rename or unlink handled by
+		 * another thread right after the kernel got the entry must
+		 * not find the inode unknown and purge it under an open
+		 * file. */
 		fs_lookup_ref(fs, e.ino);
+		if (fuse_reply_entry(req, &e) != 0)
+			fs_lookup_forget(fs, e.ino, 1);
+	}
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

@@ -19,14 +19,20 @@ class FullCacheFileSystem(TidefsTestCase):
     TEST_TIMEOUT = 180
 
     def setUp(self):
+        # Registered before the harness's own cleanup, so it runs after it
+        # (cleanups are LIFO): tidefs, whose cache dir is on the tmpfs, is
+        # unmounted first. Lazy in case something still holds it.
+        self.fsdir = None
+        self.addCleanup(self._umount_smallfs)
         super().setUp()
         self.fsdir = os.path.join(self.tmp, "smallfs")
         os.mkdir(self.fsdir)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs",
                         self.fsdir], check=True)
-        # Runs after the harness has unmounted tidefs (cleanups are LIFO,
-        # the harness's own teardown comes first); lazy in case it is busy.
-        self.addCleanup(subprocess.run, ["umount", "-l", self.fsdir])
+
+    def _umount_smallfs(self):
+        if self.fsdir and os.path.ismount(self.fsdir):
+            subprocess.run(["umount", "-l", self.fsdir], check=True)
 
     def fill(self, path):
         """Write 1 MiB blocks until the file system is full; the error."""
