@@ -85,16 +85,25 @@ struct dentry_walk {
 	struct meta_txn *txn;
 };
 
+/* The name of an (id, name) key, NUL-terminated; -EPROTO when too long. */
+static int key_name_of(const MDB_val *k, char name[META_NAME_MAX + 1])
+{
+	size_t n = k->mv_size - 8;
+
+	if (k->mv_size < 8 || n > META_NAME_MAX)
+		return -EPROTO;
+	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
+	name[n] = '\0';
+	return 0;
+}
+
 static int dentry_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
 	struct dentry_walk *w = ctx;
 	char name[META_NAME_MAX + 1];
-	size_t n = k->mv_size - 8;
 
-	if (n > META_NAME_MAX || v->mv_size != 8)
+	if (v->mv_size != 8 || key_name_of(k, name))
 		return stick(w->txn, -EPROTO);
-	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
-	name[n] = '\0';
 	return w->cb(w->arg, name, get_le64(v->mv_data));
 }
 
@@ -303,13 +312,10 @@ static int xattr_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
 	struct name_walk *w = ctx;
 	char name[META_NAME_MAX + 1];
-	size_t n = k->mv_size - 8;
 
 	(void)v;
-	if (n > META_NAME_MAX)
+	if (key_name_of(k, name))
 		return stick(w->txn, -EPROTO);
-	memcpy(name, (const uint8_t *)k->mv_data + 8, n);
-	name[n] = '\0';
 	return w->cb(w->arg, name);
 }
 
