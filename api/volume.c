@@ -226,6 +226,7 @@ static const struct opt_def opt_defs[] = {
 	 "error, warn, info or debug"},
 	{"no_verify_ssl", "--no-verify-ssl", valid_bool, "true or false"},
 	{"virtual_hosted", "--virtual-hosted", valid_bool, "true or false"},
+	{"no_passthrough", "--no-passthrough", valid_bool, "true or false"},
 	{"allow_other", NULL, valid_bool, "true (default) or false"},
 	{"o", NULL, valid_fuse_opts, "FUSE options, e.g. ro"},
 };
@@ -601,7 +602,8 @@ static json_t *check_opts(json_t *in, json_t **reply)
 				" cache_size, endpoint_url, region, profile,"
 				" retry_timeout, chunk_size, fetch_threads,"
 				" import_parallel, log_level, no_verify_ssl,"
-				" virtual_hosted, allow_other, o)",
+				" virtual_hosted, no_passthrough, allow_other,"
+				" o)",
 				key);
 			goto out_fail;
 		}

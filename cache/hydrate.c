@@ -111,6 +111,7 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	if (!f)
 		return -ENOMEM;
 	f->fd = -1;
+	f->pt_id = -1;
 	f->h = h;
 	f->ino = ino;
 	f->kcache = true;
@@ -934,4 +935,5 @@ void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *out)
 	out->misses = atomic_load(&h->misses);
 	out->bytes_fetched = atomic_load(&h->bytes_fetched);
 	out->fetch_errors = atomic_load(&h->fetch_errors);
+	out->passthrough_opens = atomic_load(&h->passthrough_opens);
 }

@@ -36,6 +36,7 @@ struct hydrate_stats {
 	uint64_t misses;	/* reads that waited for a fetch */
 	uint64_t bytes_fetched; /* bytes received from S3 */
 	uint64_t fetch_errors;
+	uint64_t passthrough_opens; /* handles the kernel read by itself */
 };
 
 /*
@@ -152,6 +153,39 @@ void hydrate_set_space_cb(struct hydrate *h, hydrate_space_fn fn, void *arg);
 void hydrate_note_handle(struct hydrate_file *f, int delta);
 
 /*
+ * Passthrough (Linux 6.9+): the kernel reads a fully cached file's data
+ * file itself, without a request to us per read. attach registers a data
+ * file descriptor with the kernel and returns its id (>= 0) or -errno;
+ * detach forgets an id once no handle uses it. Set once, before the mount
+ * goes live; without it no handle is passthrough.
+ */
+typedef int (*hydrate_attach_fn)(void *arg, int fd);
+typedef void (*hydrate_detach_fn)(void *arg, int id);
+void hydrate_set_passthrough(struct hydrate *h, hydrate_attach_fn attach,
+			     hydrate_detach_fn detach, void *arg);
+
+/*
+ * A handle opens on f: hydrate_note_handle(f, 1) that also decides whether
+ * the handle is passthrough. Returns the data file's kernel id when it is,
+ * -1 when it is not, or -errno (nothing noted).
+ * A read-only handle is passthrough when every chunk is present, no fetch
+ * is in flight, the file is not lost, and every other open handle of f is
+ * passthrough too. The kernel refuses to mix the two kinds on one inode, so
+ * while any handle is passthrough every new one is, writable ones too: the
+ * caller must have the kernel still send their reads and writes to us
+ * (FOPEN_DIRECT_IO), and since a shared writable mapping of such a handle
+ * writes to the data file directly, the file is recorded as changed (dirty)
+ * when it opens. Readers and writers of the other kind share the data
+ * file's page cache, so all of them see every write at once.
+ * While a handle is passthrough, hydrate_release() finds the file open and
+ * hydrate_invalidate_begin() answers -EBUSY: its bytes cannot change under
+ * the kernel's reads.
+ */
+int hydrate_handle_open(struct hydrate_file *f, bool writable);
+/* A handle of hydrate_handle_open() closes; passthrough: it returned >= 0. */
+void hydrate_handle_close(struct hydrate_file *f, bool passthrough);
+
+/*
  * Release the cached data of regular file ino: only when it is archived
  * (matches S3), not pinned (META_F_NORELEASE) and, with skip_open, has no
  * open handles. The store forgets its chunks (durably) before the bytes are
@@ -186,7 +220,9 @@ int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
  * hydrate_invalidate_begin() takes the file's shared state (opening it when
  * nobody has), holds off its readers and writers, waits for its fetches and
  * persists their presence records, so none lands after the update. 0,
- * -ENOENT, -EISDIR / -EINVAL (not a regular file), -errno; *out is NULL on
+ * -ENOENT, -EISDIR / -EINVAL (not a regular file), -EBUSY (a passthrough
+ * handle is open: the kernel reads the data file without us), -errno;
+ * *out is NULL on
  * error. Holds the file until the end call: keep the bracket short (no
  * network I/O inside).
  *

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -532,6 +533,88 @@ void hydrate_note_handle(struct hydrate_file *f, int delta)
 		touch_lru(f->h, f->ino);
 }
 
+void hydrate_set_passthrough(struct hydrate *h, hydrate_attach_fn attach,
+			     hydrate_detach_fn detach, void *arg)
+{
+	h->pt_attach = attach;
+	h->pt_detach = detach;
+	h->pt_arg = arg;
+}
+
+/* Caller holds f->lock: may the kernel read the data file by itself? */
+static bool pt_eligible(const struct hydrate_file *f)
+{
+	if (!f->h->pt_attach || f->fd < 0 || f->lost || f->ninflight > 0 ||
+	    f->nhandles > f->npassthrough)
+		return false;
+	for (uint64_t i = 0; i < f->nchunks; i++)
+		if (!bit_get(f->present, i))
+			return false;
+	return true;
+}
+
+int hydrate_handle_open(struct hydrate_file *f, bool writable)
+{
+	struct hydrate *h = f->h;
+	int id = -1, ret;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->npassthrough == 0 && !writable && pt_eligible(f)) {
+		/* Registering is one ioctl: fine under f->lock, which keeps
+		 * a handle of the other kind from opening meanwhile. */
+		ret = h->pt_attach(h->pt_arg, f->fd);
+		if (ret >= 0)
+			f->pt_id = ret;
+	}
+	if (f->pt_id >= 0) {
+		id = f->pt_id;
+		f->npassthrough++;
+		/* Its reads never reach us: count the open as a read. */
+		f->accessed = true;
+	}
+	f->nhandles++;
+	pthread_mutex_unlock(&f->lock);
+	if (id < 0)
+		return -1;
+	atomic_fetch_add(&h->passthrough_opens, 1);
+	atomic_fetch_add(&h->hits, 1);
+	if (writable) {
+		/* A shared writable mapping of this handle writes to the data
+		 * file without us: count the file as changed now. */
+		struct change_rec c = {.clear_from = UINT64_MAX};
+
+		pthread_rwlock_wrlock(&f->io);
+		ret = commit_change(f, &c);
+		pthread_rwlock_unlock(&f->io);
+		if (ret < 0) {
+			hydrate_handle_close(f, true);
+			return ret;
+		}
+	}
+	return id;
+}
+
+void hydrate_handle_close(struct hydrate_file *f, bool passthrough)
+{
+	struct hydrate *h = f->h;
+	int id = -1;
+
+	if (passthrough) {
+		pthread_mutex_lock(&f->lock);
+		if (--f->npassthrough == 0) {
+			id = f->pt_id;
+			f->pt_id = -1;
+			pthread_cond_broadcast(&f->cond); /* invalidate_begin */
+		}
+		pthread_mutex_unlock(&f->lock);
+		/* The kernel keeps the data file while its inode has
+		 * passthrough files open; the id is only for new opens. */
+		if (id >= 0)
+			h->pt_detach(h->pt_arg, id);
+	}
+	hydrate_note_handle(f, -1);
+}
+
 /* One file of a release batch, held under its io lock for writing. */
 struct rel_item {
 	struct hydrate_file *f; /* NULL once dropped from the batch */
@@ -752,6 +835,25 @@ int hydrate_invalidate_begin(struct hydrate *h, uint64_t ino,
 	pthread_mutex_lock(&f->lock);
 	while (f->ninflight > 0)
 		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->npassthrough > 0) {
+		/* A close reaches us after close() returned: give handles
+		 * just closed a moment. */
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		while (f->npassthrough > 0 &&
+		       pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0)
+			;
+	}
+	if (f->npassthrough > 0) {
+		/* The kernel reads the data file without us: its bytes must
+		 * not change while such a handle is open. */
+		pthread_mutex_unlock(&f->lock);
+		pthread_rwlock_unlock(&f->io);
+		hydrate_close(f);
+		return -EBUSY;
+	}
 	pthread_mutex_unlock(&f->lock);
 	/* A fetched chunk is queued for the persister before it stops being
 	 * in flight: with none in flight, this flush records every one of

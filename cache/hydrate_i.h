@@ -48,6 +48,11 @@ struct hydrate_file {
 	/* protected by lock: the kernel may cache pages of this file (it was
 	 * read since it was created, or it existed before this open) */
 	bool kcache;
+	/* protected by lock: handles through which the kernel reads the data
+	 * file itself (passthrough), and the kernel's id of the data file
+	 * while there are any (-1 otherwise) */
+	unsigned npassthrough;
+	int pt_id;
 	uint64_t ra_next; /* protected by lock: where a sequential read goes */
 	uint32_t ra_window; /* protected by lock */
 };
@@ -82,6 +87,10 @@ struct hydrate {
 	hydrate_space_fn need_space; /* set once before the mount goes live */
 	void *space_arg;
 	_Atomic uint64_t hits, misses, bytes_fetched, fetch_errors;
+	_Atomic uint64_t passthrough_opens;
+	hydrate_attach_fn pt_attach; /* set once before the mount goes live */
+	hydrate_detach_fn pt_detach;
+	void *pt_arg;
 	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
 

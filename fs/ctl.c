@@ -418,6 +418,10 @@ static char *stats_json(struct fs *fs)
 			    json_integer((json_int_t)hs.bytes_fetched));
 	json_object_set_new(root, "fetch_errors",
 			    json_integer((json_int_t)hs.fetch_errors));
+	json_object_set_new(root, "passthrough",
+			    json_boolean(atomic_load(&fs->pt_asked)));
+	json_object_set_new(root, "passthrough_opens",
+			    json_integer((json_int_t)hs.passthrough_opens));
 	json_object_set_new(root, "unexported_files",
 			    json_integer((json_int_t)u.files));
 	json_object_set_new(root, "unexported_bytes",

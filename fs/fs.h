@@ -33,6 +33,7 @@ struct fs_options {
 	int import_parallel;
 	int high_pct, low_pct; /* eviction watermarks, % of the cache size */
 	bool export_overwrite; /* --export-conflicts=overwrite */
+	bool no_passthrough;   /* --no-passthrough */
 	char *api_listen; /* owned: "127.0.0.1:PORT" or "unix:/path", or NULL */
 	char *api_credentials; /* owned: shared-credentials file, or NULL */
 	bool show_help, show_version;

@@ -56,6 +56,9 @@ static inline bool fs_xattr_supported(const char *name)
  * of other handles to us. hydrate_file pointers are malloc-aligned.
  */
 #define FS_FH_DIRECT 1u
+/* Bit 1: the handle is passthrough (hydrate_handle_open() gave an id). */
+#define FS_FH_PT   2u
+#define FS_FH_BITS (FS_FH_DIRECT | FS_FH_PT)
 
 static inline uint64_t fs_fh(struct hydrate_file *hf, bool direct)
 {
@@ -65,7 +68,7 @@ static inline uint64_t fs_fh(struct hydrate_file *hf, bool direct)
 static inline struct hydrate_file *fs_fh_file(const struct fuse_file_info *fi)
 {
 	return (struct hydrate_file *)(uintptr_t)(fi->fh &
-						  ~(uint64_t)FS_FH_DIRECT);
+						  ~(uint64_t)FS_FH_BITS);
 }
 
 static inline bool fs_fh_direct(const struct fuse_file_info *fi)
@@ -118,9 +121,27 @@ struct fs {
 	uint64_t
 		nstate[FS_NSTATES]; /* protected by stats_lock: regular files */
 	uint64_t ninodes;	    /* protected by stats_lock */
+
+	/* Passthrough (passthrough.c): the unique of an INIT request that
+	 * offered it (0: none pending); whether our INIT reply asked for it
+	 * (cleared when the kernel refuses a data file); whether a data file
+	 * was registered with the kernel. */
+	_Atomic uint64_t pt_init_unique;
+	atomic_bool pt_asked;
+	atomic_bool pt_active;
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;
+
+/* Passthrough reads (passthrough.c). fs_pt_setup() after the session is
+ * mounted: our hooks read requests and write replies. fs_pt_enable() once
+ * fs->hy exists: hydrate may register data files. fs_pt_arm(id) right
+ * before fuse_reply_open() makes that reply a passthrough one with backing
+ * id; fs_pt_disarm() right after says whether it did. */
+int fs_pt_setup(struct fs *fs);
+void fs_pt_enable(struct fs *fs);
+void fs_pt_arm(int backing_id);
+bool fs_pt_disarm(void);
 
 /* Kernel lookup counts and deferred deletion (inode.c). */
 struct fs_lookups;

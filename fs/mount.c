@@ -571,6 +571,11 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 			    " fusermount3 installed?)",
 			    o->mountpoint);
 	}
+	/* Our hooks under libfuse negotiate passthrough reads. */
+	if (!o->no_passthrough && fs_pt_setup(fs) < 0)
+		log_warn("passthrough reads are off: cannot hook the session");
+	else if (!o->no_passthrough)
+		fs_pt_enable(fs);
 	return 0;
 }
 

@@ -339,7 +339,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct hydrate_file *hf;
-	int ret;
+	int id, ret;
 
 	if (fs_is_ctl(ino)) {
 		ctl_open(fs, req, ino, fi);
@@ -359,10 +359,31 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	hydrate_note_handle(hf, 1);
+	id = hydrate_handle_open(hf, (fi->flags & O_ACCMODE) != O_RDONLY);
+	if (id < -1) {
+		hydrate_close(hf);
+		fuse_reply_err(req, -id);
+		return;
+	}
 	fs_open_flags(fi, hf);
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		hydrate_note_handle(hf, -1);
+	if (id >= 0) {
+		/* Passthrough: the kernel reads the data file itself. A
+		 * writable handle still sends its reads and writes to us
+		 * (FOPEN_DIRECT_IO wins over passthrough for them). */
+		bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+
+		fi->fh = fs_fh(hf, writable) | FS_FH_PT;
+		fi->direct_io = writable;
+		fi->keep_cache = 0;
+		fs_pt_arm(id);
+	}
+	ret = fuse_reply_open(req, fi);
+	if (id >= 0 && !fs_pt_disarm() && ret == 0)
+		log_error("open of inode %" PRIu64 ": passthrough reply"
+			  " not sent",
+			  (uint64_t)ino);
+	if (ret == -ENOENT) {
+		hydrate_handle_close(hf, id >= 0);
 		hydrate_close(hf); /* interrupted open */
 	}
 }
@@ -534,13 +555,21 @@ static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct fs *fs = req_fs(req); /* req is gone once replied to */
+	bool pt = fi->fh & FS_FH_PT;
+
 	if (fs_is_ctl(ino)) {
 		ctl_release(req, fi);
 		return;
 	}
-	hydrate_note_handle(fs_fh_file(fi), -1);
+	hydrate_handle_close(fs_fh_file(fi), pt);
 	hydrate_close(fs_fh_file(fi));
 	fuse_reply_err(req, 0);
+	/* A shared writable mapping of a passthrough handle wrote to the
+	 * data file behind the kernel's page cache of the inode (kept for
+	 * later handles of the other kind): drop it. */
+	if (pt && fs_fh_direct(fi))
+		direct_written(fs, ino, 0, 0);
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)

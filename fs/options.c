@@ -29,6 +29,7 @@ enum {
 	OPT_CONFLICTS,
 	OPT_API_LISTEN,
 	OPT_API_CREDS,
+	OPT_NO_PT,
 };
 
 static const struct option long_opts[] = {
@@ -49,6 +50,7 @@ static const struct option long_opts[] = {
 	{"export-conflicts", required_argument, NULL, OPT_CONFLICTS},
 	{"api-listen", required_argument, NULL, OPT_API_LISTEN},
 	{"api-credentials", required_argument, NULL, OPT_API_CREDS},
+	{"no-passthrough", no_argument, NULL, OPT_NO_PT},
 	{"foreground", no_argument, NULL, 'f'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -102,6 +104,10 @@ void fs_usage(const char *prog)
 	       " unix:/path\n"
 	       "  --api-credentials FILE keys the FSx API accepts (AWS"
 	       " credentials format)\n"
+	       "  --no-passthrough       read cached data through tidefs even"
+	       " where the\n"
+	       "                         kernel could read it directly (Linux"
+	       " 6.9+)\n"
 	       "  -f, --foreground       stay in the foreground, log to "
 	       "stderr\n"
 	       "  -o OPT[,OPT...]        mount options: allow_other, ro, ...\n"
@@ -364,6 +370,9 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 		return set_str(&o->api_listen, arg);
 	case OPT_API_CREDS:
 		return abs_path(arg, &o->api_credentials);
+	case OPT_NO_PT:
+		o->no_passthrough = true;
+		return 0;
 	case 'f':
 		o->foreground = true;
 		return 0;

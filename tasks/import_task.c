@@ -100,7 +100,8 @@ struct slot {
 	struct hydrate_file *hf; /* invalidation bracket */
 	bool updated_reg;	 /* a regular file's data was dropped */
 	bool new_link;		 /* a new symlink's data file was written */
-	struct change ch;	 /* ch.ino 0: no state change to tell */
+	bool busy; /* open with passthrough: its data cannot change now */
+	struct change ch; /* ch.ino 0: no state change to tell */
 };
 
 struct itask {
@@ -573,7 +574,9 @@ static const char *update_file(struct itask *it, struct meta_txn *txn,
 		return NULL;
 	}
 	if (it->cfg->hy && !s->hf)
-		return "LOCAL_IO_ERROR"; /* could not hold off its readers */
+		/* could not hold off its readers; FILE_IN_USE: the kernel
+		 * reads its cached bytes itself (passthrough) */
+		return s->busy ? "FILE_IN_USE" : "LOCAL_IO_ERROR";
 	take_head(mi, o, S_IFREG);
 	mi->flags &= ~(uint32_t)META_F_DATA_CHANGED; /* S3's data is ours */
 	mi->size = mi->s3_size = o->head.size;
@@ -699,7 +702,8 @@ static void batch_begin(struct itask *it, struct slot *b, size_t n)
 		    it->im.objs[b[k].i].symlink)
 			continue;
 		ret = hydrate_invalidate_begin(it->cfg->hy, t->ino, &b[k].hf);
-		if (ret < 0 && ret != -ENOENT)
+		b[k].busy = ret == -EBUSY;
+		if (ret < 0 && ret != -ENOENT && ret != -EBUSY)
 			log_warn("import: inode %" PRIu64 ": %s", t->ino,
 				 strerror(-ret));
 	}

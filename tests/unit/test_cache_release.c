@@ -3,7 +3,9 @@
  * Unit tests of the release path of cache/hydrate: hydrate_release_many()
  * releases a batch of archived files with one LMDB commit (and sync) made
  * before any data file is punched; pinned, new, missing, open and busy files
- * are left alone with their own error; `want` stops the batch early. No S3:
+ * are left alone with their own error; `want` stops the batch early. Which
+ * handles may be passthrough, and what release and invalidation do while one
+ * is open. No S3:
  * the files are made locally as a fetch would have left them.
  */
 #include <setjmp.h>
@@ -356,6 +358,104 @@ static void test_busy_reader(void **state)
 	assert_int_equal(hydrate_release(f->h, 40, true, &b.freed[0]), -EAGAIN);
 }
 
+struct pt_calls {
+	int attach_ret; /* what attach answers */
+	int attached, detached, last_fd, last_detached;
+};
+
+static int pt_attach(void *arg, int fd)
+{
+	struct pt_calls *c = arg;
+
+	c->attached++;
+	c->last_fd = fd;
+	return c->attach_ret;
+}
+
+static void pt_detach(void *arg, int id)
+{
+	struct pt_calls *c = arg;
+
+	c->detached++;
+	c->last_detached = id;
+}
+
+/* Passthrough handles: which handle may be one, that the kernel's id is
+ * registered once per run of such handles and given back after the last,
+ * and what release and invalidation do meanwhile. */
+static void test_passthrough_handles(void **state)
+{
+	struct fixture *f = *state;
+	struct pt_calls c = {.attach_ret = 7};
+	struct hydrate_file *hf = NULL, *hp = NULL, *inv = NULL;
+	struct meta_txn *t = NULL;
+	uint64_t freed = 0;
+
+	make_file(f, 50, 2, META_ARCHIVED, 0);
+	make_file(f, 51, 2, META_ARCHIVED, 0);
+	assert_int_equal(meta_txn_begin(f->db, true, &t), 0);
+	assert_int_equal(meta_chunk_clear(t, 51, 1), 0); /* half cached */
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	/* Not set up: never passthrough. */
+	assert_int_equal(hydrate_open(f->h, 50, &hf), 0);
+	assert_int_equal(hydrate_handle_open(hf, false), -1);
+	hydrate_handle_close(hf, false);
+	hydrate_set_passthrough(f->h, pt_attach, pt_detach, &c);
+
+	/* Fully cached: readers share one registration. */
+	assert_int_equal(hydrate_handle_open(hf, false), 7);
+	assert_int_equal(c.last_fd, hydrate_fd(hf));
+	assert_int_equal(hydrate_handle_open(hf, false), 7);
+	assert_int_equal(c.attached, 1);
+	/* Open: release skips it, invalidation refuses it (after 2 s). */
+	assert_int_equal(hydrate_release(f->h, 50, true, &freed), -EBUSY);
+	assert_int_equal(hydrate_invalidate_begin(f->h, 50, &inv), -EBUSY);
+	assert_null(inv);
+	assert_int_equal(state_of(f, 50), META_ARCHIVED);
+	hydrate_handle_close(hf, true);
+	assert_int_equal(c.detached, 0);
+	hydrate_handle_close(hf, true);
+	assert_int_equal(c.detached, 1);
+	assert_int_equal(c.last_detached, 7);
+
+	/* An ordinary writer first: the reader beside it is ordinary. */
+	assert_int_equal(hydrate_handle_open(hf, true), -1);
+	assert_int_equal(hydrate_handle_open(hf, false), -1);
+	assert_int_equal(c.attached, 1);
+	hydrate_handle_close(hf, false);
+	hydrate_handle_close(hf, false);
+
+	/* A writer joining a passthrough reader is passthrough too, and the
+	 * file counts as changed from then on. */
+	c.attach_ret = 9;
+	assert_int_equal(hydrate_handle_open(hf, false), 9);
+	assert_int_equal(hydrate_handle_open(hf, true), 9);
+	assert_int_equal(state_of(f, 50), META_DIRTY);
+	hydrate_handle_close(hf, true);
+	hydrate_handle_close(hf, true);
+	assert_int_equal(c.detached, 2);
+	assert_int_equal(c.last_detached, 9);
+	hydrate_close(hf);
+
+	/* Partly cached: ordinary. The kernel declining: ordinary. */
+	assert_int_equal(hydrate_open(f->h, 51, &hp), 0);
+	assert_int_equal(hydrate_handle_open(hp, false), -1);
+	hydrate_handle_close(hp, false);
+	hydrate_close(hp);
+	make_file(f, 52, 1, META_ARCHIVED, 0);
+	c.attach_ret = -EPERM;
+	assert_int_equal(hydrate_open(f->h, 52, &hp), 0);
+	assert_int_equal(hydrate_handle_open(hp, false), -1);
+	assert_int_equal(c.attached, 3);
+	hydrate_handle_close(hp, false);
+	hydrate_close(hp);
+	/* Closed: released as usual. */
+	assert_int_equal(hydrate_release(f->h, 52, true, &freed), 0);
+	assert_released(f, 52, 1);
+	assert_int_equal(c.detached, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +463,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_want, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_reader, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_passthrough_handles, setup,
 						teardown),
 	};
 
