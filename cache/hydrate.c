@@ -261,6 +261,16 @@ int hyd_need_fd(struct hydrate_file *f)
 	if (fd < 0)
 		return fd;
 	pthread_mutex_lock(&f->lock);
+	/* The data file is as long as the file (a truncate may have grown
+	 * the file before it had one): the kernel reads it directly for
+	 * passthrough handles, and reads past its end find nothing. */
+	if (f->size > 0 && ftruncate(fd, (off_t)f->size) < 0) {
+		int err = -errno;
+
+		pthread_mutex_unlock(&f->lock);
+		close(fd);
+		return err;
+	}
 	f->fd = fd;
 	pthread_mutex_unlock(&f->lock);
 	return 0;

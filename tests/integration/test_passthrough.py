@@ -152,6 +152,28 @@ class Passthrough(TidefsTestCase):
         if self.kernel:
             self.assertGreaterEqual(self.pt_opens(m), 1)
 
+    def test_file_grown_before_it_had_data(self):
+        """An empty object has no data file; grown by truncate and then
+        written through the same handle, the data file must still be as
+        long as the file (reads past its end would find nothing)."""
+        self.put("e.bin", b"")
+        m = self.mounted()
+        want = b"x" * 4096 + bytes(MiB - 4096)
+        w = os.open(m.path("e.bin"), os.O_RDWR)
+        try:
+            os.ftruncate(w, MiB)
+            self.assertEqual(os.pwrite(w, b"x" * 4096, 0), 4096)
+            r = os.open(m.path("e.bin"), os.O_RDONLY)
+            try:
+                self.assertEqual(md5(read_all(r, MiB + 1)), md5(want))
+            finally:
+                os.close(r)
+        finally:
+            os.close(w)
+        drop_page_cache()
+        self.assertEqual(md5(read_file(m.path("e.bin"))), md5(want))
+        self.assertEqual(os.stat(m.path("e.bin")).st_size, MiB)
+
     # ---- mixing with writers ----
 
     def test_writer_joins_passthrough_reader(self):
