@@ -221,10 +221,9 @@ int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
  * nobody has), holds off its readers and writers, waits for its fetches and
  * persists their presence records, so none lands after the update. 0,
  * -ENOENT, -EISDIR / -EINVAL (not a regular file), -EBUSY (a passthrough
- * handle is open: the kernel reads the data file without us), -errno;
- * *out is NULL on
- * error. Holds the file until the end call: keep the bracket short (no
- * network I/O inside).
+ * handle is still open after 2 s: the kernel reads the data file without
+ * us), -errno; *out is NULL on error. Holds the file until the end call:
+ * keep the bracket short (no network I/O inside).
  *
  * hydrate_invalidate_end() with changed (the update committed): drops the
  * cached bytes (the data file stays, sparse, at the new size), reloads size,

@@ -124,11 +124,9 @@ struct fs {
 
 	/* Passthrough (passthrough.c): the unique of an INIT request that
 	 * offered it (0: none pending); whether our INIT reply asked for it
-	 * (cleared when the kernel refuses a data file); whether a data file
-	 * was registered with the kernel. */
+	 * (cleared when the kernel refuses to register a data file). */
 	_Atomic uint64_t pt_init_unique;
 	atomic_bool pt_asked;
-	atomic_bool pt_active;
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -195,7 +195,6 @@ static int pt_attach(void *arg, int fd)
 			 strerror(err));
 		return -err;
 	}
-	atomic_store(&fs->pt_active, true);
 	return id;
 }
 
