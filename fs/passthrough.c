@@ -187,8 +187,13 @@ static int pt_attach(void *arg, int fd)
 	id = ioctl(fuse_session_fd(fs->se), K_DEV_IOC_BACKING_OPEN, &map);
 	if (id < 0) {
 		int err = errno;
-		/* The kernel declined at INIT, or we lack CAP_SYS_ADMIN:
-		 * say so once and stop asking. */
+
+		if (err != EPERM && err != EOPNOTSUPP && err != EINVAL &&
+		    err != ENOTTY && err != ELOOP)
+			return -err; /* this file only (ENOMEM, EMFILE, ...) */
+		/* The kernel declined at INIT, we lack CAP_SYS_ADMIN, or the
+		 * cache dir's file system cannot back passthrough: say so
+		 * once and stop asking. */
 		atomic_store(&fs->pt_asked, false);
 		log_info("passthrough reads are not available (%s): cached"
 			 " data is read through tidefs",
