@@ -303,6 +303,42 @@ class Passthrough(TidefsTestCase):
         drop_page_cache()
         self.assertEqual(md5(read_file(m.path("o.bin"))), md5(v2))
 
+    def test_declined_by_the_kernel(self):
+        """A cache dir the kernel cannot pass reads through to (here on
+        overlayfs, already one level of stacking): ordinary handles, no
+        error, and one log line."""
+        base = os.path.join(self.tmp, "ovl")
+        dirs = [os.path.join(base, d) for d in ("lower", "upper", "work",
+                                                "merged")]
+        for d in dirs:
+            os.makedirs(d)
+        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            "lowerdir=%s,upperdir=%s,workdir=%s" %
+                            tuple(dirs[:3]), dirs[3]],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount overlayfs: %s" % r.stderr.strip())
+        try:
+            body = pattern_bytes(MiB + 3, "ovl")
+            self.put("o.bin", body)
+            cache = os.path.join(dirs[3], "cache")
+            os.mkdir(cache)
+            m = self.mount(cache_dir=cache)
+            try:
+                for _ in range(3):
+                    self.assertEqual(file_md5(m.path("o.bin")), md5(body))
+                    drop_page_cache()
+                st = m.stats()
+                self.assertFalse(st["passthrough"])
+                self.assertEqual(st["passthrough_opens"], 0)
+                if self.kernel:
+                    self.assertEqual(m.log_text().count(
+                        "passthrough reads are not available"), 1)
+            finally:
+                m.unmount()
+        finally:
+            subprocess.run(["umount", dirs[3]], check=True)
+
     def test_no_passthrough_option(self):
         body = pattern_bytes(MiB + 1, "off")
         self.put("x.bin", body)
