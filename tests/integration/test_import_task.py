@@ -18,7 +18,7 @@ import time
 import unittest
 
 from tidefs_test import (MiB, TidefsTestCase, drop_page_cache, md5,
-                         pattern_bytes, posix_meta, read_file)
+                         pattern_bytes, posix_meta, pread_all, read_file)
 
 IMPORT = "IMPORT_METADATA_FROM_REPOSITORY"
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELED")
@@ -216,13 +216,7 @@ class ImportTaskTest(TidefsTestCase):
             self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
             self.assertEqual(m.state("o.bin"), "released")
             drop_page_cache()  # pages only: the inode is in use
-            got = b""
-            while len(got) < size:
-                b = os.pread(fd, MiB, len(got))
-                if not b:
-                    break
-                got += b
-            self.assertEqual(md5(got), md5(v2))
+            self.assertEqual(md5(pread_all(fd, size)), md5(v2))
         finally:
             os.close(fd)
         self.assertEqual(m.state("o.bin"), "archived")

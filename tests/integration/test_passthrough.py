@@ -16,7 +16,7 @@ import time
 import unittest
 
 from tidefs_test import (MiB, TidefsTestCase, drop_page_cache, file_md5, md5,
-                         pattern_bytes, read_file)
+                         pattern_bytes, pread_all, read_file)
 
 IMPORT = "IMPORT_METADATA_FROM_REPOSITORY"
 RELEASE = "RELEASE_DATA_FROM_FILESYSTEM"
@@ -36,16 +36,6 @@ def kernel_passthrough():
         except OSError:
             continue
     return None
-
-
-def read_all(fd, size):
-    got = b""
-    while len(got) < size:
-        b = os.pread(fd, MiB, len(got))
-        if not b:
-            break
-        got += b
-    return got
 
 
 class Passthrough(TidefsTestCase):
@@ -102,7 +92,7 @@ class Passthrough(TidefsTestCase):
         # Fully cached: read, pread and mmap all give the same bytes.
         fd = os.open(m.path("a.bin"), os.O_RDONLY)
         try:
-            self.assertEqual(md5(read_all(fd, len(body))), md5(body))
+            self.assertEqual(md5(pread_all(fd, len(body))), md5(body))
             for off, n in ((0, 1), (MiB - 3, 10), (5 * MiB, 100),
                            (len(body) - 1, 10), (len(body), 10)):
                 self.assertEqual(os.pread(fd, n, off), body[off:off + n])
@@ -130,7 +120,7 @@ class Passthrough(TidefsTestCase):
             with open(m.path("p.bin"), "rb") as f:
                 self.assertEqual(md5(f.read()), md5(body))
             self.assertEqual(self.pt_opens(m), 0)
-            self.assertEqual(md5(read_all(fd, len(body))), md5(body))
+            self.assertEqual(md5(pread_all(fd, len(body))), md5(body))
         finally:
             os.close(fd)
         with open(m.path("p.bin"), "rb") as f:
@@ -165,7 +155,7 @@ class Passthrough(TidefsTestCase):
             self.assertEqual(os.pwrite(w, b"x" * 4096, 0), 4096)
             r = os.open(m.path("e.bin"), os.O_RDONLY)
             try:
-                self.assertEqual(md5(read_all(r, MiB + 1)), md5(want))
+                self.assertEqual(md5(pread_all(r, MiB + 1)), md5(want))
             finally:
                 os.close(r)
         finally:
@@ -290,7 +280,7 @@ class Passthrough(TidefsTestCase):
                 self.assertEqual(self.report(t, "rep"),
                                  [["o.bin", "failed", "FILE_IN_USE"]])
                 self.assertEqual(m.state("o.bin"), "archived")
-                self.assertEqual(md5(read_all(fd, len(v1))), md5(v1))
+                self.assertEqual(md5(pread_all(fd, len(v1))), md5(v1))
             else:
                 self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         finally:

@@ -122,6 +122,18 @@ def read_file(path):
         return f.read()
 
 
+def pread_all(fd, size):
+    """Up to size bytes from offset 0 of fd, 1 MiB per pread, stopping
+    at the end of the file."""
+    got = b""
+    while len(got) < size:
+        b = os.pread(fd, MiB, len(got))
+        if not b:
+            break
+        got += b
+    return got
+
+
 def pwrite_all(fd, data, off):
     """pwrite all of data at off (os.pwrite may write less)."""
     view = memoryview(data)
