@@ -13,15 +13,14 @@
  * (FOPEN_PASSTHROUGH and the data file's backing id, no FOPEN_KEEP_CACHE,
  * which the kernel refuses with it). Replies are written by the thread that
  * handles the request, inside fuse_reply_*(), so the arming is a
- * thread-local. The kernel may still decline (an older kernel, no
- * CAP_SYS_ADMIN, writeback caching): then registering a data file fails and
- * every handle is an ordinary one.
+ * thread-local. The kernel may still decline (an older kernel never offers
+ * it; without CAP_SYS_ADMIN, or with the cache dir on a stacked file system
+ * such as overlayfs, registering a data file fails): then every handle is
+ * an ordinary one.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
