@@ -23,9 +23,22 @@ RELEASE = "RELEASE_DATA_FROM_FILESYSTEM"
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELED")
 
 
+def cap_sys_admin():
+    """Whether this process (and so the daemon it starts) has
+    CAP_SYS_ADMIN, which registering a data file with the kernel needs."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) & (1 << 21))
+    return False
+
+
 def kernel_passthrough():
     """True/False when the running kernel's config says whether FUSE
-    passthrough is built in; None when it cannot be told."""
+    passthrough is built in (and we may use it); None when it cannot be
+    told."""
+    if not cap_sys_admin():
+        return False
     paths = ["/proc/config.gz", "/boot/config-%s" % os.uname().release]
     for p in paths:
         try:
