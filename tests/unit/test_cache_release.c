@@ -391,10 +391,11 @@ static void test_passthrough_handles(void **state)
 	struct meta_txn *t = NULL;
 	uint64_t freed = 0;
 
-	make_file(f, 50, 2, META_ARCHIVED, 0);
-	make_file(f, 51, 2, META_ARCHIVED, 0);
+	/* 10 chunks: whole bitmap bytes and a tail. */
+	make_file(f, 50, 10, META_ARCHIVED, 0);
+	make_file(f, 51, 10, META_ARCHIVED, 0);
 	assert_int_equal(meta_txn_begin(f->db, true, &t), 0);
-	assert_int_equal(meta_chunk_clear(t, 51, 1), 0); /* half cached */
+	assert_int_equal(meta_chunk_clear(t, 51, 9), 0); /* last one gone */
 	assert_int_equal(meta_txn_commit(t), 0);
 
 	/* Not set up: never passthrough. */
@@ -440,6 +441,14 @@ static void test_passthrough_handles(void **state)
 
 	/* Partly cached: ordinary. The kernel declining: ordinary. */
 	assert_int_equal(hydrate_open(f->h, 51, &hp), 0);
+	assert_int_equal(hydrate_handle_open(hp, false), -1);
+	hydrate_handle_close(hp, false);
+	hydrate_close(hp);
+	make_file(f, 53, 10, META_ARCHIVED, 0);
+	assert_int_equal(meta_txn_begin(f->db, true, &t), 0);
+	assert_int_equal(meta_chunk_clear(t, 53, 2), 0); /* most gone */
+	assert_int_equal(meta_txn_commit(t), 0);
+	assert_int_equal(hydrate_open(f->h, 53, &hp), 0);
 	assert_int_equal(hydrate_handle_open(hp, false), -1);
 	hydrate_handle_close(hp, false);
 	hydrate_close(hp);
