@@ -99,41 +99,43 @@ static inline uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-static inline void put_le32(uint8_t *p, uint32_t v)
+/* Little-endian values of n bytes (records are stored that way). */
+static inline void put_le(uint8_t *p, uint64_t v, int n)
 {
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < n; i++) {
 		p[i] = (uint8_t)v;
 		v >>= 8;
 	}
+}
+
+static inline uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	put_le(p, v, 4);
 }
 
 static inline uint32_t get_le32(const uint8_t *p)
 {
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	return (uint32_t)get_le(p, 4);
 }
 
 static inline void put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
+	put_le(p, v, 8);
 }
 
 static inline uint64_t get_le64(const uint8_t *p)
 {
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	return get_le(p, 8);
 }
-
-/* ---- keys ---- */
 
 static inline MDB_val key_u64(uint8_t buf[8], uint64_t v)
 {
