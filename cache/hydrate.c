@@ -18,7 +18,11 @@
  *
  * Lifetime: a file's refcount (under h->lock) counts open handles, queued or
  * running jobs and persist entries; the file leaves the table and is freed at
- * zero. So a job never outlives its file.
+ * zero. So a job never outlives its file. An inode has at most one file in
+ * the table: the first open puts it there marked `loading`, fills it from
+ * the store without h->lock, and every other open of the inode waits for
+ * that (h->load_cond) instead of loading a copy, so the state a writer
+ * changes and the data file it writes are never loaded again under it.
  */
 #include "cache/hydrate_i.h"
 
@@ -98,26 +102,43 @@ static void file_unref_locked(struct hydrate_file *f)
 	file_free(f);
 }
 
-static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
+/* Caller holds h->lock: the file of ino, not loaded yet. */
+static struct hydrate_file *file_new(struct hydrate *h, uint64_t ino)
 {
-	struct meta_inode mi = {0};
-	struct meta_txn *txn = NULL;
-	struct hydrate_file *f;
-	struct stat st;
-	size_t bmlen;
-	int ret;
+	struct hydrate_file *f = calloc(1, sizeof(*f));
 
-	f = calloc(1, sizeof(*f));
 	if (!f)
-		return -ENOMEM;
+		return NULL;
 	f->fd = -1;
 	f->pt_id = -1;
 	f->h = h;
 	f->ino = ino;
 	f->kcache = true;
+	f->refs = 1;
+	f->loading = true;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	pthread_rwlock_init(&f->io, NULL);
+	f->hnext = h->files[ino % NBUCKETS];
+	h->files[ino % NBUCKETS] = f;
+	return f;
+}
+
+/*
+ * Fill f from the store and open its data file. Only the open that put f
+ * in the table runs this, and only once: it may square the data file with
+ * the stored size (after a crash between a write and its commit), which
+ * would cut off bytes that the handles of a loaded file are writing.
+ */
+static int file_load(struct hydrate_file *f)
+{
+	struct hydrate *h = f->h;
+	uint64_t ino = f->ino;
+	struct meta_inode mi = {0};
+	struct meta_txn *txn = NULL;
+	struct stat st;
+	size_t bmlen;
+	int ret;
 
 	ret = meta_txn_begin(h->db, false, &txn);
 	if (ret < 0)
@@ -161,11 +182,11 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	if (f->fd == -ENOENT && f->size == 0) {
 		f->fd = -1;
 		meta_inode_release(&mi);
-		*out = f;
 		return 0;
 	}
 	if (f->fd < 0) {
 		ret = f->fd;
+		f->fd = -1;
 		goto out_free;
 	}
 	if (fstat(f->fd, &st) < 0) {
@@ -183,49 +204,59 @@ static int file_load(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 	 * was ever counted. The next change settles the difference. */
 	f->ncached_bytes = mi.cached_bytes;
 	meta_inode_release(&mi);
-	*out = f;
 	return 0;
 
 out_abort:
 	meta_txn_abort(txn);
 out_free:
 	meta_inode_release(&mi);
-	file_free(f);
 	return ret;
+}
+
+struct hydrate_file *hyd_find_locked(struct hydrate *h, uint64_t ino)
+{
+	for (;;) {
+		struct hydrate_file *f = h->files[ino % NBUCKETS];
+
+		while (f && f->ino != ino)
+			f = f->hnext;
+		if (!f || !f->loading)
+			return f;
+		pthread_cond_wait(&h->load_cond, &h->lock);
+	}
 }
 
 int hydrate_open(struct hydrate *h, uint64_t ino, struct hydrate_file **out)
 {
-	struct hydrate_file *f, *nf = NULL;
+	struct hydrate_file *f;
 	int ret;
 
-	for (;;) {
-		pthread_mutex_lock(&h->lock);
-		for (f = h->files[ino % NBUCKETS]; f; f = f->hnext)
-			if (f->ino == ino)
-				break;
-		if (f) {
-			f->refs++;
-			pthread_mutex_unlock(&h->lock);
-			if (nf)
-				file_free(nf);
-			*out = f;
-			return 0;
-		}
-		if (nf) {
-			nf->refs = 1;
-			nf->hnext = h->files[ino % NBUCKETS];
-			h->files[ino % NBUCKETS] = nf;
-			pthread_mutex_unlock(&h->lock);
-			*out = nf;
-			return 0;
-		}
+	*out = NULL;
+	pthread_mutex_lock(&h->lock);
+	f = hyd_find_locked(h, ino);
+	if (f) {
+		f->refs++;
 		pthread_mutex_unlock(&h->lock);
-		/* Load outside the lock; re-check the table afterwards. */
-		ret = file_load(h, ino, &nf);
-		if (ret < 0)
-			return ret;
+		*out = f;
+		return 0;
 	}
+	/* In the table before it is loaded: the other opens of ino wait
+	 * for this one instead of loading a copy of their own. */
+	f = file_new(h, ino);
+	pthread_mutex_unlock(&h->lock);
+	if (!f)
+		return -ENOMEM;
+	ret = file_load(f);
+	pthread_mutex_lock(&h->lock);
+	f->loading = false;
+	pthread_cond_broadcast(&h->load_cond);
+	if (ret < 0)
+		file_unref_locked(f); /* waiters look again, and load it */
+	pthread_mutex_unlock(&h->lock);
+	if (ret < 0)
+		return ret;
+	*out = f;
+	return 0;
 }
 
 void hydrate_close(struct hydrate_file *f)
@@ -855,6 +886,7 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 	pthread_cond_init(&h->job_cond, NULL);
 	pthread_cond_init(&h->persist_cond, NULL);
 	pthread_cond_init(&h->idle_cond, NULL);
+	pthread_cond_init(&h->load_cond, NULL);
 
 	h->workers = calloc((size_t)h->cfg.fetch_threads, sizeof(pthread_t));
 	if (!h->workers) {
@@ -936,6 +968,7 @@ void hydrate_free(struct hydrate *h)
 	pthread_cond_destroy(&h->job_cond);
 	pthread_cond_destroy(&h->persist_cond);
 	pthread_cond_destroy(&h->idle_cond);
+	pthread_cond_destroy(&h->load_cond);
 	free(h);
 }
 

@@ -445,9 +445,7 @@ int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
 	int ret = 0;
 
 	pthread_mutex_lock(&h->lock);
-	for (f = h->files[ino % NBUCKETS]; f; f = f->hnext)
-		if (f->ino == ino)
-			break;
+	f = hyd_find_locked(h, ino);
 	if (f)
 		f->refs++;
 	pthread_mutex_unlock(&h->lock);

@@ -26,6 +26,9 @@ struct hydrate_file {
 	uint64_t ino;
 	unsigned refs;		    /* protected by h->lock */
 	struct hydrate_file *hnext; /* protected by h->lock */
+	/* protected by h->lock: in the table but still being loaded by the
+	 * open that put it there; everyone else waits (h->load_cond) */
+	bool loading;
 
 	pthread_rwlock_t io; /* read: hydrate_read; write: changes */
 	pthread_mutex_t lock;
@@ -68,6 +71,7 @@ struct hydrate {
 	pthread_cond_t job_cond;     /* jobs queued or stopping */
 	pthread_cond_t persist_cond; /* persist entries queued or stopping */
 	pthread_cond_t idle_cond;    /* a persist batch finished */
+	pthread_cond_t load_cond;    /* a file finished loading */
 	struct hydrate_file *files[NBUCKETS]; /* protected by lock */
 	struct job *job_head, *job_tail;      /* protected by lock */
 	struct persist *plist;		      /* protected by lock */
@@ -93,6 +97,10 @@ struct hydrate {
 	void *pt_arg;
 	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
+
+/* Caller holds h->lock: the loaded file of ino, or NULL. Waits (dropping
+ * h->lock) while another thread loads it. */
+struct hydrate_file *hyd_find_locked(struct hydrate *h, uint64_t ino);
 
 static inline bool bit_get(const uint8_t *b, uint64_t i)
 {
