@@ -979,4 +979,5 @@ void hydrate_get_stats(struct hydrate *h, struct hydrate_stats *out)
 	out->bytes_fetched = atomic_load(&h->bytes_fetched);
 	out->fetch_errors = atomic_load(&h->fetch_errors);
 	out->passthrough_opens = atomic_load(&h->passthrough_opens);
+	out->open_handles = (uint64_t)MAX(atomic_load(&h->open_handles), 0);
 }

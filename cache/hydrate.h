@@ -37,6 +37,7 @@ struct hydrate_stats {
 	uint64_t bytes_fetched; /* bytes received from S3 */
 	uint64_t fetch_errors;
 	uint64_t passthrough_opens; /* handles the kernel read by itself */
+	uint64_t open_handles;	    /* file handles open now */
 };
 
 /*

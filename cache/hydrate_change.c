@@ -521,6 +521,7 @@ void hydrate_note_handle(struct hydrate_file *f, int delta)
 
 	pthread_mutex_lock(&f->lock);
 	f->nhandles = (unsigned)((int)f->nhandles + delta);
+	atomic_fetch_add(&f->h->open_handles, delta);
 	if (f->nhandles == 0 && f->accessed) {
 		f->accessed = false;
 		touch = true;
@@ -575,6 +576,7 @@ int hydrate_handle_open(struct hydrate_file *f, bool writable)
 		f->accessed = true;
 	}
 	f->nhandles++;
+	atomic_fetch_add(&h->open_handles, 1);
 	pthread_mutex_unlock(&f->lock);
 	if (id < 0)
 		return -1;

@@ -92,6 +92,7 @@ struct hydrate {
 	void *space_arg;
 	_Atomic uint64_t hits, misses, bytes_fetched, fetch_errors;
 	_Atomic uint64_t passthrough_opens;
+	_Atomic int64_t open_handles;
 	hydrate_attach_fn pt_attach; /* set once before the mount goes live */
 	hydrate_detach_fn pt_detach;
 	void *pt_arg;

@@ -422,6 +422,8 @@ static char *stats_json(struct fs *fs)
 			    json_boolean(atomic_load(&fs->pt_asked)));
 	json_object_set_new(root, "passthrough_opens",
 			    json_integer((json_int_t)hs.passthrough_opens));
+	json_object_set_new(root, "open_handles",
+			    json_integer((json_int_t)hs.open_handles));
 	json_object_set_new(root, "unexported_files",
 			    json_integer((json_int_t)u.files));
 	json_object_set_new(root, "unexported_bytes",

@@ -102,6 +102,7 @@ class Passthrough(TidefsTestCase):
         fetched = m.stats()["bytes_fetched"]
         hits = m.stats()["hits"]
         drop_page_cache()
+        self.assertTrue(m.wait_closed())
         # Fully cached: read, pread and mmap all give the same bytes.
         fd = os.open(m.path("a.bin"), os.O_RDONLY)
         try:
@@ -136,6 +137,8 @@ class Passthrough(TidefsTestCase):
             self.assertEqual(md5(pread_all(fd, len(body))), md5(body))
         finally:
             os.close(fd)
+        # The kernel sends the close of fd after close() returns.
+        self.assertTrue(m.wait_closed())
         with open(m.path("p.bin"), "rb") as f:
             self.assertEqual(md5(f.read()), md5(body))
         if self.kernel:
@@ -149,6 +152,7 @@ class Passthrough(TidefsTestCase):
         shutil.copy("/bin/true", exe)
         os.chmod(exe, 0o755)
         drop_page_cache()
+        self.assertTrue(m.wait_closed())
         self.assertEqual(subprocess.run([exe], timeout=30).returncode, 0)
         self.assertEqual(read_file(exe), read_file("/bin/true"))
         self.assertEqual(m.state("true"), "new")
@@ -184,6 +188,7 @@ class Passthrough(TidefsTestCase):
         self.put("w.bin", body)
         m = self.mounted()
         self.assertEqual(file_md5(m.path("w.bin")), md5(body))
+        self.assertTrue(m.wait_closed())
         r = os.open(m.path("w.bin"), os.O_RDONLY)
         try:
             self.assertEqual(os.pread(r, 4, 0), body[:4])
@@ -191,6 +196,7 @@ class Passthrough(TidefsTestCase):
             try:
                 # Dirty from the open on when it joined a passthrough
                 # reader (a shared mapping could write unseen).
+                self.assertEqual(m.stats()["open_handles"], 2)
                 if self.kernel:
                     self.assertEqual(self.pt_opens(m), 2)
                     self.assertEqual(m.state("w.bin"), "dirty")
@@ -271,6 +277,7 @@ class Passthrough(TidefsTestCase):
         self.put("o.bin", v1)
         m = self.mounted()
         self.assertEqual(file_md5(m.path("o.bin")), md5(v1))
+        self.assertTrue(m.wait_closed())
         fd = os.open(m.path("o.bin"), os.O_RDONLY)
         try:
             t = self.task(m, "rel", {

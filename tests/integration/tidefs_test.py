@@ -502,6 +502,11 @@ class Mount:
                 return True
         return wait_until(done, timeout)
 
+    def wait_closed(self, timeout=SETTLE_TIMEOUT):
+        """Wait until the daemon has the close of every file handle (the
+        kernel sends it after close() returns)."""
+        return wait_until(lambda: self.stats()["open_handles"] == 0, timeout)
+
     def is_mounted(self):
         return is_mounted(self.mountpoint)
 
