@@ -176,7 +176,7 @@ static int file_load(struct hydrate_file *f)
 
 	/* First open of this inode, most often a create: its writer will
 	 * want a data file, so top the spare ones up. */
-	spare_kick(h->spare);
+	spare_kick(h->spare, ino);
 	/* An empty file gets its data file with its first byte. */
 	f->fd = chunk_open(h->cs, ino, f->size > 0);
 	if (f->fd == -ENOENT && f->size == 0) {

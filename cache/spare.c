@@ -21,14 +21,17 @@
  * creation it would have paid anyway.
  *
  * It wakes when kicked (a file is opened for the first time: likely a
- * create) and once a second otherwise. Lock: sp->lock only guards the
- * kicked/stopping flags and is never held across I/O or with another lock.
+ * create; only once half the spares are taken, so a run of creates wakes
+ * it once per ahead/2 of them, not once each) and once a second otherwise.
+ * Lock: sp->lock only guards the kicked/stopping flags and is never held across
+ * I/O or with another lock.
  */
 #include "cache/spare_i.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,7 @@ struct spare {
 	/* Owned by the thread, then by spare_free() after the join: spares
 	 * were made for [lo, hi); those below next_ino await their check. */
 	uint64_t lo, hi;
+	_Atomic uint64_t made_to; /* hi, for spare_kick() */
 };
 
 static int read_next(struct meta_db *db, uint64_t *next)
@@ -122,6 +126,7 @@ static bool refill(struct spare *sp)
 		sp->hi++;
 		made++;
 	}
+	atomic_store(&sp->made_to, sp->hi);
 	return sp->hi < next + sp->ahead;
 }
 
@@ -169,6 +174,7 @@ int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
 	sp->cs = cs;
 	sp->ahead = ahead;
 	sp->lo = sp->hi = next;
+	atomic_init(&sp->made_to, next);
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->cond, NULL);
 	ret = -pthread_create(&sp->thread, NULL, spare_main, sp);
@@ -182,9 +188,9 @@ int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
 	return 0;
 }
 
-void spare_kick(struct spare *sp)
+void spare_kick(struct spare *sp, uint64_t ino)
 {
-	if (!sp)
+	if (!sp || ino + sp->ahead / 2 < atomic_load(&sp->made_to))
 		return;
 	pthread_mutex_lock(&sp->lock);
 	if (!sp->kicked) {

@@ -27,8 +27,11 @@ struct spare; /* opaque */
  * is a no-op. db and cs must outlive the returned handle. 0 or -errno. */
 int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
 	      struct spare **out);
-/* Numbers are being taken: top the spares up soon. Cheap; NULL is fine. */
-void spare_kick(struct spare *sp);
+/* Inode ino is being opened for the first time (most often a create, of
+ * the newest number): wake the thread once no more than half of its spares
+ * are left above ino, so it makes them in batches, not one per create.
+ * Cheap; NULL is fine. */
+void spare_kick(struct spare *sp, uint64_t ino);
 /* Stop the thread and remove the spares nobody took. Call once nothing
  * allocates inode numbers any more. NULL is fine. */
 void spare_free(struct spare *sp);
