@@ -23,8 +23,8 @@
  * It wakes when kicked (a file is opened for the first time: likely a
  * create; only once half the spares are taken, so a run of creates wakes
  * it once per ahead/2 of them, not once each) and once a second otherwise.
- * Lock: sp->lock only guards the kicked/stopping flags and is never held across
- * I/O or with another lock.
+ * Lock: sp->lock only guards the kicked/stopping flags and is never held
+ * across I/O or with another lock.
  */
 #include "cache/spare_i.h"
 
