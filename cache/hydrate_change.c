@@ -521,7 +521,6 @@ void hydrate_note_handle(struct hydrate_file *f, int delta)
 
 	pthread_mutex_lock(&f->lock);
 	f->nhandles = (unsigned)((int)f->nhandles + delta);
-	atomic_fetch_add(&f->h->open_handles, delta);
 	if (f->nhandles == 0 && f->accessed) {
 		f->accessed = false;
 		touch = true;
@@ -530,6 +529,8 @@ void hydrate_note_handle(struct hydrate_file *f, int delta)
 	/* Access times reach the LRU once per open, not per read. */
 	if (touch)
 		touch_lru(f->h, f->ino);
+	/* Counted closed once everything the close does is done. */
+	atomic_fetch_add(&f->h->open_handles, delta);
 }
 
 void hydrate_set_passthrough(struct hydrate *h, hydrate_attach_fn attach,

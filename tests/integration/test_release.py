@@ -416,8 +416,8 @@ class AutoRelease(ReleaseCase):
         for n in order:
             with open(m.path(n), "rb") as f:
                 self.assertEqual(len(f.read(4096)), 4096)
-            time.sleep(0.05)  # the last close of a read file renews it
-        time.sleep(0.3)
+            # The last close of a read file renews it: in this order.
+            self.assertTrue(m.wait_closed())
         before = self.cached(m)
         self.assertGreaterEqual(before, 10 * big + 2 * small)
         t = self.auto_release(m, "auto-1g", gib=1)
@@ -483,7 +483,7 @@ class Pinning(ReleaseCase):
         drop_page_cache()
         for n, b in bodies.items():   # every file in the LRU, recently used
             self.assertEqual(file_md5(m.path(n)), md5(b), n)
-        time.sleep(0.3)
+        self.assertTrue(m.wait_closed())
         ctime = os.stat(m.path("p.bin")).st_ctime_ns
         for n in ("p.bin", "q.bin"):
             os.setxattr(m.path(n), PIN, b"1")
@@ -504,7 +504,7 @@ class Pinning(ReleaseCase):
         for n in ("p.bin", "q.bin"):
             self.assertEqual(file_md5(m.path(n)), md5(bodies[n]), n)
         self.assertEqual(m.stats()["bytes_fetched"], fetched)
-        time.sleep(0.3)
+        self.assertTrue(m.wait_closed())
         # AUTO_RELEASE_DATA meets the pinned files in the LRU: kept.
         t = self.auto_release(m, "auto-1")
         self.assertEqual(t["Status"]["ReleasedBytes"], 0, t)
