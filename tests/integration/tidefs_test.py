@@ -91,6 +91,21 @@ def file_md5(path, bufsize=4 * MiB):
     return h.hexdigest()
 
 
+def difference(got, want):
+    """None when got == want, else where they differ, for a failure
+    message (an md5 mismatch alone says nothing about what went wrong)."""
+    if got == want:
+        return None
+    n = min(len(got), len(want))
+    first = next((i for i in range(0, n, 4096)
+                  if got[i:min(i + 4096, n)] != want[i:min(i + 4096, n)]),
+                 None)
+    if first is not None:
+        first = next(i for i in range(first, n) if got[i] != want[i])
+    return "%d bytes, %d expected; first difference at %s" % (
+        len(got), len(want), first if first is not None else n)
+
+
 def pattern_bytes(size, seed):
     """Deterministic, non-repeating bytes for (size, seed), so misplaced
     chunks are caught; fast enough for hundreds of MiB, and prefix-stable:
