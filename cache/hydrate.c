@@ -474,7 +474,10 @@ int hyd_reserve_or_drop(struct hydrate_file *f, struct job *jobs,
 	return ret;
 }
 
-int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
+/* hydrate_ensure(); *full tells that the fetch found no room in the cache
+ * (everything else cached is dirty, pinned or open). */
+static int ensure(struct hydrate_file *f, uint64_t off, uint64_t len,
+		  bool *full)
 {
 	struct hydrate *h = f->h;
 	struct job *jobs = NULL;
@@ -504,8 +507,10 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 	fetched = jobs != NULL;
 	bytes = hyd_jobs_bytes(f, jobs);
 	pthread_mutex_unlock(&f->lock);
-	if (jobs && hyd_reserve_or_drop(f, jobs, bytes) < 0)
+	if (jobs && hyd_reserve_or_drop(f, jobs, bytes) < 0) {
+		*full = true;
 		return -EIO;
+	}
 	hyd_queue_jobs(h, jobs);
 	if (ret < 0)
 		return ret;
@@ -520,10 +525,18 @@ int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
 	return ret;
 }
 
+int hydrate_ensure(struct hydrate_file *f, uint64_t off, uint64_t len)
+{
+	bool full = false;
+
+	return ensure(f, off, len, &full);
+}
+
 int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 		 hydrate_reply_fn reply, void *arg)
 {
 	struct hydrate *h = f->h;
+	size_t want = len;
 	uint64_t size;
 	int ret;
 
@@ -533,20 +546,31 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
 	pthread_mutex_lock(&h->lock);
 	f->refs++;
 	pthread_mutex_unlock(&h->lock);
-	pthread_rwlock_rdlock(&f->io);
-	pthread_mutex_lock(&f->lock);
-	size = f->size;
-	f->accessed = true;
-	f->kcache = true;
-	pthread_mutex_unlock(&f->lock);
-	if (off >= size)
-		len = 0;
-	else if (off + len > size)
-		len = (size_t)(size - off);
-	ret = hydrate_ensure(f, off, len);
-	if (ret == 0)
-		ret = reply(arg, f->fd, off, len);
-	pthread_rwlock_unlock(&f->io);
+	for (int tries = 0;; tries++) {
+		bool full = false;
+
+		len = want;
+		pthread_rwlock_rdlock(&f->io);
+		pthread_mutex_lock(&f->lock);
+		size = f->size;
+		f->accessed = true;
+		f->kcache = true;
+		pthread_mutex_unlock(&f->lock);
+		if (off >= size)
+			len = 0;
+		else if (off + len > size)
+			len = (size_t)(size - off);
+		ret = ensure(f, off, len, &full);
+		if (ret == 0)
+			ret = reply(arg, f->fd, off, len);
+		pthread_rwlock_unlock(&f->io);
+		/* No room, and nothing else could be released: give back
+		 * this file's own chunks away from the read (a file larger
+		 * than the cache is read through this way), then again. */
+		if (!full || tries == 2 ||
+		    hyd_trim(f, off, off + len, (uint64_t)len) == 0)
+			break;
+	}
 	hydrate_close(f);
 	return ret;
 }

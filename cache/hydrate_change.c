@@ -744,6 +744,105 @@ static uint64_t rel_punch(struct hydrate *h, struct hydrate_file *f,
 	return freed;
 }
 
+/* Caller holds f->io for writing: forget chunks idx[0..n) in the store,
+ * durably, as a release does (the state stays archived: the file is only
+ * partly cached, as after a partial read). */
+static int trim_record(struct hydrate_file *f, const uint64_t *idx, size_t n,
+		       uint64_t bytes)
+{
+	struct meta_inode mi = {0};
+	struct meta_txn *txn;
+	int ret;
+
+	ret = meta_txn_begin(f->h->db, true, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, f->ino, &mi);
+	if (ret == 0 &&
+	    (mi.state != META_ARCHIVED || (mi.flags & META_F_NORELEASE)))
+		ret = -EBUSY; /* changed, or pinned: its bytes stay */
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = meta_chunk_unset(txn, f->ino, idx[i]);
+	if (ret == 0) {
+		/* What the punch will leave; the next change of the file
+		 * settles it against the data file's allocation. */
+		pthread_mutex_lock(&f->lock);
+		mi.cached_bytes =
+			f->ncached_bytes > bytes ? f->ncached_bytes - bytes : 0;
+		pthread_mutex_unlock(&f->lock);
+		ret = meta_inode_put(txn, &mi);
+	}
+	meta_inode_release(&mi);
+	if (ret < 0) {
+		meta_txn_abort(txn);
+		return ret;
+	}
+	ret = meta_txn_commit(txn);
+	return ret < 0 ? ret : meta_sync(f->h->db);
+}
+
+uint64_t hyd_trim(struct hydrate_file *f, uint64_t keep_off, uint64_t keep_end,
+		  uint64_t want)
+{
+	struct hydrate *h = f->h;
+	uint32_t cs = h->csize;
+	uint64_t *idx = NULL, n = 0, got = 0, before, freed = 0;
+	uint64_t keep_first = keep_off / cs, keep_last = keep_end / cs;
+
+	want = MAX(want, h->cfg.capacity / 4);
+	pthread_rwlock_wrlock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	while (f->ninflight > 0)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->npassthrough == 0 && !f->lost && f->fd >= 0 && f->nchunks > 0)
+		idx = malloc(f->nchunks * sizeof(*idx));
+	/* Behind the read first (a sequential reader is done with them),
+	 * then the farthest ahead of it. */
+	for (uint64_t i = 0;
+	     idx && i < MIN(keep_first, f->nchunks) && got < want; i++) {
+		if (bit_get(f->present, i)) {
+			idx[n++] = i;
+			got += chunk_len(f, cs, i);
+		}
+	}
+	for (uint64_t i = f->nchunks; idx && i > keep_last + 1 && got < want;) {
+		if (bit_get(f->present, --i)) {
+			idx[n++] = i;
+			got += chunk_len(f, cs, i);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (n == 0)
+		goto out;
+	/* Presence records still queued must land first, or they would mark
+	 * punched chunks present again; then the store forgets the chunks,
+	 * on disk, before their bytes go. */
+	hydrate_flush(h);
+	if (trim_record(f, idx, n, got) < 0)
+		goto out;
+	pthread_mutex_lock(&f->lock);
+	before = f->ncached_bytes;
+	for (uint64_t k = 0; k < n; k++) {
+		bit_clear(f->present, idx[k]);
+		if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(idx[k] * cs),
+			      (off_t)chunk_len(f, cs, idx[k])) < 0)
+			log_warn("trimming inode %" PRIu64 ": %s", f->ino,
+				 strerror(errno));
+	}
+	f->ncached_bytes = count_cached(f, cs);
+	freed = before > f->ncached_bytes ? before - f->ncached_bytes : 0;
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_sub(&h->used, (int64_t)freed);
+	log_debug("trimmed %" PRIu64 " chunks (%" PRIu64 " bytes) of open "
+		  "inode %" PRIu64,
+		  n, freed, f->ino);
+out:
+	pthread_rwlock_unlock(&f->io);
+	free(idx);
+	return freed;
+}
+
 int hydrate_release_many(struct hydrate *h, const uint64_t *inos, size_t n,
 			 bool skip_open, uint64_t want, int *errs,
 			 uint64_t *freed, size_t *tried)

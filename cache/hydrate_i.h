@@ -99,6 +99,13 @@ struct hydrate {
 	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
 
+/* Free at least `want` bytes (a quarter of the cache if more) of f's own
+ * present chunks outside [keep_off, keep_end), when f is an archived,
+ * unpinned file without passthrough handles. Caller holds no lock of f.
+ * Returns the bytes freed. */
+uint64_t hyd_trim(struct hydrate_file *f, uint64_t keep_off, uint64_t keep_end,
+		  uint64_t want);
+
 /* Caller holds h->lock: the loaded file of ino, or NULL. Waits (dropping
  * h->lock) while another thread loads it. */
 struct hydrate_file *hyd_find_locked(struct hydrate *h, uint64_t ino);

@@ -150,6 +150,8 @@ int meta_chunk_load(struct meta_txn *txn, uint64_t ino, uint8_t *bitmap,
 		    uint64_t nchunks);
 /* Remove chunks with index >= from (0: all of them). */
 int meta_chunk_clear(struct meta_txn *txn, uint64_t ino, uint64_t from);
+/* Remove chunk idx; absent is fine. */
+int meta_chunk_unset(struct meta_txn *txn, uint64_t ino, uint64_t idx);
 
 /* ---- xattrs: (ino, name) -> value ---- */
 /* Copies at most len bytes; *outlen gets the stored length. -ENOENT. */

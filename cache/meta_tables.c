@@ -171,6 +171,19 @@ int meta_chunk_set(struct meta_txn *txn, uint64_t ino, uint64_t idx)
 	return stick(txn, raw_put(txn, T_CHUNKS, &k, &v, 0));
 }
 
+int meta_chunk_unset(struct meta_txn *txn, uint64_t ino, uint64_t idx)
+{
+	uint8_t kb[16];
+	MDB_val k = key_u64_u64(kb, ino, idx);
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	ret = stick_lookup(txn, raw_del(txn, T_CHUNKS, &k));
+	return ret == -ENOENT ? 0 : ret;
+}
+
 struct chunk_walk {
 	uint8_t *bitmap;
 	uint64_t nchunks;

@@ -31,8 +31,8 @@ import time
 import unittest
 
 from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, allocated_bytes,
-                         drop_page_cache, file_md5, md5, wait_until,
-                         write_file)
+                         drop_page_cache, file_md5, md5, pread_all,
+                         wait_until, write_file)
 
 GiB = 1024 * MiB
 DAY = 86400
@@ -714,6 +714,50 @@ class Eviction(EvictionCase):
         names = ["d/o%03d.bin" % i for i in range(100)]
         self.read_more_than_fits("256M", 256 * MiB, names, 8 * MiB,
                                  high=80, low=50)
+
+    def test_file_larger_than_the_cache(self):
+        """A 96 MiB object through a 64M cache: nothing else can be
+        released while it is open, so the read gives back the file's own
+        chunks behind it and goes on (a pinned file stays whole). Read
+        twice, sequentially and then backwards in 16 MiB steps; the cache
+        never passes its size by more than what is in flight, and the file
+        stays archived."""
+        cap = 64 * MiB
+        body = block_data("huge", 96 * MiB)
+        bodies = self.put_objects(["pinned.bin"], 4 * MiB)
+        self.put("huge.bin", body)
+        m = self.mount(args=["--cache-size", "64M"])
+        self.assertEqual(file_md5(m.path("pinned.bin")),
+                         md5(bodies["pinned.bin"]))
+        os.setxattr(m.path("pinned.bin"), PIN, b"1")
+        mon = UsageMonitor(m)
+        mon.start()
+        try:
+            self.assertEqual(file_md5(m.path("huge.bin")), md5(body))
+            drop_page_cache()
+            fd = os.open(m.path("huge.bin"), os.O_RDONLY)
+            try:
+                for off in range(len(body) - 16 * MiB, -1, -16 * MiB):
+                    self.assertEqual(md5(pread_all(fd, 16 * MiB, off)),
+                                     md5(body[off:off + 16 * MiB]), off)
+            finally:
+                os.close(fd)
+        finally:
+            mon.stop()
+        self.assertLessEqual(mon.max_cached, cap + IN_FLIGHT)
+        self.assertEqual(m.state("huge.bin"), "archived")
+        fetched = m.stats()["bytes_fetched"]
+        self.assertGreater(fetched, 2 * len(body) - cap)
+        # The pinned file kept every byte: no fetch to read it again.
+        drop_page_cache()
+        self.assertEqual(file_md5(m.path("pinned.bin")),
+                         md5(bodies["pinned.bin"]))
+        self.assertEqual(m.stats()["bytes_fetched"], fetched)
+        self.assertIn("trimmed", m.log_text())
+        # The store agrees with the data file after a remount.
+        m.unmount()
+        m = self.mount(cache_dir=m.cache_dir, args=["--cache-size", "64M"])
+        self.assertEqual(file_md5(m.path("huge.bin")), md5(body))
 
     def test_dirty_data_survives_eviction_then_enospc(self):
         """64M cache: dirty data, then twice the cache in archived reads

@@ -137,12 +137,12 @@ def read_file(path):
         return f.read()
 
 
-def pread_all(fd, size):
-    """Up to size bytes from offset 0 of fd, 1 MiB per pread, stopping
+def pread_all(fd, size, off=0):
+    """Up to size bytes from offset off of fd, 1 MiB per pread, stopping
     at the end of the file."""
     got = b""
     while len(got) < size:
-        b = os.pread(fd, MiB, len(got))
+        b = os.pread(fd, min(MiB, size - len(got)), off + len(got))
         if not b:
             break
         got += b
