@@ -495,9 +495,9 @@ static int ensure(struct hydrate_file *f, uint64_t off, uint64_t len,
 	chunk_span(off, end - off, h->csize, &first, &last);
 	/* Read-ahead: grow a window while the reader stays sequential. */
 	if (off == f->ra_next && off != 0) {
-		if (f->ra_window < h->cfg.readahead_max)
+		if (f->ra_window < hyd_ra_max(h))
 			f->ra_window = f->ra_window ? f->ra_window * 2 : 2;
-		f->ra_window = MIN(f->ra_window, h->cfg.readahead_max);
+		f->ra_window = MIN(f->ra_window, hyd_ra_max(h));
 		extra = f->ra_window;
 	} else if (off != f->ra_next) {
 		f->ra_window = 0;

@@ -787,7 +787,8 @@ uint64_t hyd_trim(struct hydrate_file *f, uint64_t keep_off, uint64_t keep_end,
 	struct hydrate *h = f->h;
 	uint32_t cs = h->csize;
 	uint64_t *idx = NULL, n = 0, got = 0, before, freed = 0;
-	uint64_t keep_first = keep_off / cs, keep_last = keep_end / cs;
+	uint64_t keep_first = keep_off / cs;
+	uint64_t keep_last = keep_end / cs + hyd_ra_max(h);
 
 	want = MAX(want, h->cfg.capacity / 4);
 	pthread_rwlock_wrlock(&f->io);
@@ -797,7 +798,7 @@ uint64_t hyd_trim(struct hydrate_file *f, uint64_t keep_off, uint64_t keep_end,
 	if (f->npassthrough == 0 && !f->lost && f->fd >= 0 && f->nchunks > 0)
 		idx = malloc(f->nchunks * sizeof(*idx));
 	/* Behind the read first (a sequential reader is done with them),
-	 * then the farthest ahead of it. */
+	 * then the farthest ahead of it, past its read-ahead window. */
 	for (uint64_t i = 0;
 	     idx && i < MIN(keep_first, f->nchunks) && got < want; i++) {
 		if (bit_get(f->present, i)) {

@@ -99,10 +99,22 @@ struct hydrate {
 	_Atomic int64_t enospc_logged; /* mono ns of the last ENOSPC log */
 };
 
+/* Read-ahead window in chunks: at most a quarter of the cache, so that a
+ * reader of a file larger than the cache never reads ahead what it must
+ * then give back (hyd_trim keeps that much after the read). */
+static inline uint32_t hyd_ra_max(const struct hydrate *h)
+{
+	uint64_t quarter = h->cfg.capacity / h->csize / 4;
+
+	if (!h->cfg.capacity || quarter >= h->cfg.readahead_max)
+		return h->cfg.readahead_max;
+	return quarter > 1 ? (uint32_t)quarter : 1;
+}
+
 /* Free at least `want` bytes (a quarter of the cache if more) of f's own
- * present chunks outside [keep_off, keep_end), when f is an archived,
- * unpinned file without passthrough handles. Caller holds no lock of f.
- * Returns the bytes freed. */
+ * present chunks outside [keep_off, keep_end) and the read-ahead window
+ * after it, when f is an archived, unpinned file without passthrough
+ * handles. Caller holds no lock of f. Returns the bytes freed. */
 uint64_t hyd_trim(struct hydrate_file *f, uint64_t keep_off, uint64_t keep_end,
 		  uint64_t want);
 

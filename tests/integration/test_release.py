@@ -746,13 +746,17 @@ class Eviction(EvictionCase):
             mon.stop()
         self.assertLessEqual(mon.max_cached, cap + IN_FLIGHT)
         self.assertEqual(m.state("huge.bin"), "archived")
-        fetched = m.stats()["bytes_fetched"]
-        self.assertGreater(fetched, 2 * len(body) - cap)
-        # The pinned file kept every byte: no fetch to read it again.
+        st = m.stats()
+        self.assertGreater(st["bytes_fetched"], 2 * len(body) - cap)
+        # Read-ahead is capped at a quarter of the cache, and what a read
+        # gives back is never what it reads next: no fetch storm.
+        self.assertLess(st["bytes_fetched"], 4 * len(body))
+        # The pinned file kept every byte: reading it again waits for no
+        # fetch (read-ahead of huge.bin may still land meanwhile).
         drop_page_cache()
         self.assertEqual(file_md5(m.path("pinned.bin")),
                          md5(bodies["pinned.bin"]))
-        self.assertEqual(m.stats()["bytes_fetched"], fetched)
+        self.assertEqual(m.stats()["misses"], st["misses"])
         self.assertIn("trimmed", m.log_text())
         # The store agrees with the data file after a remount.
         m.unmount()
