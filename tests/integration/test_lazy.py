@@ -18,7 +18,8 @@ import time
 import unittest
 
 import test_s3_faults
-from tidefs_test import TidefsTestCase, fusermount_unmount, posix_meta
+from tidefs_test import (TidefsTestCase, fusermount_unmount, posix_meta,
+                         wait_until)
 
 NS = 10 ** 9
 MT = 1500000000 * NS + 123456789
@@ -108,7 +109,8 @@ class Lazy(TidefsTestCase):
         st = m.stats()
         # 60 + plain + ln + md/inner files, the md/ marker.
         self.assertEqual(st["metadata_pending"], len(want) + 4, st)
-        self.assertGreater(held.hits, 0)
+        # The background HEADs start (and are held) once the mount is live.
+        self.assertTrue(wait_until(lambda: held.hits > 0, 30))
         # The kernel is asked first, HEADs are let go meanwhile: ls -l
         # right after the mount shows the headers' metadata exactly.
         threading.Timer(0.5, self.release_holds.set).start()
