@@ -69,6 +69,17 @@ class Passthrough(TidefsTestCase):
     def pt_opens(self, m):
         return m.stats()["passthrough_opens"]
 
+    def read_without_passthrough(self, m, name, body):
+        """Read name three times (the later ones fully cached): passthrough
+        is off for the mount and no open was one. Returns the stats."""
+        for _ in range(3):
+            self.assertEqual(file_md5(m.path(name)), md5(body))
+            drop_page_cache()
+        st = m.stats()
+        self.assertFalse(st["passthrough"])
+        self.assertEqual(st["passthrough_opens"], 0)
+        return st
+
     def task(self, m, name, req, timeout=60):
         path = m.path(".tidefs", "tasks", name)
         with open(path, "w") as f:
@@ -335,12 +346,7 @@ class Passthrough(TidefsTestCase):
             os.mkdir(cache)
             m = self.mount(cache_dir=cache)
             try:
-                for _ in range(3):
-                    self.assertEqual(file_md5(m.path("o.bin")), md5(body))
-                    drop_page_cache()
-                st = m.stats()
-                self.assertFalse(st["passthrough"])
-                self.assertEqual(st["passthrough_opens"], 0)
+                self.read_without_passthrough(m, "o.bin", body)
                 if self.kernel:
                     self.assertEqual(m.log_text().count(
                         "passthrough reads are not available"), 1)
@@ -353,12 +359,7 @@ class Passthrough(TidefsTestCase):
         body = pattern_bytes(MiB + 1, "off")
         self.put("x.bin", body)
         m = self.mount(args=["--no-passthrough"])
-        for _ in range(3):
-            self.assertEqual(file_md5(m.path("x.bin")), md5(body))
-            drop_page_cache()
-        st = m.stats()
-        self.assertFalse(st["passthrough"])
-        self.assertEqual(st["passthrough_opens"], 0)
+        st = self.read_without_passthrough(m, "x.bin", body)
         self.assertGreater(st["hits"], 0)
 
 
