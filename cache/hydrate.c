@@ -592,6 +592,7 @@ static void persist_push(struct hydrate *h, struct hydrate_file *f,
 		h->pcap = ncap;
 	}
 	f->refs++;
+	atomic_fetch_add(&f->unpersisted, 1);
 	h->plist[h->plen].f = f;
 	h->plist[h->plen].idx = idx;
 	h->plist[h->plen].when_ns = time_now_ns();
@@ -768,7 +769,8 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 	return ret;
 }
 
-static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
+/* true when the batch's records are committed */
+static bool persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 {
 	struct meta_txn *txn = NULL;
 	struct change *changes;
@@ -778,7 +780,7 @@ static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 	qsort(batch, n, sizeof(*batch), cmp_persist);
 	changes = calloc(n, sizeof(*changes));
 	if (!changes)
-		return;
+		return false;
 	/* Data first: presence must never reach LMDB before the bytes. */
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || batch[i].f != batch[i - 1].f)
@@ -810,6 +812,7 @@ static void persist_batch(struct hydrate *h, struct persist *batch, size_t n)
 						 changes[i].new_state);
 	}
 	free(changes);
+	return ret == 0;
 }
 
 static void *persister_main(void *arg)
@@ -820,6 +823,7 @@ static void *persister_main(void *arg)
 	for (;;) {
 		struct persist *batch;
 		size_t n;
+		bool done;
 
 		while (h->plen == 0 && !h->stopping)
 			pthread_cond_wait(&h->persist_cond, &h->lock);
@@ -858,11 +862,14 @@ static void *persister_main(void *arg)
 		h->persisting++;
 		pthread_mutex_unlock(&h->lock);
 
-		persist_batch(h, batch, n);
+		done = persist_batch(h, batch, n);
 
 		pthread_mutex_lock(&h->lock);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			if (done)
+				atomic_fetch_sub(&batch[i].f->unpersisted, 1);
 			file_unref_locked(batch[i].f);
+		}
 		free(batch);
 		h->persisting--;
 		pthread_cond_broadcast(&h->idle_cond);

@@ -96,8 +96,10 @@ void hydrate_set_space_cb(struct hydrate *h, hydrate_space_fn fn, void *arg)
 }
 
 struct change_rec {
-	uint64_t *set; /* chunk indexes that became present */
-	size_t nset;
+	/* chunk indexes to record present: the first nnew become present
+	 * with the change, the rest are present already */
+	uint64_t *set;
+	size_t nset, nnew;
 	bool size_changed;
 	bool times;	     /* update mtime/ctime */
 	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
@@ -178,19 +180,21 @@ static bool any_inflight(const struct hydrate_file *f, uint64_t first,
 /*
  * Caller holds f->io for writing. Make the backed chunks that
  * [off, off+len) only partly covers present (read-modify-write), wait out
- * fetches of chunks it covers whole, and return the covered, absent chunks
- * in *set (they become present once the change is on disk). -EIO when a
- * needed fetch failed or the file is lost.
+ * fetches of chunks it covers whole, and return in c->set the chunks the
+ * change must record present: first the covered, absent ones (they become
+ * present once the change is on disk), then, while fetched chunks of the
+ * file may not be recorded yet, the present ones the change builds on.
+ * -EIO when a needed fetch failed or the file is lost.
  */
 static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
-			 uint64_t **set, size_t *nset)
+			 struct change_rec *c)
 {
 	struct hydrate *h = f->h;
 	uint64_t first, last, end = off + len, bytes;
 	int ret = 0;
 
-	*set = NULL;
-	*nset = 0;
+	c->set = NULL;
+	c->nset = c->nnew = 0;
 	chunk_span(off, len, h->csize, &first, &last);
 	pthread_mutex_lock(&f->lock);
 	if (first >= f->nchunks)
@@ -226,12 +230,19 @@ static int prepare_range(struct hydrate_file *f, uint64_t off, uint64_t len,
 			break;
 	}
 	if (ret == 0) {
-		*set = calloc(last - first + 1, sizeof(**set));
-		if (!*set)
+		c->set = calloc(last - first + 1, sizeof(*c->set));
+		if (!c->set)
 			ret = -ENOMEM;
 		for (uint64_t i = first; ret == 0 && i <= last; i++)
 			if (!bit_get(f->present, i))
-				(*set)[(*nset)++] = i;
+				c->set[c->nset++] = i;
+		c->nnew = c->nset;
+		/* A crash must not forget a chunk the change builds on: it
+		 * would be fetched again over the change. */
+		for (uint64_t i = first; ret == 0 && i <= last; i++)
+			if (atomic_load(&f->unpersisted) > 0 &&
+			    bit_get(f->present, i))
+				c->set[c->nset++] = i;
 	}
 out_unlock:
 	pthread_mutex_unlock(&f->lock);
@@ -284,7 +295,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	pthread_rwlock_wrlock(&f->io);
 	/* Allocation does not change content: no fetch, no presence. */
 	if (kind != CH_ALLOC) {
-		ret = prepare_range(f, off, len, &c.set, &c.nset);
+		ret = prepare_range(f, off, len, &c);
 		if (ret < 0)
 			goto out_unlock;
 	}
@@ -301,7 +312,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 	if (ret < 0)
 		goto out_unlock;
 	pthread_mutex_lock(&f->lock);
-	mark_chunks(f, c.set, c.nset, true);
+	mark_chunks(f, c.set, c.nnew, true);
 	pthread_mutex_unlock(&f->lock);
 
 	ret = hyd_need_fd(f);
@@ -309,7 +320,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		ret = apply(f, kind, mode, buf, off, len);
 	pthread_mutex_lock(&f->lock);
 	if (ret < 0) {
-		mark_chunks(f, c.set, c.nset, false);
+		mark_chunks(f, c.set, c.nnew, false);
 		atomic_fetch_sub(&h->used, (int64_t)grow);
 		pthread_mutex_unlock(&f->lock);
 		if (ret == -ENOSPC || ret == -EDQUOT)

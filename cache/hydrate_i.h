@@ -40,10 +40,15 @@ struct hydrate_file {
 	/* Leading bytes that come from the S3 object (the rest is local);
 	 * only shrinks while open. Protected by lock. */
 	uint64_t backing;
-	uint64_t nchunks;	/* protected by lock: chunk_count(backing) */
-	uint8_t *present;	/* protected by lock: nchunks bits */
-	uint8_t *inflight;	/* protected by lock: nchunks bits */
-	unsigned ninflight;	/* protected by lock */
+	uint64_t nchunks;   /* protected by lock: chunk_count(backing) */
+	uint8_t *present;   /* protected by lock: nchunks bits */
+	uint8_t *inflight;  /* protected by lock: nchunks bits */
+	unsigned ninflight; /* protected by lock */
+	/* Fetched chunks whose presence record is queued or being written
+	 * but not committed yet (it stays up when that commit fails): while
+	 * non-zero, a change records the present chunks it builds on itself,
+	 * or a crash would forget them and fetch the old bytes over it. */
+	_Atomic unsigned unpersisted;
 	uint64_t ncached_bytes; /* protected by lock */
 	int lost;	   /* protected by lock: sticky, the object changed */
 	unsigned nhandles; /* protected by lock: open file handles */

@@ -7,6 +7,7 @@ the file state), link counts, inode numbers (so hard links stay one inode),
 symlink targets and device numbers. Files unlinked while open and orphaned
 data files are cleaned up at the next mount."""
 
+import mmap
 import os
 import signal
 import stat
@@ -15,9 +16,9 @@ import sys
 import time
 import unittest
 
-from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, file_md5,
-                         fusermount_unmount, md5, pattern_bytes, posix_meta,
-                         random_bytes, write_file)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, difference,
+                         file_md5, fusermount_unmount, md5, pattern_bytes,
+                         posix_meta, random_bytes, write_file)
 
 
 def fsync_dir(path):
@@ -367,6 +368,55 @@ while True:
             with open(m2.path("w", name), "rb") as f:
                 self.assertEqual(len(f.read()), st.st_size, name)
         self.assertEqual(m2.unmount(), 0)
+
+    def test_kill9_right_after_partial_writes_into_uncached_chunks(self):
+        """A write that covers a chunk of an S3-backed file only partly
+        fetches the chunk first (read-modify-write). The fetched chunk's
+        presence record is written in batches, seconds later; the write's
+        own commit must record it, or a crash right after forgets that the
+        chunk is local and the next read fetches the object's old bytes
+        over the written ones. Covers a file never read (released), one
+        read partly, and writes by mmap."""
+        old = {n: pattern_bytes(size, n) for n, size in
+               (("never_read.bin", 900 * 1024), ("partly.bin", 3 * MiB + 5),
+                ("mapped.bin", 2 * MiB + 100))}
+        for name, data in old.items():
+            self.put(name, data)
+        m = self.mount()
+        want = {n: bytearray(d) for n, d in old.items()}
+
+        def pwrite(name, off, data):
+            fd = os.open(m.path(name), os.O_WRONLY)
+            try:
+                self.assertEqual(os.pwrite(fd, data, off), len(data))
+            finally:
+                os.close(fd)
+            want[name][off:off + len(data)] = data
+
+        with open(m.path("partly.bin"), "rb") as f:
+            f.seek(2 * MiB)
+            self.assertEqual(f.read(4096), old["partly.bin"][2 * MiB:
+                                                            2 * MiB + 4096])
+        pwrite("never_read.bin", 27345, b"n" * 70000)
+        pwrite("partly.bin", MiB - 10, b"p" * 20)  # across chunks 0 and 1
+        pwrite("partly.bin", 2 * MiB + 100, b"q" * 100)  # a cached chunk
+        fd = os.open(m.path("mapped.bin"), os.O_RDWR)
+        try:
+            with mmap.mmap(fd, 0) as mm:
+                mm[MiB + 7:MiB + 7 + 5000] = b"m" * 5000
+                mm.flush()
+        finally:
+            os.close(fd)
+        want["mapped.bin"][MiB + 7:MiB + 7 + 5000] = b"m" * 5000
+        # Well inside the presence records' batching delay (5 s).
+        self.crash(m)
+        m2 = self.mount(cache_dir=m.cache_dir)
+        for name, data in want.items():
+            self.assertEqual(m2.state(name), "dirty", name)
+            with open(m2.path(name), "rb") as f:
+                got = f.read()
+            self.assertEqual(md5(got), md5(bytes(data)), "%s: %s" % (
+                name, difference(got, bytes(data))))
 
     def test_orphans_and_unlinked_open_files_cleaned_at_clean_mount(self):
         m = self.mount()
