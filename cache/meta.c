@@ -64,8 +64,8 @@
 #define INODE_KEY_NULL	  UINT32_MAX /* s3_key length meaning NULL */
 
 static const char *const table_names[T_COUNT] = {
-	"inodes", "dentries", "chunks", "lru",
-	"dirty",  "xattrs",   "tasks",	"super",
+	"inodes", "dentries", "chunks", "lru",	"dirty",
+	"xattrs", "tasks",    "super",	"gone",
 };
 
 /* ---- errors ---- */

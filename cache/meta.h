@@ -177,6 +177,22 @@ int meta_lru_del(struct meta_txn *txn, int64_t access_ns, uint64_t ino);
 typedef int (*meta_lru_cb)(void *arg, int64_t access_ns, uint64_t ino);
 int meta_lru_foreach(struct meta_txn *txn, meta_lru_cb cb, void *arg);
 
+/*
+ * ---- gone: S3 key -> ETag ----
+ * What this cache last knew a key to hold, once no local file stands for
+ * it any more (its file was deleted or replaced, or exported under another
+ * key): an export of a new file to that key may replace exactly that
+ * object (If-Match) where it would otherwise expect no object at all. The
+ * LMDB key is the hex SHA-256 of the S3 key (S3 keys may be longer than
+ * LMDB keys); the record keeps the S3 key to tell a collision.
+ */
+int meta_gone_put(struct meta_txn *txn, const char *key, const char *etag);
+/* 0 and the ETag (NUL-terminated, truncated to len), or -ENOENT. */
+int meta_gone_get(struct meta_txn *txn, const char *key, char *etag,
+		  size_t len);
+/* Absent is fine. */
+int meta_gone_del(struct meta_txn *txn, const char *key);
+
 /* ---- tasks: TaskId -> JSON text ---- */
 int meta_task_get(struct meta_txn *txn, const char *id, char **json);
 int meta_task_put(struct meta_txn *txn, const char *id, const char *json);

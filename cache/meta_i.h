@@ -33,6 +33,7 @@ enum meta_table {
 	T_XATTRS,
 	T_TASKS,
 	T_SUPER,
+	T_GONE,
 	T_COUNT,
 };
 

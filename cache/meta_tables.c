@@ -10,10 +10,12 @@
 #include "cache/meta_i.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
+#include "s3/s3.h"
 
 /* ---- dentries ---- */
 
@@ -548,4 +550,73 @@ int meta_task_foreach(struct meta_txn *txn, meta_task_cb cb, void *arg)
 		return txn->err;
 	return meta_walk(txn, T_TASKS, NULL, 0, NULL, 0, false, task_walk_fn,
 			 &w);
+}
+
+/* ---- gone ---- */
+
+static MDB_val gone_key(const char *key, char hex[65])
+{
+	s3_sha256_hex(key, strlen(key), hex);
+	return (MDB_val){.mv_size = 64, .mv_data = hex};
+}
+
+int meta_gone_put(struct meta_txn *txn, const char *key, const char *etag)
+{
+	size_t el = strlen(etag), kl = strlen(key);
+	char hex[65], *buf;
+	MDB_val k = gone_key(key, hex), v;
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	buf = malloc(el + 1 + kl);
+	if (!buf)
+		return stick(txn, -ENOMEM);
+	memcpy(buf, etag, el + 1);
+	memcpy(buf + el + 1, key, kl);
+	v = (MDB_val){.mv_size = el + 1 + kl, .mv_data = buf};
+	ret = raw_put(txn, T_GONE, &k, &v, 0);
+	free(buf);
+	return stick(txn, ret);
+}
+
+int meta_gone_get(struct meta_txn *txn, const char *key, char *etag, size_t len)
+{
+	char hex[65];
+	MDB_val k = gone_key(key, hex), v;
+	const char *p, *nul;
+	size_t kl = strlen(key);
+	int ret;
+
+	if (txn->err)
+		return txn->err;
+	ret = raw_get(txn, T_GONE, &k, &v);
+	if (ret)
+		return stick_lookup(txn, ret);
+	p = v.mv_data;
+	nul = memchr(p, '\0', v.mv_size);
+	if (!nul || v.mv_size - (size_t)(nul + 1 - p) != kl ||
+	    memcmp(nul + 1, key, kl) != 0)
+		return -ENOENT; /* another key with the same hash */
+	if (len)
+		snprintf(etag, len, "%s", p);
+	return 0;
+}
+
+int meta_gone_del(struct meta_txn *txn, const char *key)
+{
+	char hex[65], etag[1];
+	MDB_val k = gone_key(key, hex);
+	int ret;
+
+	ret = need_write(txn);
+	if (ret)
+		return ret;
+	/* Only this key's record, not another's with the same hash. */
+	ret = meta_gone_get(txn, key, etag, 0);
+	if (ret)
+		return ret == -ENOENT ? 0 : ret;
+	ret = raw_del(txn, T_GONE, &k);
+	return ret == -ENOENT ? 0 : stick(txn, ret);
 }

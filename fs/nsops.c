@@ -370,6 +370,10 @@ static int drop_name(struct meta_txn *txn, struct meta_inode *dir,
 		/* Counted out of the stats when purged. */
 		mi->flags |= META_F_UNLINKED;
 		meta_dirty_del(txn, mi->ino);
+		/* Its object stays in S3 (exports never delete): a new file
+		 * exported to that key may replace it (meta.h, gone). */
+		if (mi->s3_key && mi->etag[0] && mi->state != META_NEW)
+			meta_gone_put(txn, mi->s3_key, mi->etag);
 	} else {
 		mark_changed(txn, mi, note);
 	}

@@ -172,6 +172,9 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data,
 struct s3_put_opts {
 	const char *if_match;
 	bool if_none_match_any;
+	/* copy only: the ETag the destination must have (checked with a
+	 * HeadObject before the copy, like if_none_match_any) */
+	const char *dst_if_match;
 	const struct s3_header
 		*meta; /* extra headers, e.g. x-amz-meta-file-* */
 	size_t nmeta;
@@ -205,9 +208,10 @@ int s3_put_file(struct s3_client *c, const char *key, int fd, uint64_t len,
 /*
  * CopyObject src_key -> dst_key in the same bucket with new metadata
  * (x-amz-metadata-directive: REPLACE, headers from o->meta; o->if_match
- * applies to the SOURCE as x-amz-copy-source-if-match; if_none_match_any to
- * the destination). Objects > 5 GiB use UploadPartCopy multipart. Parse the
- * CopyObjectResult body (a 200 with an <Error> body is an error!).
+ * applies to the SOURCE as x-amz-copy-source-if-match; if_none_match_any and
+ * dst_if_match to the destination). Objects > 5 GiB use UploadPartCopy
+ * multipart. Parse the CopyObjectResult body (a 200 with an <Error> body is an
+ * error!).
  *
  * Details: the source is looked up first (HeadObject: its size, and the
  * conditions checked early); -ENOENT when it is gone, -ESTALE when its ETag

@@ -687,6 +687,8 @@ int s3_copy_object(struct s3_client *c, const char *src_key,
 	}
 	if (!ret && o->if_none_match_any)
 		ret = precheck(c, dst_key, NULL, true);
+	if (!ret && o->dst_if_match && *o->dst_if_match)
+		ret = precheck(c, dst_key, o->dst_if_match, false);
 	s3_buf_init(&source);
 	s3_buf_add_uri(&source, s3_client_bucket(c),
 		       strlen(s3_client_bucket(c)), false);

@@ -105,6 +105,35 @@ static const char *error_code(int err)
 	}
 }
 
+/* The ETag a deleted file's object had at key (meta.h, gone), or "". */
+static int gone_etag(struct meta_db *db, const char *key, char out[80])
+{
+	struct meta_txn *txn;
+	int ret;
+
+	out[0] = '\0';
+	ret = meta_txn_begin(db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_gone_get(txn, key, out, 80);
+	meta_txn_abort(txn);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/*
+ * The inode's object moves from mi->s3_key to key: the old key keeps its
+ * object, which no file stands for now (a new file there may replace
+ * it), and key is ours.
+ */
+static void move_object(struct meta_txn *txn, const struct meta_inode *mi,
+			const char *key)
+{
+	if (mi->s3_key && strcmp(mi->s3_key, key) && mi->etag[0] &&
+	    mi->state != META_NEW)
+		meta_gone_put(txn, mi->s3_key, mi->etag);
+	meta_gone_del(txn, key);
+}
+
 /* A file changed during its upload: record the object it now has in S3
  * (so the next export's condition matches it) and keep it dirty. Its local
  * data is whole, so nothing is to be fetched from that object. */
@@ -147,6 +176,7 @@ static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 		/* Changed during the upload: it stays dirty, but the object
 		 * we wrote is now the one the next export must match. */
 		old = (int)mi.state;
+		move_object(txn, &mi, key);
 		ret = remember_object(txn, &mi, key, etag);
 		if (ret == 0)
 			ret = meta_txn_commit(txn);
@@ -163,6 +193,7 @@ static int mark_exported(struct task_run *r, uint64_t ino, uint64_t gen0,
 		return ret;
 	}
 	old = (int)mi.state;
+	move_object(txn, &mi, key);
 	free(mi.s3_key);
 	mi.s3_key = strdup(key);
 	if (!mi.s3_key) {
@@ -255,7 +286,7 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	struct s3_meta_bufs bufs;
 	struct s3_put_opts o = {0};
 	struct meta_txn *txn;
-	char etag[80] = "", *key = NULL;
+	char etag[80] = "", gone[80] = "", *key = NULL;
 	bool uploaded = false, same_key, is_other;
 	int ret;
 
@@ -299,9 +330,16 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	o.meta = hdrs;
 	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
 	is_other = other_name(&mi, key);
+	if (!cfg->export_overwrite && !same_key) {
+		ret = gone_etag(cfg->db, key, gone);
+		if (ret < 0)
+			goto out;
+	}
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
 			o.if_match = mi.etag;
+		else if (gone[0])
+			o.if_match = gone; /* the object a deleted file left */
 		else
 			o.if_none_match_any = true;
 	}
@@ -321,7 +359,11 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 		/* Same bytes as its object: copy with the new metadata. The
 		 * condition applies to the source object. */
 		o.if_match = cfg->export_overwrite ? NULL : mi.etag;
-		o.if_none_match_any = !same_key && !cfg->export_overwrite;
+		o.if_none_match_any =
+			!same_key && !cfg->export_overwrite && !gone[0];
+		o.dst_if_match = !same_key && !cfg->export_overwrite && gone[0]
+					 ? gone
+					 : NULL;
 		ret = s3_copy_object(cfg->s3, mi.s3_key, key, &o, etag);
 	} else {
 		ret = upload_regular(cfg, &mi, key, &o, etag);

@@ -298,6 +298,81 @@ class Export(TaskCase):
         t = self.export(m, "settled")
         self.assertCounts(t, 0, 0, 0)
 
+    def test_replaced_files_export_over_the_objects_they_replace(self):
+        """Editors, sed -i, tar and rsync replace a file by writing a new one
+        and renaming it over the old, or delete and create it again. The new
+        file has no object of its own yet, but the key's object is the one
+        the deleted file came from: the export replaces it (If-Match that
+        object's ETag), where a key nobody here knew stays protected
+        (If-None-Match: *)."""
+        self.put("conf.txt", b"hello world\n")
+        self.put("data.csv", b"1,2\n")
+        self.put("d/", b"")
+        self.put("d/x", b"x")
+        big = pattern_bytes(3 * MiB, "big")
+        self.put("big.bin", big)
+        m = self.mount()
+        write_file(m.path("made_here.txt"), b"v1")
+        t = self.export(m, "first")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+
+        r = subprocess.run(["sed", "-i", "s/world/there/", m.path("conf.txt")],
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.unlink(m.path("data.csv"))
+        write_file(m.path("data.csv"), b"3,4\n")
+        write_file(m.path("made_here.txt.tmp"), b"v2")
+        os.rename(m.path("made_here.txt.tmp"), m.path("made_here.txt"))
+        os.unlink(m.path("d", "x"))
+        os.rmdir(m.path("d"))
+        os.mkdir(m.path("d"), 0o700)
+        t = self.export(m, "replaced")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertCounts(t, 4, 4, 0)
+        self.assertEqual(self.body("conf.txt"), b"hello there\n")
+        self.assertEqual(self.body("data.csv"), b"3,4\n")
+        self.assertEqual(self.body("made_here.txt"), b"v2")
+        self.assertPosixMeta("d/", stat.S_IFDIR | 0o700, 0, 0)
+        for name in ("conf.txt", "data.csv", "made_here.txt"):
+            self.assertEqual(m.state(name), "archived", name)
+        # Once replaced, the key is the new file's like any other.
+        write_file(m.path("data.csv"), b"5,6\n")
+        t = self.export(m, "again")
+        self.assertCounts(t, 1, 1, 0)
+        self.assertEqual(self.body("data.csv"), b"5,6\n")
+
+        # Someone else changed the object after the file was deleted here:
+        # a conflict, the new file stays dirty and S3 keeps their bytes.
+        os.unlink(m.path("conf.txt"))
+        self.put("conf.txt", b"theirs\n")
+        write_file(m.path("conf.txt"), b"mine\n")
+        t = self.export(m, "conflict", report="rep")
+        self.assertEqual(t["Lifecycle"], "FAILED", t)
+        self.assertCounts(t, 1, 0, 1)
+        self.assertEqual(self.report_rows(t, "rep"), [
+            ["conf.txt", "failed", "S3_PRECONDITION_FAILED"]])
+        self.assertEqual(self.body("conf.txt"), b"theirs\n")
+        self.assertEqual(m.state("conf.txt"), "new")
+        # A key no file here ever stood for stays protected too.
+        self.put("stranger.txt", b"not ours")
+        write_file(m.path("stranger.txt"), b"ours")
+        t = self.export(m, "stranger", paths=["stranger.txt"])
+        self.assertEqual(t["Lifecycle"], "FAILED", t)
+        self.assertEqual(self.body("stranger.txt"), b"not ours")
+
+        # A file renamed away still needs its object while it is not
+        # exported under its new name (its data may not be local): a new
+        # file at the old name may replace that object only afterwards.
+        self.assertEqual(m.state("big.bin"), "released")
+        os.rename(m.path("big.bin"), m.path("big.old"))
+        write_file(m.path("big.bin"), b"small now")
+        self.export(m, "moved1", paths=["big.bin", "big.old"])
+        t = self.export(m, "moved2", paths=["big.bin", "big.old"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("big.bin"), b"small now")
+        self.assertEqual(self.body("big.old"), big)
+        self.assertEqual(md5(read_file(m.path("big.old"))), md5(big))
+
     def test_hard_links_export_as_one_object_per_name(self):
         m = self.mount()
         write_file(m.path("one"), b"linked bytes")

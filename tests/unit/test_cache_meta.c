@@ -724,6 +724,42 @@ static void test_dirty(void **state)
 	assert_int_equal(meta_txn_commit(t), 0);
 }
 
+/* ---- gone ---- */
+
+static void test_gone(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_txn *t = wtxn(f), *r;
+	char etag[80], small[4], longkey[1025];
+
+	memset(longkey, 'k', sizeof(longkey) - 1); /* longer than LMDB keys */
+	longkey[sizeof(longkey) - 1] = '\0';
+	assert_int_equal(meta_gone_get(t, "a/b", etag, sizeof(etag)), -ENOENT);
+	assert_int_equal(meta_gone_put(t, "a/b", "\"e1\""), 0);
+	assert_int_equal(meta_gone_put(t, longkey, "\"e2-3\""), 0);
+	assert_int_equal(meta_gone_get(t, "a/b", etag, sizeof(etag)), 0);
+	assert_string_equal(etag, "\"e1\"");
+	assert_int_equal(meta_gone_get(t, longkey, small, sizeof(small)), 0);
+	assert_string_equal(small, "\"e2"); /* truncated, terminated */
+	/* Newer knowledge replaces older; other keys are not found. */
+	assert_int_equal(meta_gone_put(t, "a/b", "\"e9\""), 0);
+	assert_int_equal(meta_gone_get(t, "a/b", etag, sizeof(etag)), 0);
+	assert_string_equal(etag, "\"e9\"");
+	assert_int_equal(meta_gone_get(t, "a/b/", etag, sizeof(etag)), -ENOENT);
+	assert_int_equal(meta_gone_get(t, "", etag, sizeof(etag)), -ENOENT);
+	assert_int_equal(meta_gone_del(t, "a/b"), 0);
+	assert_int_equal(meta_gone_del(t, "a/b"), 0); /* absent: fine */
+	assert_int_equal(meta_gone_get(t, "a/b", etag, sizeof(etag)), -ENOENT);
+	assert_int_equal(meta_txn_error(t), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+
+	assert_int_equal(meta_txn_begin(f->db, false, &r), 0);
+	assert_int_equal(meta_gone_get(r, longkey, etag, sizeof(etag)), 0);
+	assert_string_equal(etag, "\"e2-3\"");
+	assert_int_equal(meta_gone_del(r, longkey), -EBADF);
+	meta_txn_abort(r);
+}
+
 struct lru_seen {
 	int n;
 	int64_t ns[16];
@@ -1036,6 +1072,7 @@ int main(void)
 		T(test_chunks),
 		T(test_xattrs),
 		T(test_dirty),
+		T(test_gone),
 		T(test_lru),
 		T(test_tasks),
 		T(test_map_full),
