@@ -134,6 +134,92 @@ static void move_object(struct meta_txn *txn, const struct meta_inode *mi,
 	meta_gone_del(txn, key);
 }
 
+/*
+ * Hashes of the keys whose objects files here still stand on (built once
+ * per task, when a gone key is first wanted): a file renamed away keeps
+ * its object's key until it is exported under its new name, and an import
+ * may meanwhile have made a new file for the old key; replacing that
+ * object would take the renamed file's data while it may exist nowhere
+ * else. A hash collision only costs the replace (If-None-Match instead).
+ */
+struct key_refs {
+	uint64_t *v;
+	size_t n, cap;
+	bool built;
+};
+
+static uint64_t key_hash(const char *key)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (const unsigned char *p = (const void *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+static int add_key_ref(void *arg, const struct meta_inode *mi)
+{
+	struct key_refs *k = arg;
+
+	if (!mi->s3_key || (mi->flags & META_F_UNLINKED))
+		return 0;
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? k->cap * 2 : 1024;
+		uint64_t *nv = realloc(k->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		k->v = nv;
+		k->cap = ncap;
+	}
+	k->v[k->n++] = key_hash(mi->s3_key);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A file's object moved away from key (exported under its new name). */
+static void key_ref_drop(struct key_refs *k, const char *key)
+{
+	uint64_t h = key_hash(key), *p;
+
+	if (!k->built || !k->n)
+		return;
+	p = bsearch(&h, k->v, k->n, sizeof(*k->v), cmp_u64);
+	if (p) {
+		memmove(p, p + 1, (size_t)(k->v + k->n - (p + 1)) * sizeof(*p));
+		k->n--;
+	}
+}
+
+/* Does a file here still stand on key's object? */
+static int key_in_use(struct meta_db *db, struct key_refs *k, const char *key,
+		      bool *used)
+{
+	uint64_t h = key_hash(key);
+
+	if (!k->built) {
+		struct meta_txn *txn;
+		int ret = meta_txn_begin(db, false, &txn);
+
+		if (ret < 0)
+			return ret;
+		ret = meta_inode_foreach(txn, add_key_ref, k);
+		meta_txn_abort(txn);
+		if (ret < 0)
+			return ret;
+		qsort(k->v, k->n, sizeof(*k->v), cmp_u64);
+		k->built = true;
+	}
+	*used = k->n && bsearch(&h, k->v, k->n, sizeof(*k->v), cmp_u64);
+	return 0;
+}
+
 /* A file changed during its upload: record the object it now has in S3
  * (so the next export's condition matches it) and keep it dirty. Its local
  * data is whole, so nothing is to be fetched from that object. */
@@ -277,8 +363,8 @@ static int upload_symlink(const struct task_engine_config *cfg,
 }
 
 /* Export one entry; returns 0 or -errno with *code set. */
-static int export_one(struct task_run *r, const char *rel, uint64_t ino,
-		      const char **code)
+static int export_one(struct task_run *r, struct key_refs *refs,
+		      const char *rel, uint64_t ino, const char **code)
 {
 	const struct task_engine_config *cfg = task_run_config(r);
 	struct meta_inode mi = {0};
@@ -331,9 +417,15 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
 	is_other = other_name(&mi, key);
 	if (!cfg->export_overwrite && !same_key) {
+		bool used = false;
+
 		ret = gone_etag(cfg->db, key, gone);
+		if (ret == 0 && gone[0])
+			ret = key_in_use(cfg->db, refs, key, &used);
 		if (ret < 0)
 			goto out;
+		if (used)
+			gone[0] = '\0';
 	}
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
@@ -371,8 +463,11 @@ static int export_one(struct task_run *r, const char *rel, uint64_t ino,
 		if (ret == -EIO)
 			*code = "LOCAL_DATA_INCOMPLETE";
 	}
-	if (ret == 0 && !is_other)
+	if (ret == 0 && !is_other) {
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
+		if (ret == 0 && mi.s3_key && !same_key)
+			key_ref_drop(refs, mi.s3_key);
+	}
 	if (ret < 0 && !*code)
 		*code = error_code(ret);
 out:
@@ -385,6 +480,7 @@ int task_exec_export(struct task_run *r)
 {
 	struct collect c = {.cfg = task_run_config(r),
 			    .prefix = task_run_config(r)->mount.prefix};
+	struct key_refs refs = {0};
 	int ret;
 
 	ret = task_walk_paths(r, collect_cb, &c);
@@ -393,10 +489,11 @@ int task_exec_export(struct task_run *r)
 		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
 			const struct task_cand *k = &c.c.v[i];
 			const char *code = NULL;
-			int err = export_one(r, k->rel, k->ino, &code);
+			int err = export_one(r, &refs, k->rel, k->ino, &code);
 			task_run_file_done(r, k->rel, err, code);
 		}
 	}
 	task_cands_release(&c.c);
+	free(refs.v);
 	return ret;
 }

@@ -20,8 +20,9 @@
  *    metadata only (data, state and cache untouched; silently skipped for
  *    new/dirty inodes, whose data agrees); a new/dirty inode (or one backed
  *    by another key: a local rename or hard link) with another ETag ->
- *    LOCAL_CHANGES_CONFLICT; a name of another type on the way ->
- *    PATH_TYPE_CONFLICT; otherwise changed.
+ *    LOCAL_CHANGES_CONFLICT, unless the key's object is the one a file
+ *    deleted or replaced here left (meta.h, gone): unchanged then; a name of
+ * another type on the way -> PATH_TYPE_CONFLICT; otherwise changed.
  * 4. HeadObject the new and changed keys in parallel (imp_fetch_all, in
  *    tolerant mode: a failed HEAD fails only its key, S3_ACCESS_DENIED or
  *    S3_ERROR; a key gone meanwhile counts as done, nothing to import).
@@ -317,8 +318,22 @@ static bool newer_object(const struct imp_obj *o, const struct meta_inode *mi)
 	return o->mtime_ns / 1000000000 > mi->s3_mtime_ns / 1000000000;
 }
 
+/*
+ * Is o the object a file here left when it was deleted or replaced (meta.h,
+ * gone)? Then the file now at its path replaced it, and S3 has not changed
+ * since: nothing to import, no conflict.
+ */
+static bool replaced_here(struct meta_txn *txn, const struct imp_obj *o)
+{
+	char etag[80];
+
+	return meta_gone_get(txn, o->key, etag, sizeof(etag)) == 0 &&
+	       strcmp(etag, o->etag) == 0;
+}
+
 /* An existing inode at the path of object o: what to do with it. */
-static int classify_existing(struct tobj *t, const struct imp_obj *o,
+static int classify_existing(struct meta_txn *txn, struct tobj *t,
+			     const struct imp_obj *o,
 			     const struct meta_inode *mi, bool want_dir)
 {
 	bool same = mi->etag[0] && strcmp(mi->etag, o->etag) == 0;
@@ -336,6 +351,11 @@ static int classify_existing(struct tobj *t, const struct imp_obj *o,
 	}
 	if (local_changes(mi) ||
 	    (!want_dir && mi->s3_key && strcmp(mi->s3_key, o->key) != 0)) {
+		if ((!mi->s3_key || strcmp(mi->s3_key, o->key) != 0) &&
+		    replaced_here(txn, o)) {
+			t->act = ACT_SAME;
+			return 0;
+		}
 		set_fail(t, "LOCAL_CHANGES_CONFLICT");
 		return 0;
 	}
@@ -405,7 +425,7 @@ static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 		t->act = ACT_PENDING; /* completed, then classified again */
 		t->ino = ino;
 	} else if (ret == 0) {
-		ret = classify_existing(t, o, &mi, o->kind != IMP_FILE);
+		ret = classify_existing(txn, t, o, &mi, o->kind != IMP_FILE);
 	} else if (ret == -ENOENT) {
 		t->act = ACT_NEW;
 		ret = 0;

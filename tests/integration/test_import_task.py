@@ -18,7 +18,8 @@ import time
 import unittest
 
 from tidefs_test import (MiB, TidefsTestCase, drop_page_cache, md5,
-                         pattern_bytes, posix_meta, pread_all, read_file)
+                         pattern_bytes, posix_meta, pread_all, read_file,
+                         write_file)
 
 IMPORT = "IMPORT_METADATA_FROM_REPOSITORY"
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELED")
@@ -242,6 +243,37 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(m.state("keep.txt"), "dirty")
         drop_page_cache()
         self.assertEqual(read_file(m.path("other.txt")), b"other v2")
+
+    def test_replaced_file_is_no_conflict_until_the_object_changes(self):
+        """A file deleted or renamed over here left its object in S3; the
+        file now at that name replaced it. An import finds that very object
+        unchanged (no conflict, local wins); once someone else changes it,
+        the new or dirty file there conflicts as usual."""
+        self.put("a.txt", b"remote a")
+        self.put("b.txt", b"remote b")
+        self.put("c.txt", b"remote c")
+        m = self.mount()
+        os.unlink(m.path("a.txt"))
+        write_file(m.path("a.txt"), b"new a")
+        write_file(m.path("b.tmp"), b"new b")
+        os.rename(m.path("b.tmp"), m.path("b.txt"))
+        os.rename(m.path("c.txt"), m.path("a.txt"))  # c's object stays
+        t = self.run_task(m, "imp-same", report_prefix="reports")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.counts(t), (3, 3, 0))
+        # c.txt has no file here any more: it comes back (deletions and
+        # renames are not applied to S3); the others keep their data.
+        self.assertEqual(read_file(m.path("a.txt")), b"remote c")
+        self.assertEqual(read_file(m.path("b.txt")), b"new b")
+        self.assertEqual(read_file(m.path("c.txt")), b"remote c")
+        self.assertEqual(m.state("b.txt"), "new")
+
+        self.put("b.txt", b"remote b v2")
+        t = self.run_task(m, "imp-changed", report_prefix="reports")
+        self.assertEqual(t["Lifecycle"], "FAILED", t)
+        self.assertEqual(self.report_rows(t, "reports"),
+                         [["b.txt", "failed", "LOCAL_CHANGES_CONFLICT"]])
+        self.assertEqual(read_file(m.path("b.txt")), b"new b")
 
     def test_deletions_not_applied(self):
         self.put("stays.txt", b"s")

@@ -373,6 +373,32 @@ class Export(TaskCase):
         self.assertEqual(self.body("big.old"), big)
         self.assertEqual(md5(read_file(m.path("big.old"))), md5(big))
 
+        # The same, when an import brought the old name back as a file of
+        # its own meanwhile and that file was deleted: the renamed file
+        # still stands on the object, so it is not replaced yet.
+        orig = pattern_bytes(2 * MiB + 9, "orig")
+        self.put("orig.bin", orig)
+        only = {"Type": IMPORT, "Paths": ["s3://%s/orig.bin" % self.bucket]}
+        self.create(m, "imp", only)
+        self.assertEqual(self.wait(m, "imp")["Lifecycle"], "SUCCEEDED")
+        self.assertEqual(m.state("orig.bin"), "released")
+        os.rename(m.path("orig.bin"), m.path("kept.bin"))
+        self.create(m, "imp2", only)
+        self.assertEqual(self.wait(m, "imp2")["Lifecycle"], "SUCCEEDED")
+        self.assertEqual(m.state("orig.bin"), "released")  # back again
+        os.unlink(m.path("orig.bin"))
+        write_file(m.path("orig.bin"), b"replacement")
+        t = self.export(m, "early", paths=["orig.bin"])
+        self.assertEqual(t["Lifecycle"], "FAILED", t)
+        self.assertEqual(self.body("orig.bin"), orig)
+        self.assertEqual(md5(read_file(m.path("kept.bin"))), md5(orig))
+        t = self.export(m, "kept", paths=["kept.bin"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        t = self.export(m, "late", paths=["orig.bin"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("orig.bin"), b"replacement")
+        self.assertEqual(self.body("kept.bin"), orig)
+
     def test_hard_links_export_as_one_object_per_name(self):
         m = self.mount()
         write_file(m.path("one"), b"linked bytes")
