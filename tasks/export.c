@@ -146,6 +146,8 @@ struct key_refs {
 	uint64_t *v;
 	size_t n, cap;
 	bool built;
+	bool again; /* out: if the last export_one() was refused (412), it
+		     * may pass later in the task */
 };
 
 static uint64_t key_hash(const char *key)
@@ -426,6 +428,9 @@ static int export_one(struct task_run *r, struct key_refs *refs,
 			goto out;
 		if (used)
 			gone[0] = '\0';
+		/* Refused now, it may pass once a renamed file this task
+		 * exports yet has moved its object off this key. */
+		refs->again = true;
 	}
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
@@ -481,6 +486,7 @@ int task_exec_export(struct task_run *r)
 	struct collect c = {.cfg = task_run_config(r),
 			    .prefix = task_run_config(r)->mount.prefix};
 	struct key_refs refs = {0};
+	size_t nlater = 0;
 	int ret;
 
 	ret = task_walk_paths(r, collect_cb, &c);
@@ -489,8 +495,27 @@ int task_exec_export(struct task_run *r)
 		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
 			const struct task_cand *k = &c.c.v[i];
 			const char *code = NULL;
-			int err = export_one(r, &refs, k->rel, k->ino, &code);
+			int err;
+
+			refs.again = false;
+			err = export_one(r, &refs, k->rel, k->ino, &code);
+			if (err == -ESTALE && refs.again) {
+				/* A key it had no object of its own at: try
+				 * once more at the end. */
+				struct task_cand tmp = c.c.v[nlater];
+
+				c.c.v[nlater++] = *k;
+				c.c.v[i] = tmp; /* done already */
+				continue;
+			}
 			task_run_file_done(r, k->rel, err, code);
+		}
+		for (size_t i = 0; i < nlater && !task_run_canceled(r); i++) {
+			const char *code = NULL;
+			int err = export_one(r, &refs, c.c.v[i].rel,
+					     c.c.v[i].ino, &code);
+
+			task_run_file_done(r, c.c.v[i].rel, err, code);
 		}
 	}
 	task_cands_release(&c.c);
