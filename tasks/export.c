@@ -135,90 +135,236 @@ static void move_object(struct meta_txn *txn, const struct meta_inode *mi,
 }
 
 /*
- * Hashes of the keys whose objects files here still stand on (built once
- * per task, when a gone key is first wanted): a file renamed away keeps
- * its object's key until it is exported under its new name, and an import
- * may meanwhile have made a new file for the old key; replacing that
- * object would take the renamed file's data while it may exist nowhere
- * else. A hash collision only costs the replace (If-None-Match instead).
+ * Which files stand on which objects: (FNV-1a hash of s3_key, ino) of every
+ * inode with a key, sorted, built once per task when first needed. An
+ * export that is about to replace the object at a key first makes every
+ * other file that stands on it independent of it: a file renamed away
+ * keeps its old object's key until it is exported under its new name, and
+ * meanwhile an import may have made a new file for the old key, or a new
+ * file may have taken the name; replacing the object would take whatever
+ * the renamed file never fetched. A hash collision only costs a look at
+ * one more inode.
  */
+struct key_ref {
+	uint64_t hash, ino;
+};
+
 struct key_refs {
-	uint64_t *v;
+	struct key_ref *v;
 	size_t n, cap;
 	bool built;
-	bool again; /* out: if the last export_one() was refused (412), it
-		     * may pass later in the task */
 };
 
 static uint64_t key_hash(const char *key)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	uint64_t h = 1469598103934665603ull;
 
 	for (const unsigned char *p = (const void *)key; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	return h;
 }
 
-static int add_key_ref(void *arg, const struct meta_inode *mi)
+static int key_ref_push(struct key_refs *k, const char *key, uint64_t ino)
 {
-	struct key_refs *k = arg;
-
-	if (!mi->s3_key || (mi->flags & META_F_UNLINKED))
-		return 0;
 	if (k->n == k->cap) {
 		size_t ncap = k->cap ? k->cap * 2 : 1024;
-		uint64_t *nv = realloc(k->v, ncap * sizeof(*nv));
+		struct key_ref *nv = realloc(k->v, ncap * sizeof(*nv));
 
 		if (!nv)
 			return -ENOMEM;
 		k->v = nv;
 		k->cap = ncap;
 	}
-	k->v[k->n++] = key_hash(mi->s3_key);
+	k->v[k->n++] = (struct key_ref){key_hash(key), ino};
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int add_key_ref(void *arg, const struct meta_inode *mi)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
+	if (!mi->s3_key || (mi->flags & META_F_UNLINKED))
+		return 0;
+	return key_ref_push(arg, mi->s3_key, mi->ino);
 }
 
-/* A file's object moved away from key (exported under its new name). */
-static void key_ref_drop(struct key_refs *k, const char *key)
+static int cmp_key_ref(const void *a, const void *b)
 {
-	uint64_t h = key_hash(key), *p;
+	const struct key_ref *x = a, *y = b;
 
-	if (!k->built || !k->n)
-		return;
-	p = bsearch(&h, k->v, k->n, sizeof(*k->v), cmp_u64);
-	if (p) {
-		memmove(p, p + 1, (size_t)(k->v + k->n - (p + 1)) * sizeof(*p));
-		k->n--;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int key_refs_build(struct meta_db *db, struct key_refs *k)
+{
+	struct meta_txn *txn;
+	int ret;
+
+	if (k->built)
+		return 0;
+	ret = meta_txn_begin(db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_foreach(txn, add_key_ref, k);
+	meta_txn_abort(txn);
+	if (ret < 0)
+		return ret;
+	qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
+	k->built = true;
+	return 0;
+}
+
+/* ino no longer stands on key's object (or, with add, now does). */
+static int key_ref_move(struct key_refs *k, const char *from, const char *to,
+			uint64_t ino)
+{
+	if (!k->built)
+		return 0;
+	if (from) {
+		struct key_ref want = {key_hash(from), ino};
+		struct key_ref *p =
+			bsearch(&want, k->v, k->n, sizeof(*k->v), cmp_key_ref);
+		if (p) {
+			memmove(p, p + 1,
+				(size_t)(k->v + k->n - (p + 1)) * sizeof(*p));
+			k->n--;
+		}
 	}
+	if (to) {
+		int ret = key_ref_push(k, to, ino);
+
+		if (ret < 0)
+			return ret;
+		qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
+	}
+	return 0;
 }
 
-/* Does a file here still stand on key's object? */
-static int key_in_use(struct meta_db *db, struct key_refs *k, const char *key,
-		      bool *used)
+/*
+ * Make file ino, which stands on the object at key, independent of it:
+ * fetch what it never had, then forget the object (the file keeps its data
+ * and exports by upload). Lost files have nothing left to fetch from it.
+ */
+static int detach_from_key(const struct task_engine_config *cfg, uint64_t ino,
+			   const char *key)
+{
+	struct meta_inode mi = {0};
+	struct hydrate_file *hf = NULL;
+	struct meta_txn *txn;
+	bool reg;
+	int ret;
+
+	ret = meta_txn_begin(cfg->db, false, &txn);
+	if (ret < 0)
+		return ret;
+	ret = meta_inode_get(txn, ino, &mi);
+	meta_txn_abort(txn);
+	if (ret < 0 || !mi.s3_key || strcmp(mi.s3_key, key) != 0 ||
+	    (mi.flags & META_F_UNLINKED) || mi.state == META_LOST) {
+		meta_inode_release(&mi);
+		return ret == -ENOENT ? 0 : ret < 0 ? ret : 1;
+	}
+	reg = S_ISREG(mi.mode);
+	meta_inode_release(&mi);
+	if (reg) {
+		/* Open across the transaction below: the file's chunks stay
+		 * as they are, and the next load finds it without a key. */
+		ret = hydrate_open(cfg->hy, ino, &hf);
+		if (ret == 0)
+			ret = hydrate_ensure(hf, 0, hydrate_size(hf));
+		if (ret < 0) {
+			log_warn("export: %s keeps its object for inode "
+				 "%" PRIu64 ", whose data could not be fetched "
+				 "from it: %s",
+				 key, ino, strerror(-ret));
+			goto out;
+		}
+	}
+	ret = meta_txn_begin(cfg->db, true, &txn);
+	if (ret < 0)
+		goto out;
+	ret = meta_inode_get(txn, ino, &mi);
+	if (ret == 0 && mi.s3_key && strcmp(mi.s3_key, key) == 0) {
+		int old = (int)mi.state;
+
+		/* No file stands for key's object any more: the export
+		 * about to replace it may (meta.h, gone). */
+		if (mi.etag[0] && mi.state != META_NEW)
+			meta_gone_put(txn, key, mi.etag);
+		free(mi.s3_key);
+		mi.s3_key = NULL;
+		mi.etag[0] = '\0';
+		mi.s3_size = 0;
+		mi.flags |= META_F_DATA_CHANGED;
+		meta_chunk_clear(txn, ino, 0);
+		if (mi.state != META_NEW && mi.state != META_DIRTY) {
+			meta_lru_del(txn, mi.last_access_ns, ino);
+			mi.state = META_DIRTY;
+			meta_dirty_add(txn, ino);
+		}
+		meta_inode_put(txn, &mi);
+		ret = meta_txn_commit(txn);
+		if (ret == 0 && cfg->on_change && old != (int)mi.state)
+			cfg->on_change(cfg->cb_arg, ino, old, (int)mi.state);
+	} else {
+		meta_txn_abort(txn);
+	}
+	meta_inode_release(&mi);
+	if (ret == 0)
+		log_info("export: inode %" PRIu64
+			 " fetched what it had only in "
+			 "%s before that object is replaced",
+			 ino, key);
+out:
+	if (hf)
+		hydrate_close(hf);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/* Index of the first entry with hash h (or n). */
+static size_t key_ref_lower(const struct key_refs *k, uint64_t h)
+{
+	size_t lo = 0, hi = k->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->v[mid].hash < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Before the object at key is replaced by ino's export: detach every other
+ * file that stands on it. */
+static int free_key(const struct task_engine_config *cfg, struct key_refs *k,
+		    const char *key, uint64_t self)
 {
 	uint64_t h = key_hash(key);
+	size_t i;
+	int ret;
 
-	if (!k->built) {
-		struct meta_txn *txn;
-		int ret = meta_txn_begin(db, false, &txn);
+	ret = key_refs_build(cfg->db, k);
+	if (ret < 0)
+		return ret;
+	i = key_ref_lower(k, h);
+	while (i < k->n && k->v[i].hash == h) {
+		uint64_t ino = k->v[i].ino;
 
+		if (ino == self) {
+			i++;
+			continue;
+		}
+		ret = detach_from_key(cfg, ino, key);
 		if (ret < 0)
 			return ret;
-		ret = meta_inode_foreach(txn, add_key_ref, k);
-		meta_txn_abort(txn);
-		if (ret < 0)
-			return ret;
-		qsort(k->v, k->n, sizeof(*k->v), cmp_u64);
-		k->built = true;
+		if (ret == 0)
+			key_ref_move(k, key, NULL, ino); /* entry i removed */
+		else
+			i++; /* another key with the same hash */
 	}
-	*used = k->n && bsearch(&h, k->v, k->n, sizeof(*k->v), cmp_u64);
 	return 0;
 }
 
@@ -418,20 +564,13 @@ static int export_one(struct task_run *r, struct key_refs *refs,
 	o.meta = hdrs;
 	same_key = mi.s3_key && !strcmp(mi.s3_key, key);
 	is_other = other_name(&mi, key);
-	if (!cfg->export_overwrite && !same_key) {
-		bool used = false;
-
+	/* Whatever replaces the object at key: no other file may still
+	 * need bytes from it. */
+	ret = free_key(cfg, refs, key, ino);
+	if (ret == 0 && !cfg->export_overwrite && !same_key)
 		ret = gone_etag(cfg->db, key, gone);
-		if (ret == 0 && gone[0])
-			ret = key_in_use(cfg->db, refs, key, &used);
-		if (ret < 0)
-			goto out;
-		if (used)
-			gone[0] = '\0';
-		/* Refused now, it may pass once a renamed file this task
-		 * exports yet has moved its object off this key. */
-		refs->again = true;
-	}
+	if (ret < 0)
+		goto out;
 	if (!cfg->export_overwrite) {
 		if (same_key && mi.etag[0])
 			o.if_match = mi.etag;
@@ -470,8 +609,8 @@ static int export_one(struct task_run *r, struct key_refs *refs,
 	}
 	if (ret == 0 && !is_other) {
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
-		if (ret == 0 && mi.s3_key && !same_key)
-			key_ref_drop(refs, mi.s3_key);
+		if (ret == 0 && !same_key)
+			ret = key_ref_move(refs, mi.s3_key, key, ino);
 	}
 	if (ret < 0 && !*code)
 		*code = error_code(ret);
@@ -486,7 +625,6 @@ int task_exec_export(struct task_run *r)
 	struct collect c = {.cfg = task_run_config(r),
 			    .prefix = task_run_config(r)->mount.prefix};
 	struct key_refs refs = {0};
-	size_t nlater = 0;
 	int ret;
 
 	ret = task_walk_paths(r, collect_cb, &c);
@@ -495,27 +633,9 @@ int task_exec_export(struct task_run *r)
 		for (size_t i = 0; i < c.c.n && !task_run_canceled(r); i++) {
 			const struct task_cand *k = &c.c.v[i];
 			const char *code = NULL;
-			int err;
+			int err = export_one(r, &refs, k->rel, k->ino, &code);
 
-			refs.again = false;
-			err = export_one(r, &refs, k->rel, k->ino, &code);
-			if (err == -ESTALE && refs.again) {
-				/* A key it had no object of its own at: try
-				 * once more at the end. */
-				struct task_cand tmp = c.c.v[nlater];
-
-				c.c.v[nlater++] = *k;
-				c.c.v[i] = tmp; /* done already */
-				continue;
-			}
 			task_run_file_done(r, k->rel, err, code);
-		}
-		for (size_t i = 0; i < nlater && !task_run_canceled(r); i++) {
-			const char *code = NULL;
-			int err = export_one(r, &refs, c.c.v[i].rel,
-					     c.c.v[i].ino, &code);
-
-			task_run_file_done(r, c.c.v[i].rel, err, code);
 		}
 	}
 	task_cands_release(&c.c);
