@@ -120,6 +120,18 @@ static int gone_etag(struct meta_db *db, const char *key, char out[80])
 	return ret == -ENOENT ? 0 : ret;
 }
 
+static int note_other_name(struct meta_db *db, const char *key,
+			   const char *etag)
+{
+	struct meta_txn *txn;
+	int ret = meta_txn_begin(db, true, &txn);
+
+	if (ret < 0)
+		return ret;
+	meta_gone_put(txn, key, etag);
+	return meta_txn_commit(txn);
+}
+
 /*
  * The inode's object moves from mi->s3_key to key: the old key keeps its
  * object, which no file stands for now (a new file there may replace
@@ -611,6 +623,11 @@ static int export_one(struct task_run *r, struct key_refs *refs,
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
 		if (ret == 0 && !same_key)
 			ret = key_ref_move(refs, mi.s3_key, key, ino);
+	} else if (ret == 0 && etag[0]) {
+		/* Another name of a hard-linked file: the inode remembers
+		 * only its first object, so the next export of this name
+		 * matches the object written now through gone. */
+		ret = note_other_name(cfg->db, key, etag);
 	}
 	if (ret < 0 && !*code)
 		*code = error_code(ret);

@@ -60,6 +60,7 @@ class Model(TidefsTestCase):
         self.synced = set()  # names whose object holds the model, unchanged
         self.held = {}       # name -> fd kept open across steps
         self.held_rw = set()
+        self.linked = set()  # names that are or were hard links
         self.ops = []
         self.ntask = 0
         if self.mounts:  # a fresh bucket for every sequence after the first
@@ -191,10 +192,23 @@ class Model(TidefsTestCase):
                 if flags == os.O_RDWR:
                     self.held_rw.add(n)
                 self.note("hold %s" % n)
-        elif r < 0.65:
+        elif r < 0.64:
             self.do_rename()
-        elif r < 0.67:
+        elif r < 0.655:
             self.do_unlink(step)
+        elif r < 0.665:
+            n = self.pick()
+            os.chmod(self.m.path(n), self.rng.choice([0o600, 0o644, 0o640]))
+            self.changed(n)  # a metadata-only export: CopyObject
+            self.note("chmod %s" % n)
+        elif r < 0.67:
+            a = self.pick()
+            b = "l%d" % step
+            os.link(self.m.path(a), self.m.path(b))
+            self.model[b] = self.model[a]  # one inode: one bytearray
+            self.linked.update((a, b))
+            self.changed(a, b)
+            self.note("link %s %s" % (a, b))
         elif r < 0.75:
             self.task({"Type": "EXPORT_TO_REPOSITORY"})
             for n, d in self.model.items():
@@ -319,8 +333,15 @@ class Model(TidefsTestCase):
                             sorted(self.model))
         if a == b:
             return
+        if b in self.model and self.model[b] is self.model[a]:
+            # Two links of one file: rename does nothing (POSIX).
+            os.rename(self.m.path(a), self.m.path(b))
+            self.note("rename %s -> %s (same file)" % (a, b))
+            return
         os.rename(self.m.path(a), self.m.path(b))
         self.model[b] = self.model.pop(a)
+        if a in self.linked:
+            self.linked.add(b)
         self.close_held(b)
         if a in self.held:
             self.held[b] = self.held.pop(a)
@@ -346,8 +367,9 @@ class Model(TidefsTestCase):
 
     def do_import(self, step):
         changed = []
-        if self.synced and self.rng.random() < 0.7:
-            n = self.rng.choice(sorted(self.synced))
+        candidates = sorted(self.synced - self.linked)
+        if candidates and self.rng.random() < 0.7:
+            n = self.rng.choice(candidates)
             self.close_held(n)
             body = self.rng.randbytes(self.rng.choice(
                 [0, 10, 5000, MiB + 1, 2 * MiB + 3]))

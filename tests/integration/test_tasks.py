@@ -418,6 +418,20 @@ class Export(TaskCase):
         self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(t["Status"]["FailedCount"], 0, t)
         self.assertEqual(t["Status"]["TotalCount"], 0, t)
+        # Changed again: every name's object is replaced (the other name's
+        # too, whose object the inode does not remember as its own), and
+        # so again after a chmod (no new data: CopyObject).
+        with open(m.path("two"), "ab") as f:
+            f.write(b", more")
+        t = self.export(m, "links-3")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("one"), b"linked bytes, more")
+        self.assertEqual(self.body("two"), b"linked bytes, more")
+        os.chmod(m.path("one"), 0o600)
+        t = self.export(m, "links-4")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        for key in ("one", "two"):
+            self.assertPosixMeta(key, stat.S_IFREG | 0o600, 0, 0)
 
     def test_conflict_and_unsupported_type_in_report(self):
         self.put("conflict.txt", b"v1 from S3")
