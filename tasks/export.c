@@ -323,9 +323,8 @@ static int detach_from_key(const struct task_engine_config *cfg, uint64_t ino,
 	}
 	meta_inode_release(&mi);
 	if (ret == 0)
-		log_info("export: inode %" PRIu64
-			 " fetched what it had only in "
-			 "%s before that object is replaced",
+		log_info("export: inode %" PRIu64 " has all its data local "
+			 "and no longer depends on %s, which is replaced",
 			 ino, key);
 out:
 	if (hf)

@@ -371,7 +371,7 @@ class Export(TaskCase):
         t = self.export(m, "moved", paths=["big.bin"])
         self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(self.body("big.bin"), b"small now")
-        self.assertIn("fetched what it had only in big.bin", m.log_text())
+        self.assertIn("no longer depends on big.bin", m.log_text())
         drop_page_cache()
         self.assertEqual(md5(read_file(m.path("big.old"))), md5(big))
         t = self.export(m, "moved-too", paths=["big.old"])
