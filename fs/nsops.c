@@ -352,6 +352,19 @@ out:
 }
 
 /*
+ * A name of mi goes away or moves: its object stays in S3 (exports never
+ * delete), and what that key holds is remembered (meta.h, gone), so a file
+ * that takes the name may replace it and an import finds it unchanged.
+ * Whoever still stands on the object is detached before an export replaces
+ * it (tasks/export.c).
+ */
+static void note_name_left(struct meta_txn *txn, const struct meta_inode *mi)
+{
+	if (mi->s3_key && mi->etag[0] && mi->state != META_NEW)
+		meta_gone_put(txn, mi->s3_key, mi->etag);
+}
+
+/*
  * Take the name (parent, name) -> mi away inside txn: nlink, ctime, and
  * for a directory its parent's link. Returns 1 when mi has no name left.
  */
@@ -359,6 +372,7 @@ static int drop_name(struct meta_txn *txn, struct meta_inode *dir,
 		     struct meta_inode *mi, int64_t now,
 		     struct state_note *note)
 {
+	note_name_left(txn, mi);
 	if (S_ISDIR(mi->mode)) {
 		mi->nlink = 0;
 		dir->nlink--;
@@ -370,10 +384,6 @@ static int drop_name(struct meta_txn *txn, struct meta_inode *dir,
 		/* Counted out of the stats when purged. */
 		mi->flags |= META_F_UNLINKED;
 		meta_dirty_del(txn, mi->ino);
-		/* Its object stays in S3 (exports never delete): a new file
-		 * exported to that key may replace it (meta.h, gone). */
-		if (mi->s3_key && mi->etag[0] && mi->state != META_NEW)
-			meta_gone_put(txn, mi->s3_key, mi->etag);
 	} else {
 		mark_changed(txn, mi, note);
 	}
@@ -477,6 +487,8 @@ static int rename_exchange(struct meta_txn *txn, struct rename_ctx *r,
 		return -ENOENT;
 	meta_dentry_put(txn, parent, name, r->dino, true);
 	meta_dentry_put(txn, newparent, newname, r->sino, true);
+	note_name_left(txn, &r->smi);
+	note_name_left(txn, &r->dmi);
 	if (parent != newparent) {
 		if (S_ISDIR(r->smi.mode)) {
 			r->sd.nlink--;
@@ -519,6 +531,7 @@ static int rename_move(struct meta_txn *txn, struct rename_ctx *r,
 	}
 	meta_dentry_del(txn, parent, name);
 	meta_dentry_put(txn, newparent, newname, r->sino, true);
+	note_name_left(txn, &r->smi);
 	if (S_ISDIR(r->smi.mode) && parent != newparent) {
 		r->sd.nlink--;
 		r->dd->nlink++;

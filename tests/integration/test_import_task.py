@@ -268,6 +268,24 @@ class ImportTaskTest(TidefsTestCase):
         self.assertEqual(read_file(m.path("c.txt")), b"remote c")
         self.assertEqual(m.state("b.txt"), "new")
 
+        # Names that left while their file lived on: renamed away, or one
+        # link of two renamed over. Their objects are unchanged too.
+        self.put("w.txt", b"remote w")
+        self.put("x.txt", b"remote x")
+        t = self.run_task(m, "imp-more")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        os.rename(m.path("w.txt"), m.path("w2.txt"))
+        write_file(m.path("w.txt"), b"new w")
+        os.link(m.path("x.txt"), m.path("x-link.txt"))
+        write_file(m.path("x.tmp"), b"new x")
+        os.rename(m.path("x.tmp"), m.path("x.txt"))
+        t = self.run_task(m, "imp-left", report_prefix="reports")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(read_file(m.path("w.txt")), b"new w")
+        self.assertEqual(read_file(m.path("w2.txt")), b"remote w")
+        self.assertEqual(read_file(m.path("x.txt")), b"new x")
+        self.assertEqual(read_file(m.path("x-link.txt")), b"remote x")
+
         self.put("b.txt", b"remote b v2")
         t = self.run_task(m, "imp-changed", report_prefix="reports")
         self.assertEqual(t["Lifecycle"], "FAILED", t)

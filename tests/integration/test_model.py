@@ -13,11 +13,12 @@ model takes S3's bytes; names deleted or renamed here come back from their
 objects), dropped page cache, clean remounts and kill -9 with a remount.
 The whole tree is compared with the model every few steps and at the end.
 
-The bugs it found (and its seeds reproduced): a read-modify-write's fetched
-chunk forgotten by a crash and fetched again over the write; replaced files
-(`sed -i`, rename-over, rm and create) failing every export; an export
-replacing the object a renamed file still needed; imports reporting a
-conflict for a file that replaced an unchanged object.
+The bugs it found (each has a test of its own now): a read-modify-write's
+fetched chunk forgotten by a crash and fetched again over the write;
+replaced files (`sed -i`, rename-over, rm and create) failing every export;
+an export replacing the object a renamed file still needed; hard links that
+could not be exported twice; imports reporting a conflict for a file that
+replaced an unchanged object.
 
 TIDEFS_MODEL_STEPS and TIDEFS_MODEL_SEEDS (comma-separated) run longer or
 other sequences locally."""
@@ -61,6 +62,7 @@ class Model(TidefsTestCase):
         self.held = {}       # name -> fd kept open across steps
         self.held_rw = set()
         self.linked = set()  # names that are or were hard links
+        self.dirs = set()    # directories (one level: "dNN")
         self.ops = []
         self.ntask = 0
         if self.mounts:  # a fresh bucket for every sequence after the first
@@ -107,10 +109,19 @@ class Model(TidefsTestCase):
                 self.held_rw.discard(n)
 
     def check_all(self, label):
-        names = set(os.listdir(self.m.mountpoint)) - {".tidefs"}
-        if names != set(self.model):
-            self.fail_model("%s: names %s, model %s" % (
-                label, sorted(names), sorted(self.model)))
+        names, dirs = set(), set()
+        for e in os.scandir(self.m.mountpoint):
+            if e.name == ".tidefs":
+                continue
+            if e.is_dir(follow_symlinks=False):
+                dirs.add(e.name)
+                names.update(e.name + "/" + f for f in os.listdir(e.path))
+            else:
+                names.add(e.name)
+        if names != set(self.model) or dirs != self.dirs:
+            self.fail_model("%s: files %s, dirs %s; model %s, %s" % (
+                label, sorted(names), sorted(dirs), sorted(self.model),
+                sorted(self.dirs)))
         for n, data in self.model.items():
             got = read_file(self.m.path(n))
             if got != bytes(data):
@@ -229,6 +240,12 @@ class Model(TidefsTestCase):
             self.task({"Type": "AUTO_RELEASE_DATA", "CapacityToRelease": 1})
         elif r < 0.875:
             self.do_import(step)
+        elif r < 0.883:
+            self.do_mkdir(step)
+        elif r < 0.891:
+            self.do_rename_dir(step)
+        elif r < 0.895:
+            self.do_rmdir()
         elif r < 0.90:
             drop_page_cache()
             self.note("drop page cache")
@@ -329,8 +346,8 @@ class Model(TidefsTestCase):
 
     def do_rename(self):
         a = self.pick()
-        b = self.rng.choice(["new%d" % self.rng.randrange(4)] +
-                            sorted(self.model))
+        b = self.rng.choice([self.new_name("new%d" % self.rng.randrange(4))]
+                            + sorted(self.model))
         if a == b:
             return
         if b in self.model and self.model[b] is self.model[a]:
@@ -359,11 +376,55 @@ class Model(TidefsTestCase):
         self.changed(n)
         self.note("unlink %s" % n)
         if len(self.model) < 3:
-            name = "c%d" % step
+            name = self.new_name("c%d" % step)
             data = self.rng.randbytes(self.rng.randrange(0, 2 * MiB))
             write_file(self.m.path(name), data)
             self.model[name] = bytearray(data)
             self.note("create %s" % name)
+
+    def new_name(self, leaf):
+        """leaf at the root or, as often, in one of the directories."""
+        if self.dirs and self.rng.random() < 0.5:
+            return self.rng.choice(sorted(self.dirs)) + "/" + leaf
+        return leaf
+
+    def do_mkdir(self, step):
+        d = "d%d" % step
+        os.mkdir(self.m.path(d))
+        self.dirs.add(d)
+        self.note("mkdir %s" % d)
+
+    def do_rename_dir(self, step):
+        """A directory and everything in it moves (one transaction)."""
+        if not self.dirs:
+            return
+        a = self.rng.choice(sorted(self.dirs))
+        b = "d%d" % step
+        os.rename(self.m.path(a), self.m.path(b))
+        self.dirs.discard(a)
+        self.dirs.add(b)
+        for old in [n for n in self.model if n.startswith(a + "/")]:
+            new = b + old[len(a):]
+            self.model[new] = self.model.pop(old)
+            if old in self.linked:
+                self.linked.add(new)
+            if old in self.held:
+                self.held[new] = self.held.pop(old)
+                if old in self.held_rw:
+                    self.held_rw.discard(old)
+                    self.held_rw.add(new)
+            self.changed(old, new)
+        self.note("rename dir %s -> %s" % (a, b))
+
+    def do_rmdir(self):
+        empty = [d for d in sorted(self.dirs)
+                 if not any(n.startswith(d + "/") for n in self.model)]
+        if not empty:
+            return
+        d = self.rng.choice(empty)
+        os.rmdir(self.m.path(d))
+        self.dirs.discard(d)
+        self.note("rmdir %s" % d)
 
     def do_import(self, step):
         changed = []
@@ -383,6 +444,13 @@ class Model(TidefsTestCase):
         self.task({"Type": "IMPORT_METADATA_FROM_REPOSITORY"})
         listing = self.s3.list_objects_v2(Bucket=self.bucket)
         for o in listing.get("Contents", []):
+            if o["Key"].endswith("/"):  # a directory's marker
+                if o["Key"][:-1] not in self.dirs:
+                    self.dirs.add(o["Key"][:-1])
+                    self.note("import brings directory %s" % o["Key"])
+                continue
+            if "/" in o["Key"]:
+                self.dirs.add(o["Key"].split("/")[0])
             if o["Key"] not in self.model:
                 # New, or deleted or renamed away here: it comes back.
                 self.model[o["Key"]] = bytearray(self.s3.get_object(
