@@ -76,9 +76,11 @@ class Model(TidefsTestCase):
         self.cache = os.path.join(self.tmp, "cache-%d" % seed)
         self.m = self.mount(cache_dir=self.cache,
                             args=["--cache-size", cache_size])
-        for step in range(STEPS):
-            self.step(step)
-        self.close_held()
+        try:
+            for step in range(STEPS):
+                self.step(step)
+        finally:
+            self.close_held()  # or the failed mount cannot be unmounted
         self.check_all("at the end")
         drop_page_cache()
         self.check_all("at the end, page cache dropped")
