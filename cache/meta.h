@@ -179,12 +179,14 @@ int meta_lru_foreach(struct meta_txn *txn, meta_lru_cb cb, void *arg);
 
 /*
  * ---- gone: S3 key -> ETag ----
- * What this cache last knew a key to hold, once no local file stands for
- * it any more (its file was deleted or replaced, or exported under another
- * key): an export of a new file to that key may replace exactly that
- * object (If-Match) where it would otherwise expect no object at all. The
- * LMDB key is the hex SHA-256 of the S3 key (S3 keys may be longer than
- * LMDB keys); the record keeps the S3 key to tell a collision.
+ * What this cache last knew a key to hold when a name standing for it went
+ * away (deleted, renamed away or over, detached by an export, exported
+ * under another key; or another name of a hard link was exported there): an
+ * export of a file without its own object at that key may replace exactly
+ * that object (If-Match) where it would otherwise expect none, and an
+ * import finding it there counts it unchanged. The LMDB key is the hex
+ * SHA-256 of the S3 key (S3 keys may be longer than LMDB keys); the record
+ * keeps the S3 key to tell a collision.
  */
 int meta_gone_put(struct meta_txn *txn, const char *key, const char *etag);
 /* 0 and the ETag (NUL-terminated, truncated to len), or -ENOENT. */

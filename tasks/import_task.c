@@ -20,9 +20,9 @@
  *    metadata only (data, state and cache untouched; silently skipped for
  *    new/dirty inodes, whose data agrees); a new/dirty inode (or one backed
  *    by another key: a local rename or hard link) with another ETag ->
- *    LOCAL_CHANGES_CONFLICT, unless the key's object is the one a file
- *    deleted or replaced here left (meta.h, gone): unchanged then; a name of
- * another type on the way -> PATH_TYPE_CONFLICT; otherwise changed.
+ *    LOCAL_CHANGES_CONFLICT, unless the key's object is the one a name
+ *    that left here stood for (meta.h, gone): unchanged then; a name of
+ *    another type on the way -> PATH_TYPE_CONFLICT; otherwise changed.
  * 4. HeadObject the new and changed keys in parallel (imp_fetch_all, in
  *    tolerant mode: a failed HEAD fails only its key, S3_ACCESS_DENIED or
  *    S3_ERROR; a key gone meanwhile counts as done, nothing to import).
