@@ -167,6 +167,18 @@ class Model(TidefsTestCase):
         self.m = self.mount(cache_dir=self.cache,
                             args=["--cache-size", self.cache_size])
 
+    def move_name(self, a, b):
+        """The file named a is named b now (b's own file, if any, gone)."""
+        self.model[b] = self.model.pop(a)
+        if a in self.linked:
+            self.linked.add(b)
+        if a in self.held:
+            self.held[b] = self.held.pop(a)
+            if a in self.held_rw:
+                self.held_rw.discard(a)
+                self.held_rw.add(b)
+        self.changed(a, b)
+
     def changed(self, *names):
         for n in names:
             self.synced.discard(n)
@@ -358,16 +370,8 @@ class Model(TidefsTestCase):
             self.note("rename %s -> %s (same file)" % (a, b))
             return
         os.rename(self.m.path(a), self.m.path(b))
-        self.model[b] = self.model.pop(a)
-        if a in self.linked:
-            self.linked.add(b)
         self.close_held(b)
-        if a in self.held:
-            self.held[b] = self.held.pop(a)
-            if a in self.held_rw:
-                self.held_rw.discard(a)
-                self.held_rw.add(b)
-        self.changed(a, b)
+        self.move_name(a, b)
         self.note("rename %s -> %s" % (a, b))
 
     def do_unlink(self, step):
@@ -406,16 +410,7 @@ class Model(TidefsTestCase):
         self.dirs.discard(a)
         self.dirs.add(b)
         for old in [n for n in self.model if n.startswith(a + "/")]:
-            new = b + old[len(a):]
-            self.model[new] = self.model.pop(old)
-            if old in self.linked:
-                self.linked.add(new)
-            if old in self.held:
-                self.held[new] = self.held.pop(old)
-                if old in self.held_rw:
-                    self.held_rw.discard(old)
-                    self.held_rw.add(new)
-            self.changed(old, new)
+            self.move_name(old, b + old[len(a):])
         self.note("rename dir %s -> %s" % (a, b))
 
     def do_rmdir(self):
