@@ -221,7 +221,8 @@ static int key_refs_build(struct meta_db *db, struct key_refs *k)
 	meta_txn_abort(txn);
 	if (ret < 0)
 		return ret;
-	qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
+	if (k->n)
+		qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
 	k->built = true;
 	return 0;
 }
@@ -232,7 +233,7 @@ static int key_ref_move(struct key_refs *k, const char *from, const char *to,
 {
 	if (!k->built)
 		return 0;
-	if (from) {
+	if (from && k->n) {
 		struct key_ref want = {key_hash(from), ino};
 		struct key_ref *p =
 			bsearch(&want, k->v, k->n, sizeof(*k->v), cmp_key_ref);
