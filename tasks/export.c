@@ -154,8 +154,10 @@ static void move_object(struct meta_txn *txn, const struct meta_inode *mi,
  * keeps its old object's key until it is exported under its new name, and
  * meanwhile an import may have made a new file for the old key, or a new
  * file may have taken the name; replacing the object would take whatever
- * the renamed file never fetched. A hash collision only costs a look at
- * one more inode.
+ * the renamed file never fetched. Every entry is checked against its inode
+ * before use, so entries gone stale as the task moves keys (or a hash
+ * collision) only cost a look at one more inode; keys the task itself
+ * gives out are not added (two entries of one task never share a key).
  */
 struct key_ref {
 	uint64_t hash, ino;
@@ -224,32 +226,6 @@ static int key_refs_build(struct meta_db *db, struct key_refs *k)
 	if (k->n)
 		qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
 	k->built = true;
-	return 0;
-}
-
-/* ino no longer stands on key's object (or, with add, now does). */
-static int key_ref_move(struct key_refs *k, const char *from, const char *to,
-			uint64_t ino)
-{
-	if (!k->built)
-		return 0;
-	if (from && k->n) {
-		struct key_ref want = {key_hash(from), ino};
-		struct key_ref *p =
-			bsearch(&want, k->v, k->n, sizeof(*k->v), cmp_key_ref);
-		if (p) {
-			memmove(p, p + 1,
-				(size_t)(k->v + k->n - (p + 1)) * sizeof(*p));
-			k->n--;
-		}
-	}
-	if (to) {
-		int ret = key_ref_push(k, to, ino);
-
-		if (ret < 0)
-			return ret;
-		qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
-	}
 	return 0;
 }
 
@@ -361,21 +337,14 @@ static int free_key(const struct task_engine_config *cfg, struct key_refs *k,
 	ret = key_refs_build(cfg->db, k);
 	if (ret < 0)
 		return ret;
-	i = key_ref_lower(k, h);
-	while (i < k->n && k->v[i].hash == h) {
-		uint64_t ino = k->v[i].ino;
-
-		if (ino == self) {
-			i++;
-			continue;
+	for (i = key_ref_lower(k, h); i < k->n && k->v[i].hash == h; i++) {
+		/* Detached now, or no longer on key (detached or exported
+		 * elsewhere since the array was built, or a hash collision). */
+		if (k->v[i].ino != self) {
+			ret = detach_from_key(cfg, k->v[i].ino, key);
+			if (ret < 0)
+				return ret;
 		}
-		ret = detach_from_key(cfg, ino, key);
-		if (ret < 0)
-			return ret;
-		if (ret == 0)
-			key_ref_move(k, key, NULL, ino); /* entry i removed */
-		else
-			i++; /* another key with the same hash */
 	}
 	return 0;
 }
@@ -621,8 +590,6 @@ static int export_one(struct task_run *r, struct key_refs *refs,
 	}
 	if (ret == 0 && !is_other) {
 		ret = mark_exported(r, ino, mi.generation, key, etag, uploaded);
-		if (ret == 0 && !same_key)
-			ret = key_ref_move(refs, mi.s3_key, key, ino);
 	} else if (ret == 0 && etag[0]) {
 		/* Another name of a hard-linked file: the inode remembers
 		 * only its first object, so the next export of this name
