@@ -297,13 +297,21 @@ class Model(TidefsTestCase):
         self.note("write %s off %d len %d%s" % (n, off, ln,
                                                 "" if own else " (held)"))
 
-    def do_fallocate(self):
+    def pick_range(self, most):
+        """A non-empty file and a range of at most `most` bytes inside it,
+        or None."""
         n = self.pick()
         d = self.model[n]
         if not d:
-            return
+            return None
         off = self.rng.randrange(0, len(d))
-        ln = self.rng.randrange(1, min(len(d) - off, 2 * MiB) + 1)
+        return n, d, off, self.rng.randrange(1, min(len(d) - off, most) + 1)
+
+    def do_fallocate(self):
+        picked = self.pick_range(2 * MiB)
+        if not picked:
+            return
+        n, d, off, ln = picked
         mode = self.rng.choice([FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                 FALLOC_FL_ZERO_RANGE])
         fd = os.open(self.m.path(n), os.O_RDWR)
@@ -318,12 +326,10 @@ class Model(TidefsTestCase):
         self.note("fallocate %s mode %d off %d len %d" % (n, mode, off, ln))
 
     def do_mmap_write(self):
-        n = self.pick()
-        d = self.model[n]
-        if not d:
+        picked = self.pick_range(300000)
+        if not picked:
             return
-        off = self.rng.randrange(0, len(d))
-        ln = self.rng.randrange(1, min(len(d) - off, 300000) + 1)
+        n, d, off, ln = picked
         data = self.rng.randbytes(ln)
         fd = os.open(self.m.path(n), os.O_RDWR)
         try:
