@@ -118,6 +118,8 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 	ret = meta_txn_begin(h->db, true, &txn);
 	if (ret < 0)
 		return ret;
+	if (c->clear_from != UINT64_MAX) /* a truncation */
+		meta_txn_frees_space(txn);
 	ret = meta_inode_get(txn, f->ino, &mi);
 	if (ret < 0) {
 		meta_txn_abort(txn);
@@ -696,6 +698,7 @@ static int rel_record(struct hydrate *h, const uint64_t *inos,
 	ret = meta_txn_begin(h->db, true, &txn);
 	if (ret < 0)
 		return ret;
+	meta_txn_frees_space(txn);
 	for (size_t k = 0; k < n; k++) {
 		struct meta_inode mi = {0};
 		uint64_t ino = inos[v[k].i];
@@ -768,6 +771,7 @@ static int trim_record(struct hydrate_file *f, const uint64_t *idx, size_t n,
 	ret = meta_txn_begin(f->h->db, true, &txn);
 	if (ret < 0)
 		return ret;
+	meta_txn_frees_space(txn);
 	ret = meta_inode_get(txn, f->ino, &mi);
 	if (ret == 0 &&
 	    (mi.state != META_ARCHIVED || (mi.flags & META_F_NORELEASE)))

@@ -215,6 +215,11 @@ static int open_tables(struct meta_db *db, const char *path)
 	rc = mdb_txn_begin(db->env, NULL, 0, &txn.txn);
 	if (rc)
 		return meta_lmdb_err(rc, "begin");
+	rc = meta_space_room(&txn, META_ROOM_BEGIN);
+	if (rc) {
+		mdb_txn_abort(txn.txn);
+		return rc;
+	}
 	for (int i = 0; i < T_COUNT; i++) {
 		rc = mdb_dbi_open(txn.txn, table_names[i], MDB_CREATE,
 				  &db->dbi[i]);
@@ -224,11 +229,54 @@ static int open_tables(struct meta_db *db, const char *path)
 		}
 	}
 	rc = check_format(&txn, path);
+	if (!rc)
+		rc = meta_space_room(&txn, META_ROOM_COMMIT);
 	if (rc) {
 		mdb_txn_abort(txn.txn);
 		return rc;
 	}
 	return meta_lmdb_err(mdb_txn_commit(txn.txn), "commit");
+}
+
+/* Create and open the environment; with MDB_WRITEMAP only if its room can
+ * be kept allocated (meta_space.c), else without. */
+static int open_env(struct meta_db *db, const char *path, uint64_t map_size,
+		    unsigned flags)
+{
+	MDB_stat st;
+	int rc;
+
+	db->writemap = meta_space_fs_ok(path);
+	for (;;) {
+		rc = mdb_env_create(&db->env);
+		if (rc)
+			return meta_lmdb_err(rc, "env create");
+		rc = mdb_env_set_maxdbs(db->env, T_COUNT);
+		if (!rc)
+			rc = mdb_env_set_maxreaders(db->env, META_MAXREADERS);
+		if (!rc)
+			rc = mdb_env_set_mapsize(db->env, (size_t)map_size);
+		if (!rc)
+			rc = mdb_env_open(
+				db->env, path,
+				flags | (db->writemap ? MDB_WRITEMAP : 0),
+				0600);
+		if (!rc)
+			rc = mdb_env_stat(db->env, &st);
+		if (!rc) {
+			db->psize = st.ms_psize;
+			if (!db->writemap || meta_space_open(db) == 0)
+				return 0;
+		} else if (!db->writemap) {
+			log_error("meta: cannot open %s: %s", path,
+				  mdb_strerror(rc));
+			mdb_env_close(db->env);
+			return meta_lmdb_err(rc, "env open");
+		}
+		mdb_env_close(db->env);
+		db->env = NULL;
+		db->writemap = false;
+	}
 }
 
 int meta_open(const char *dir, uint64_t map_size, bool nosync,
@@ -253,27 +301,14 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 		goto out_free_path;
 	}
 	atomic_init(&db->full_logged, INT64_MIN / 2);
-	rc = mdb_env_create(&db->env);
-	if (rc) {
-		ret = meta_lmdb_err(rc, "env create");
-		goto out_free_db;
-	}
+	atomic_init(&db->alloc_pages, 0);
 	if (!map_size)
 		map_size = META_MAP_DEFAULT;
 	if (nosync)
 		flags |= MDB_NOSYNC | MDB_NOMETASYNC;
-	rc = mdb_env_set_maxdbs(db->env, T_COUNT);
-	if (!rc)
-		rc = mdb_env_set_maxreaders(db->env, META_MAXREADERS);
-	if (!rc)
-		rc = mdb_env_set_mapsize(db->env, (size_t)map_size);
-	if (!rc)
-		rc = mdb_env_open(db->env, path, flags, 0600);
-	if (rc) {
-		ret = meta_lmdb_err(rc, "env open");
-		log_error("meta: cannot open %s: %s", path, mdb_strerror(rc));
-		goto out_close_env;
-	}
+	ret = open_env(db, path, map_size, flags);
+	if (ret)
+		goto out_free_db;
 	/* Readers left behind by a killed process pin old pages forever. */
 	rc = mdb_reader_check(db->env, &dead);
 	if (rc) {
@@ -338,6 +373,15 @@ int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
 		free(txn);
 		return meta_lmdb_err(rc, "begin");
 	}
+	if (write) {
+		int ret = meta_space_room(txn, META_ROOM_BEGIN);
+
+		if (ret) {
+			mdb_txn_abort(txn->txn);
+			free(txn);
+			return ret;
+		}
+	}
 	*out = txn;
 	return 0;
 }
@@ -348,11 +392,21 @@ int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
  * few seconds) from a real I/O error. The environment stays intact: the meta
  * page is only written after every other page was.
  */
+void meta_warn_full(struct meta_db *db)
+{
+	int64_t now = time_mono_ns();
+	int64_t last = atomic_load(&db->full_logged);
+
+	if (now - last >= 5000000000ll &&
+	    atomic_compare_exchange_strong(&db->full_logged, &last, now))
+		log_warn("meta: the file system of the cache dir is full: "
+			 "changes fail with ENOSPC until space is freed there");
+}
+
 static int commit_failed(struct meta_db *db, int rc)
 {
 	struct statvfs sv;
 	mdb_filehandle_t fd;
-	int64_t now, last;
 
 	if (rc == EDQUOT)
 		return rc;
@@ -363,12 +417,7 @@ static int commit_failed(struct meta_db *db, int rc)
 				  "metadata");
 		return rc;
 	}
-	now = time_mono_ns();
-	last = atomic_load(&db->full_logged);
-	if (now - last >= 5000000000ll &&
-	    atomic_compare_exchange_strong(&db->full_logged, &last, now))
-		log_warn("meta: the file system of the cache dir is full: "
-			 "changes fail with ENOSPC until space is freed there");
+	meta_warn_full(db);
 	return ENOSPC;
 }
 
@@ -378,6 +427,8 @@ int meta_txn_commit(struct meta_txn *txn)
 
 	if (!txn)
 		return -EINVAL;
+	if (txn->write && !txn->err)
+		meta_space_room(txn, META_ROOM_COMMIT);
 	if (txn->err) {
 		ret = txn->err;
 		mdb_txn_abort(txn->txn);
@@ -389,6 +440,12 @@ int meta_txn_commit(struct meta_txn *txn)
 	}
 	free(txn);
 	return ret;
+}
+
+void meta_txn_frees_space(struct meta_txn *txn)
+{
+	if (txn)
+		txn->frees = true;
 }
 
 void meta_txn_abort(struct meta_txn *txn)

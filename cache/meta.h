@@ -21,9 +21,11 @@
  * nosync=true commits are durable after meta_sync() (used by fsync,
  * fsyncdir and unmount) and the environment still survives a process crash
  * intact (MDB_NOMETASYNC|MDB_NOSYNC only lose the last commits on power
- * loss). Not MDB_WRITEMAP, although its commits are cheaper: a commit that
- * needs a new page of the sparse map on a full file system would fault with
- * SIGBUS, where a pwrite() commit fails cleanly with -ENOSPC.
+ * loss). On ext4, XFS and tmpfs the environment uses MDB_WRITEMAP (a
+ * commit stores into the shared map instead of writing each page), with
+ * data.mdb kept allocated past every page a transaction may store into, so
+ * a full file system fails changes with -ENOSPC instead of SIGBUS
+ * (meta_space.c); elsewhere commits pwrite() their pages.
  */
 #ifndef TIDEFS_META_H
 #define TIDEFS_META_H
@@ -94,7 +96,22 @@ void meta_close(struct meta_db *db);
 /* Flush commits made with nosync to disk. */
 int meta_sync(struct meta_db *db);
 
+/* How the store uses its file: MDB_WRITEMAP or not, the bytes its pages
+ * use (up to the last committed page) and, with MDB_WRITEMAP, the bytes of
+ * data.mdb kept allocated for commits (the rest of the file is sparse). */
+struct meta_space {
+	bool writemap;
+	uint64_t used_bytes;
+	uint64_t allocated_bytes;
+};
+void meta_space_info(struct meta_db *db, struct meta_space *out);
+
 int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out);
+/* This write transaction frees space on the cache dir's file system (it
+ * removes files or data): when that file system is full it may use the
+ * metadata room kept back for such changes, where others fail with
+ * -ENOSPC. */
+void meta_txn_frees_space(struct meta_txn *txn);
 /* Commits (aborts if an error stuck) and frees the transaction. */
 int meta_txn_commit(struct meta_txn *txn);
 /* Aborts and frees; NULL is fine. */

@@ -41,13 +41,21 @@ struct meta_db {
 	MDB_env *env;
 	MDB_dbi dbi[T_COUNT]; /* opened once at meta_open, read-only after */
 	atomic_int_least64_t full_logged; /* time_mono_ns of the last warning */
+	/* MDB_WRITEMAP room (meta_space.c); fixed after meta_open but for
+	 * alloc_pages, which only the writer changes. */
+	bool writemap;
+	int fd;			      /* data.mdb */
+	uint64_t psize;		      /* LMDB page size */
+	uint64_t cushion_pages;	      /* allocated ahead at a time */
+	_Atomic uint64_t alloc_pages; /* data.mdb is allocated below this */
 };
 
 struct meta_txn {
 	struct meta_db *db;
 	MDB_txn *txn;
 	bool write;
-	int err; /* first error, sticky */
+	bool frees; /* meta_txn_frees_space() */
+	int err;    /* first error, sticky */
 };
 
 /* ---- errors ---- */
@@ -55,6 +63,29 @@ struct meta_txn {
 /* meta.c: translate an LMDB return code (MDB_* or an errno from the OS) to
  * 0 or -errno, once, at the module edge; what names the step in the log. */
 int meta_lmdb_err(int rc, const char *what);
+
+/* meta.c: warn (at most every 5 s) that the cache dir's file system is
+ * full. */
+void meta_warn_full(struct meta_db *db);
+
+/* ---- room for MDB_WRITEMAP commits (meta_space.c) ---- */
+
+#define META_ROOM_COMMIT SIZE_MAX
+#define META_ROOM_BEGIN	 (SIZE_MAX - 1)
+
+/* Whether the file system of dir overwrites in place and honours
+ * fallocate, so MDB_WRITEMAP can be made safe there. */
+bool meta_space_fs_ok(const char *dir);
+
+/* After mdb_env_open with MDB_WRITEMAP: check the transaction layout, size
+ * the cushion and allocate it; 0, or -errno (then reopen without). */
+int meta_space_open(struct meta_db *db);
+
+/* Before a put or delete of a value of value_size bytes (0 for a delete),
+ * META_ROOM_COMMIT before a commit or META_ROOM_BEGIN when it begins, in a
+ * write transaction: make sure every page it may store into is allocated.
+ * 0 or -ENOSPC (sticky). */
+int meta_space_room(struct meta_txn *txn, size_t value_size);
 
 /* Record ret as the sticky error (if it is one) and return it. */
 static inline int stick(struct meta_txn *txn, int ret)
@@ -204,12 +235,20 @@ static inline int raw_get(struct meta_txn *txn, enum meta_table t, MDB_val *k,
 static inline int raw_put(struct meta_txn *txn, enum meta_table t, MDB_val *k,
 			  MDB_val *v, unsigned flags)
 {
+	int ret = meta_space_room(txn, k->mv_size + v->mv_size);
+
+	if (ret)
+		return ret;
 	return meta_lmdb_err(mdb_put(txn->txn, txn->db->dbi[t], k, v, flags),
 			     "put");
 }
 
 static inline int raw_del(struct meta_txn *txn, enum meta_table t, MDB_val *k)
 {
+	int ret = meta_space_room(txn, 0);
+
+	if (ret)
+		return ret;
 	return meta_lmdb_err(mdb_del(txn->txn, txn->db->dbi[t], k, NULL),
 			     "del");
 }

@@ -247,6 +247,10 @@ static int del_range(struct meta_txn *txn, enum meta_table t,
 			break;
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
+		if (meta_space_room(txn, 0)) {
+			mdb_cursor_close(cur);
+			return txn->err;
+		}
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;

@@ -139,6 +139,7 @@ int fs_purge_inode(struct fs *fs, uint64_t ino)
 	ret = meta_txn_begin(fs->db, true, &txn);
 	if (ret < 0)
 		return ret;
+	meta_txn_frees_space(txn);
 	ret = meta_inode_get(txn, ino, &mi);
 	if (ret < 0 || mi.nlink > 0) {
 		/* Gone already, or linked again meanwhile. */

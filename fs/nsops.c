@@ -420,6 +420,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ret = meta_txn_begin(fs->db, true, &txn);
+	meta_txn_frees_space(txn);
 	if (ret == 0)
 		ret = get_dir(txn, parent, &dir);
 	if (ret == 0)
@@ -598,6 +599,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -ENAMETOOLONG;
 	if (ret == 0)
 		ret = meta_txn_begin(fs->db, true, &txn);
+	meta_txn_frees_space(txn); /* it may replace a file */
 	if (ret == 0)
 		ret = rename_lookup(txn, &r, parent, name, newparent, newname);
 	if (ret < 0)

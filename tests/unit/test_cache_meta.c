@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	meta_close(f->db);
+	umount2(f->dir, MNT_DETACH); /* test_writemap_full_fs's tmpfs */
 	support_rm_tree(f->dir);
 	free(f);
 	return 0;
@@ -898,6 +901,160 @@ static void test_map_full(void **state)
 	assert_int_equal(meta_txn_commit(t), 0);
 }
 
+/* ---- room for MDB_WRITEMAP commits ---- */
+
+static void check_room(struct fixture *f)
+{
+	struct meta_space sp;
+	struct stat st;
+	char path[96];
+
+	meta_space_info(f->db, &sp);
+	assert_true(sp.used_bytes > 0);
+	if (!sp.writemap)
+		return;
+	assert_true(sp.allocated_bytes > sp.used_bytes);
+	snprintf(path, sizeof(path), "%s/meta/data.mdb", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	/* The allocation is real: blocks on disk, not a hole. */
+	assert_true((uint64_t)st.st_blocks * 512 >= sp.allocated_bytes);
+}
+
+/* The store grows by hundreds of overflow pages per transaction; what its
+ * commits store into stays allocated ahead. */
+static void test_writemap_room_grows(void **state)
+{
+	struct fixture *f = *state;
+	static char val[60 * 1024];
+	struct meta_space sp0, sp;
+	struct meta_txn *t;
+	char name[32];
+	size_t n;
+
+	meta_space_info(f->db, &sp0);
+	if (!sp0.writemap)
+		skip(); /* /tmp is not ext4, XFS or tmpfs here */
+	check_room(f);
+	for (int r = 0; r < 12; r++) {
+		t = wtxn(f);
+		for (int i = 0; i < 200; i++) {
+			memset(val, 'a' + (r + i) % 26, sizeof(val));
+			snprintf(name, sizeof(name), "user.%d", i);
+			assert_int_equal(meta_xattr_put(t, 10 + (uint64_t)r,
+							name, val, sizeof(val)),
+					 0);
+		}
+		if (r % 3 ==
+		    2) /* freed pages come back through the free list */
+			assert_int_equal(
+				meta_xattr_clear(t, 10 + (uint64_t)r - 1), 0);
+		assert_int_equal(meta_txn_commit(t), 0);
+		check_room(f);
+	}
+	meta_space_info(f->db, &sp);
+	assert_true(sp.used_bytes > sp0.used_bytes + 100 * 1024 * 1024);
+	assert_true(sp.allocated_bytes > sp0.allocated_bytes);
+	t = rtxn(f);
+	assert_int_equal(
+		meta_xattr_get(t, 21, "user.199", val, sizeof(val), &n), 0);
+	assert_int_equal(n, sizeof(val));
+	assert_int_equal(val[0], 'a' + (11 + 199) % 26);
+	meta_txn_abort(t);
+}
+
+/* On a full file system (a 12 MiB tmpfs) changes fail with ENOSPC before
+ * anything is stored into a page the file system could not give (that
+ * would be SIGBUS), what was committed stays readable, and once space is
+ * freed (another file on it removed) changes work again. */
+static void test_writemap_full_fs(void **state)
+{
+	struct fixture *f = *state;
+	static char val[8 * 1024];
+	struct meta_space sp;
+	struct meta_txn *t;
+	char name[32], other[128];
+	int ret = 0, committed = 0, fd;
+	size_t n;
+
+	meta_close(f->db);
+	f->db = NULL;
+	support_rm_tree(f->dir);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	if (mount("tmpfs", f->dir, "tmpfs", 0, "size=12m") < 0)
+		skip(); /* not root */
+	/* Something else takes 4 MiB of the file system. */
+	snprintf(other, sizeof(other), "%s/other", f->dir);
+	fd = open(other, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 4 << 20), 0);
+	close(fd);
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	meta_space_info(f->db, &sp);
+	assert_true(sp.writemap);
+
+	/* One value per transaction: the last one failed at the state that
+	 * stays committed. */
+	while (ret == 0 && committed < 5000) {
+		t = wtxn(f);
+		memset(val, 'a' + committed % 26, sizeof(val));
+		snprintf(name, sizeof(name), "user.%d", committed);
+		ret = meta_xattr_put(t, 5, name, val, sizeof(val));
+		if (ret == 0)
+			ret = meta_txn_commit(t);
+		else
+			meta_txn_abort(t);
+		if (ret == 0)
+			committed++;
+	}
+	assert_int_equal(ret, -ENOSPC);
+	assert_true(committed > 100);
+	check_room(f);
+
+	/* Everything committed is there and intact. */
+	t = rtxn(f);
+	for (int c = 0; c < committed; c++) {
+		snprintf(name, sizeof(name), "user.%d", c);
+		assert_int_equal(
+			meta_xattr_get(t, 5, name, val, sizeof(val), &n), 0);
+		assert_int_equal(n, sizeof(val));
+		assert_int_equal(val[sizeof(val) - 1], 'a' + c % 26);
+	}
+	meta_txn_abort(t);
+
+	/* Other changes fail; one that frees space (removes files) still
+	 * commits, in the room kept back for it. */
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_put(t, 6, "user.x", val, sizeof(val)),
+			 -ENOSPC);
+	meta_txn_abort(t);
+	t = wtxn(f);
+	meta_txn_frees_space(t);
+	snprintf(name, sizeof(name), "user.%d", committed - 1);
+	assert_int_equal(meta_xattr_del(t, 5, name), 0);
+	assert_int_equal(meta_inode_put(t, &(struct meta_inode){.ino = 7,
+								.mode = 0100644,
+								.nlink = 1}),
+			 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	check_room(f);
+
+	/* Space freed on the file system: changes work again, and the
+	 * store reopens. */
+	assert_int_equal(unlink(other), 0);
+	t = wtxn(f);
+	assert_int_equal(meta_xattr_put(t, 6, "user.after", "x", 1), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = rtxn(f);
+	assert_int_equal(
+		meta_xattr_get(t, 6, "user.after", val, sizeof(val), &n), 0);
+	snprintf(name, sizeof(name), "user.%d", committed - 2);
+	assert_int_equal(meta_xattr_get(t, 5, name, val, sizeof(val), &n), 0);
+	meta_txn_abort(t);
+}
+
 /* ---- concurrency ---- */
 
 #define CONC_ROUNDS 300
@@ -1076,6 +1233,8 @@ int main(void)
 		T(test_lru),
 		T(test_tasks),
 		T(test_map_full),
+		T(test_writemap_room_grows),
+		T(test_writemap_full_fs),
 		T(test_concurrent_readers),
 		T(test_txn_handoff),
 		T(test_stale_reader),
