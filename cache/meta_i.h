@@ -47,6 +47,7 @@ struct meta_db {
 	int fd;			      /* data.mdb */
 	uint64_t psize;		      /* LMDB page size */
 	uint64_t cushion_pages;	      /* allocated ahead at a time */
+	uint64_t map_pages;	      /* the map's size */
 	_Atomic uint64_t alloc_pages; /* data.mdb is allocated below this */
 };
 

@@ -97,6 +97,11 @@ static int allocate_to(struct meta_db *db, uint64_t to)
 	uint64_t have =
 		atomic_load_explicit(&db->alloc_pages, memory_order_relaxed);
 
+	/* Nothing past the map: LMDB answers MDB_MAP_FULL before that. */
+	if (to > db->map_pages)
+		to = db->map_pages;
+	if (to <= have)
+		return 0;
 	if (fallocate(db->fd, 0, (off_t)(have * db->psize),
 		      (off_t)((to - have) * db->psize)) < 0)
 		return -errno;
@@ -153,6 +158,7 @@ int meta_space_open(struct meta_db *db)
 
 	if (mdb_env_get_fd(db->env, &db->fd) || mdb_env_info(db->env, &info))
 		return -EINVAL;
+	db->map_pages = info.me_mapsize / db->psize;
 	rc = mdb_txn_begin(db->env, NULL, 0, &t);
 	if (rc)
 		return meta_lmdb_err(rc, "begin");
