@@ -19,6 +19,7 @@ freeze moto_server with SIGSTOP (its socket still accepts, nothing answers)
 and always thaw it in a finally block.
 """
 
+import ctypes
 import errno
 import hashlib
 import json
@@ -402,6 +403,46 @@ class Export(TaskCase):
         t = self.export(m, "kept", paths=["kept.bin"])
         self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
         self.assertEqual(self.body("kept.bin"), orig)
+
+    def test_renamed_directories_and_exchanged_files_export(self):
+        """A renamed directory's files stand on their old objects until they
+        are exported under the new names; a file created under the old
+        directory name exports over its old object (the moved file is
+        detached first: it fetches what it never had). RENAME_EXCHANGE of
+        two exported files: each exports over the other's object."""
+        self.put("d/a", b"a-old")
+        self.put("d/b", b"b-old")
+        self.put("x", b"x-old")
+        self.put("y", b"y-old")
+        m = self.mount()
+        os.rename(m.path("d"), m.path("e"))
+        os.mkdir(m.path("d"))
+        write_file(m.path("d", "a"), b"a-new")
+        t = self.export(m, "old-name", paths=["d"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("d/a"), b"a-new")
+        self.assertEqual(read_file(m.path("e", "a")), b"a-old")
+        t = self.export(m, "new-name", paths=["e"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("e/a"), b"a-old")
+        self.assertEqual(self.body("e/b"), b"b-old")
+        self.assertEqual(self.body("d/a"), b"a-new")
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        if libc.renameat2(at_fdcwd, m.path("x").encode(), at_fdcwd,
+                          m.path("y").encode(), rename_exchange) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        self.assertEqual(read_file(m.path("x")), b"y-old")
+        t = self.export(m, "exchanged", paths=["x", "y"])
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(self.body("x"), b"y-old")
+        self.assertEqual(self.body("y"), b"x-old")
+        self.assertEqual(m.state("x"), "archived")
+        self.assertEqual(m.state("y"), "archived")
+        t = self.export(m, "nothing-left")
+        self.assertEqual(t["Status"]["FailedCount"], 0, t)
 
     def test_hard_links_export_as_one_object_per_name(self):
         m = self.mount()
