@@ -2,7 +2,7 @@
 /*
  * meta — the LMDB metadata store (see meta.h for the contract).
  *
- * One environment in DIR/meta with eight named databases. Keys are built so
+ * One environment in DIR/meta with nine named databases. Keys are built so
  * that LMDB's default memcmp order is the order callers want:
  *
  *   inodes    ino (BE u64)                  -> inode record (below)
@@ -13,6 +13,7 @@
  *   xattrs    ino (BE u64) + name bytes     -> value bytes
  *   tasks     task id bytes                 -> JSON text (no NUL)
  *   super     name bytes                    -> value (u64 as LE u64)
+ *   gone      hex SHA-256 of an S3 key      -> ETag, NUL, the key
  *
  * The inode record is a versioned little-endian serialisation, never the C
  * struct (which holds a pointer): see inode_encode().
@@ -33,7 +34,8 @@
  * Files: meta.c (this one) holds the environment, transactions, the error
  * translation, the generic walk, the super table, and the inodes with their
  * record codec; meta_tables.c the accessors and walks of the other tables
- * (dentries, chunks, xattrs, dirty, lru, tasks); meta_i.h what both share
+ * (dentries, chunks, xattrs, dirty, lru, tasks, gone); meta_space.c the
+ * room MDB_WRITEMAP commits need on disk; meta_i.h what they share
  * (struct meta_db and meta_txn, the table enum, byte order and key builders,
  * raw get/put/del, the sticky-error helpers).
  */
@@ -386,12 +388,6 @@ int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)
 	return 0;
 }
 
-/*
- * A commit could not write its pages: LMDB says EIO for a short write, which
- * is how a full file system shows. Tell full (ENOSPC, with one warning every
- * few seconds) from a real I/O error. The environment stays intact: the meta
- * page is only written after every other page was.
- */
 void meta_warn_full(struct meta_db *db)
 {
 	int64_t now = time_mono_ns();
@@ -403,6 +399,12 @@ void meta_warn_full(struct meta_db *db)
 			 "changes fail with ENOSPC until space is freed there");
 }
 
+/*
+ * A commit could not write its pages: LMDB says EIO for a short write, which
+ * is how a full file system shows. Tell full (ENOSPC, with one warning every
+ * few seconds) from a real I/O error. The environment stays intact: the meta
+ * page is only written after every other page was.
+ */
 static int commit_failed(struct meta_db *db, int rc)
 {
 	struct statvfs sv;
