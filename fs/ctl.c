@@ -380,6 +380,7 @@ static char *stats_json(struct fs *fs)
 		"new", "dirty", "archived", "released", "lost"};
 	struct unexported u = {0};
 	struct hydrate_stats hs;
+	struct meta_space sp;
 	json_t *root, *states;
 	char *out;
 
@@ -435,6 +436,13 @@ static char *stats_json(struct fs *fs)
 	json_object_set_new(
 		root, "metadata_pending",
 		json_integer((json_int_t)task_filler_pending(fs->filler)));
+	/* The metadata store's file: what its pages use and, with
+	 * MDB_WRITEMAP commits, what is kept allocated for them. */
+	meta_space_info(fs->db, &sp);
+	json_object_set_new(root, "metadata_bytes",
+			    json_integer((json_int_t)sp.used_bytes));
+	json_object_set_new(root, "metadata_allocated_bytes",
+			    json_integer((json_int_t)sp.allocated_bytes));
 	json_object_set_new(root, "states", states);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);

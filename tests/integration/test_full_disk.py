@@ -51,6 +51,11 @@ class FullCacheFileSystem(TidefsTestCase):
         self.put("b.bin", b)
         cache = os.path.join(self.fsdir, "cache")
         m = self.mount(cache_dir=cache, args=["--cache-size", "1G"])
+        # tmpfs: commits store into the map, with room kept allocated.
+        st = m.stats()
+        self.assertGreater(st["metadata_bytes"], 0, st)
+        self.assertGreater(st["metadata_allocated_bytes"],
+                           st["metadata_bytes"] + MiB, st)
         self.assertEqual(md5(read_file(m.path("b.bin"))), md5(b))
         kept = {}
         for i in range(5):
