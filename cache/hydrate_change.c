@@ -105,6 +105,7 @@ struct change_rec {
 	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
 	bool mode_changed;   /* out: set-id bits cleared */
 	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
+	bool frees;	     /* a truncation or a punched hole */
 };
 
 /* Record a change of f in LMDB: size, backing, times, chunks, state. */
@@ -118,7 +119,7 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 	ret = meta_txn_begin(h->db, true, &txn);
 	if (ret < 0)
 		return ret;
-	if (c->clear_from != UINT64_MAX) /* a truncation */
+	if (c->frees)
 		meta_txn_frees_space(txn);
 	ret = meta_inode_get(txn, f->ino, &mi);
 	if (ret < 0) {
@@ -290,6 +291,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		.clear_from = UINT64_MAX,
 		.times = true,
 		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
+		.frees = kind == CH_PUNCH,
 	};
 	uint64_t grow, old_size, new_size, now_cached;
 	int ret;
@@ -407,6 +409,7 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	while (f->ninflight > 0)
 		pthread_cond_wait(&f->cond, &f->lock);
 	c.size_changed = size != f->size;
+	c.frees = size < f->size;
 	pthread_mutex_unlock(&f->lock);
 	/* Extending makes a hole: nothing to reserve. */
 	if (size > 0)
