@@ -21,8 +21,9 @@
  * - Before every put or delete, pages [0, next_pgno + SPACE_OP + twice the
  *   value's pages + commit room) must be allocated; before the commit,
  *   [0, next_pgno + commit room). One put or delete allocates at most a
- *   path of copied pages and a path of split pages (SPACE_OP covers depth
- *   24) plus the overflow pages of its value. The commit writes the lists
+ *   path of copied pages and a path of split pages (SPACE_OP covers two
+ *   paths of 30 pages; the trees here are 3 to 5 deep) plus the overflow
+ *   pages of its value. The commit writes the lists
  *   of freed and reclaimed page numbers (8 bytes each, at most one entry per
  *   page of the file each): commit room is SPACE_OP + next_pgno / 128.
  * - When the allocation falls short, it grows to what is needed plus the
@@ -40,8 +41,9 @@
  * store whose first allocation fails (no fallocate, the disk is full at
  * mount) is opened without MDB_WRITEMAP: commits pwrite() as before.
  *
- * alloc_pages is only touched by the holder of LMDB's writer lock (write
- * transactions) and by meta_open() before anything else runs.
+ * alloc_pages is only changed by the holder of LMDB's writer lock (write
+ * transactions) and by meta_open() before anything else runs; it is atomic
+ * because meta_space_info() (the stats) reads it from any thread.
  */
 #include "cache/meta_i.h"
 
@@ -178,10 +180,9 @@ int meta_space_open(struct meta_db *db)
 	if (cushion > SPACE_CUSHION_MAX)
 		cushion = SPACE_CUSHION_MAX;
 	db->cushion_pages = cushion;
-	/* The part for transactions that free space is there from the
-	 * start: need + cushion / 4 + cushion. */
 	/* From page 0: pages below the last one that no commit ever wrote
-	 * (allocated and freed in one transaction) are holes too. */
+	 * (allocated and freed in one transaction) are holes too. The part
+	 * kept for transactions that free space is there from the start. */
 	atomic_store_explicit(&db->alloc_pages, 0, memory_order_relaxed);
 	ret = allocate_to(db, next + SPACE_OP + commit_room(next) +
 				      cushion / 4 + cushion);
