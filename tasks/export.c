@@ -147,89 +147,6 @@ static void move_object(struct meta_txn *txn, const struct meta_inode *mi,
 }
 
 /*
- * Which files stand on which objects: (FNV-1a hash of s3_key, ino) of every
- * inode with a key, sorted, built once per task when first needed. An
- * export that is about to replace the object at a key first makes every
- * other file that stands on it independent of it: a file renamed away
- * keeps its old object's key until it is exported under its new name, and
- * meanwhile an import may have made a new file for the old key, or a new
- * file may have taken the name; replacing the object would take whatever
- * the renamed file never fetched. Every entry is checked against its inode
- * before use, so entries gone stale as the task moves keys (or a hash
- * collision) only cost a look at one more inode; keys the task itself
- * gives out are not added (two entries of one task never share a key).
- */
-struct key_ref {
-	uint64_t hash, ino;
-};
-
-struct key_refs {
-	struct key_ref *v;
-	size_t n, cap;
-	bool built;
-};
-
-static uint64_t key_hash(const char *key)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (const unsigned char *p = (const void *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h;
-}
-
-static int key_ref_push(struct key_refs *k, const char *key, uint64_t ino)
-{
-	if (k->n == k->cap) {
-		size_t ncap = k->cap ? k->cap * 2 : 1024;
-		struct key_ref *nv = realloc(k->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		k->v = nv;
-		k->cap = ncap;
-	}
-	k->v[k->n++] = (struct key_ref){key_hash(key), ino};
-	return 0;
-}
-
-static int add_key_ref(void *arg, const struct meta_inode *mi)
-{
-	if (!mi->s3_key || (mi->flags & META_F_UNLINKED))
-		return 0;
-	return key_ref_push(arg, mi->s3_key, mi->ino);
-}
-
-static int cmp_key_ref(const void *a, const void *b)
-{
-	const struct key_ref *x = a, *y = b;
-
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-static int key_refs_build(struct meta_db *db, struct key_refs *k)
-{
-	struct meta_txn *txn;
-	int ret;
-
-	if (k->built)
-		return 0;
-	ret = meta_txn_begin(db, false, &txn);
-	if (ret < 0)
-		return ret;
-	ret = meta_inode_foreach(txn, add_key_ref, k);
-	meta_txn_abort(txn);
-	if (ret < 0)
-		return ret;
-	if (k->n)
-		qsort(k->v, k->n, sizeof(*k->v), cmp_key_ref);
-	k->built = true;
-	return 0;
-}
-
-/*
  * Make file ino, which stands on the object at key, independent of it:
  * fetch what it never had, then forget the object (the file keeps its data
  * and exports by upload). Lost files have nothing left to fetch from it.
@@ -309,35 +226,34 @@ out:
 	return ret == -ENOENT ? 0 : ret;
 }
 
-/* Index of the first entry with hash h (or n). */
-static size_t key_ref_lower(const struct key_refs *k, uint64_t h)
+/*
+ * Before the object at key is replaced by ino's export: detach every other
+ * file that stands on it (k, built on first use, keyrefs.c). A file renamed
+ * away keeps its old object's key until it is exported under its new name;
+ * meanwhile an import may have made a new file for the old key, or a new
+ * file may have taken the name, and replacing the object would take
+ * whatever the renamed file never fetched. Keys this task gives out are not
+ * added to k (two entries of one task never share a key).
+ */
+static int free_key(const struct task_engine_config *cfg,
+		    struct task_key_refs *k, const char *key, uint64_t self)
 {
-	size_t lo = 0, hi = k->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (k->v[mid].hash < h)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Before the object at key is replaced by ino's export: detach every other
- * file that stands on it. */
-static int free_key(const struct task_engine_config *cfg, struct key_refs *k,
-		    const char *key, uint64_t self)
-{
-	uint64_t h = key_hash(key);
+	uint64_t h = task_key_hash(key);
 	size_t i;
 	int ret;
 
-	ret = key_refs_build(cfg->db, k);
-	if (ret < 0)
-		return ret;
-	for (i = key_ref_lower(k, h); i < k->n && k->v[i].hash == h; i++) {
+	if (!k->built) {
+		struct meta_txn *txn;
+
+		ret = meta_txn_begin(cfg->db, false, &txn);
+		if (ret < 0)
+			return ret;
+		ret = task_key_refs_build(txn, k);
+		meta_txn_abort(txn);
+		if (ret < 0)
+			return ret;
+	}
+	for (i = task_key_ref_lower(k, h); i < k->n && k->v[i].hash == h; i++) {
 		/* Detached now, or no longer on key (detached or exported
 		 * elsewhere since the array was built, or a hash collision). */
 		if (k->v[i].ino != self) {
@@ -492,7 +408,7 @@ static int upload_symlink(const struct task_engine_config *cfg,
 }
 
 /* Export one entry; returns 0 or -errno with *code set. */
-static int export_one(struct task_run *r, struct key_refs *refs,
+static int export_one(struct task_run *r, struct task_key_refs *refs,
 		      const char *rel, uint64_t ino, const char **code)
 {
 	const struct task_engine_config *cfg = task_run_config(r);
@@ -608,7 +524,7 @@ int task_exec_export(struct task_run *r)
 {
 	struct collect c = {.cfg = task_run_config(r),
 			    .prefix = task_run_config(r)->mount.prefix};
-	struct key_refs refs = {0};
+	struct task_key_refs refs = {0};
 	int ret;
 
 	ret = task_walk_paths(r, collect_cb, &c);
@@ -623,6 +539,6 @@ int task_exec_export(struct task_run *r)
 		}
 	}
 	task_cands_release(&c.c);
-	free(refs.v);
+	task_key_refs_free(&refs);
 	return ret;
 }

@@ -115,6 +115,7 @@ struct itask {
 	int64_t now;
 	int syncfd; /* symlink data files written in this batch */
 	uint64_t nnew, nchanged, nsame, nfailed;
+	struct task_key_refs refs; /* built when first needed */
 };
 
 /* ---- step 1: paths ---- */
@@ -331,9 +332,41 @@ static bool replaced_here(struct meta_txn *txn, const struct imp_obj *o)
 	       strcmp(etag, o->etag) == 0;
 }
 
+/*
+ * Does another file here still stand on the object at o's key, unchanged?
+ * A file renamed away, or below a renamed directory, keeps its old key
+ * until it is exported under its new name (keyrefs.c). Then the file now at
+ * o's path replaced it as far as S3 is concerned, like replaced_here().
+ */
+static bool stands_elsewhere(struct itask *it, struct meta_txn *txn,
+			     const struct imp_obj *o, uint64_t self)
+{
+	uint64_t h = task_key_hash(o->key);
+	struct task_key_refs *k = &it->refs;
+
+	if (task_key_refs_build(txn, k) < 0)
+		return false;
+	for (size_t i = task_key_ref_lower(k, h); i < k->n && k->v[i].hash == h;
+	     i++) {
+		struct meta_inode mi = {0};
+		bool on;
+
+		if (k->v[i].ino == self ||
+		    meta_inode_get(txn, k->v[i].ino, &mi) != 0)
+			continue;
+		on = mi.s3_key && strcmp(mi.s3_key, o->key) == 0 &&
+		     strcmp(mi.etag, o->etag) == 0 &&
+		     !(mi.flags & META_F_UNLINKED);
+		meta_inode_release(&mi);
+		if (on)
+			return true;
+	}
+	return false;
+}
+
 /* An existing inode at the path of object o: what to do with it. */
-static int classify_existing(struct meta_txn *txn, struct tobj *t,
-			     const struct imp_obj *o,
+static int classify_existing(struct itask *it, struct meta_txn *txn,
+			     struct tobj *t, const struct imp_obj *o,
 			     const struct meta_inode *mi, bool want_dir)
 {
 	bool same = mi->etag[0] && strcmp(mi->etag, o->etag) == 0;
@@ -352,7 +385,8 @@ static int classify_existing(struct meta_txn *txn, struct tobj *t,
 	if (local_changes(mi) ||
 	    (!want_dir && mi->s3_key && strcmp(mi->s3_key, o->key) != 0)) {
 		if ((!mi->s3_key || strcmp(mi->s3_key, o->key) != 0) &&
-		    replaced_here(txn, o)) {
+		    (replaced_here(txn, o) ||
+		     stands_elsewhere(it, txn, o, mi->ino))) {
 			t->act = ACT_SAME;
 			return 0;
 		}
@@ -425,7 +459,8 @@ static int classify_one(struct itask *it, struct meta_txn *txn, size_t i)
 		t->act = ACT_PENDING; /* completed, then classified again */
 		t->ino = ino;
 	} else if (ret == 0) {
-		ret = classify_existing(txn, t, o, &mi, o->kind != IMP_FILE);
+		ret = classify_existing(it, txn, t, o, &mi,
+					o->kind != IMP_FILE);
 	} else if (ret == -ENOENT) {
 		t->act = ACT_NEW;
 		ret = 0;
@@ -918,6 +953,7 @@ int task_exec_import(struct task_run *r)
 			 it.nnew, it.nchanged, it.nsame, it.nfailed,
 			 it.im.nobjs);
 out:
+	task_key_refs_free(&it.refs);
 	for (size_t i = 0; it.t && i < it.im.nobjs; i++)
 		free(it.t[i].letag);
 	free(it.t);

@@ -94,4 +94,23 @@ void task_cands_release(struct task_cands *c);
  * directories). Malloc'ed. */
 char *task_key_of(const char *prefix, const char *rel, bool is_dir);
 
+/* ---- which files stand on which objects (keyrefs.c) ---- */
+
+struct task_key_ref {
+	uint64_t hash, ino;
+};
+
+struct task_key_refs {
+	struct task_key_ref *v; /* sorted by hash */
+	size_t n, cap;
+	bool built;
+};
+
+uint64_t task_key_hash(const char *key);
+/* Fill k from the inode table (once: a no-op when built). 0 or -errno. */
+int task_key_refs_build(struct meta_txn *txn, struct task_key_refs *k);
+/* Index of the first entry with hash h (or k->n). */
+size_t task_key_ref_lower(const struct task_key_refs *k, uint64_t h);
+void task_key_refs_free(struct task_key_refs *k);
+
 #endif

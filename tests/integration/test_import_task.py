@@ -293,6 +293,32 @@ class ImportTaskTest(TidefsTestCase):
                          [["b.txt", "failed", "LOCAL_CHANGES_CONFLICT"]])
         self.assertEqual(read_file(m.path("b.txt")), b"new b")
 
+    def test_new_file_under_a_renamed_directory_is_no_conflict(self):
+        """A directory renamed here keeps its files on their old objects
+        until they are exported under the new names. A new file at an old
+        path is no conflict with that object while it is unchanged; once
+        someone else changes it, it is."""
+        self.put("d/a", b"remote a")
+        self.put("d/b", b"remote b")
+        m = self.mount()
+        os.rename(m.path("d"), m.path("e"))
+        os.mkdir(m.path("d"))
+        write_file(m.path("d", "a"), b"new a")
+        t = self.run_task(m, "imp-renamed", report_prefix="reports")
+        self.assertEqual(t["Lifecycle"], "SUCCEEDED", t)
+        self.assertEqual(read_file(m.path("d", "a")), b"new a")
+        self.assertEqual(read_file(m.path("e", "a")), b"remote a")
+        # d/b has no file here any more: it comes back, as ever.
+        self.assertEqual(read_file(m.path("d", "b")), b"remote b")
+
+        self.put("d/a", b"remote a v2")
+        t = self.run_task(m, "imp-changed", report_prefix="reports")
+        self.assertEqual(t["Lifecycle"], "FAILED", t)
+        self.assertEqual(self.report_rows(t, "reports"),
+                         [["d/a", "failed", "LOCAL_CHANGES_CONFLICT"]])
+        self.assertEqual(read_file(m.path("d", "a")), b"new a")
+        self.assertEqual(read_file(m.path("e", "a")), b"remote a")
+
     def test_deletions_not_applied(self):
         self.put("stays.txt", b"s")
         self.put("gone.txt", b"g")
