@@ -1264,6 +1264,11 @@ def write_report(h, meta, path_md, path_json):
     L.append("- The warm read starts %d s after the cold read's data was synced (every system alike): on this VM, "
              "reads right after a large write run at a fraction of the disk's speed while the host writes "
              "the data out." % cfg.settle)
+    if cfg.settle_s:
+        L.append("- Each system's write workloads start after a sync and %d s (every system alike): this "
+                 "VM's ext4 has no journal, and for 60 s after inodes are freed it scans past them when "
+                 "it allocates new ones, which made creating files right after a peer's run (its renames "
+                 "delete thousands of the endpoint's files) several times slower." % cfg.settle_s)
     L.append("- Random 4 KiB reads: the caching systems read a cache file written by this session's cold read, "
              "native a file written at setup. The VM's host may still hold the recent file in its own cache, "
              "so their IOPS can exceed what the disk gives (a controlled run here: tidefs 19.4k IOPS vs "
@@ -1365,11 +1370,16 @@ def main():
                     help="wait up to this many seconds for load average < --quiet-load "
                     "before starting (default 300; 0 with --quick)")
     ap.add_argument("--quiet-load", type=float, default=1.0)
+    ap.add_argument("--settle", type=int, dest="settle_s", default=None,
+                    help="seconds to wait (after a sync) before each system's write "
+                    "workloads (default 65; 0 with --quick)")
     ap.add_argument("--big-mib", type=int)
     ap.add_argument("--meta-n", type=int)
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.reps = cfg.reps or (1 if q else 3)
+    if cfg.settle_s is None:
+        cfg.settle_s = 0 if q else 65
     cfg.big_mib = cfg.big_mib or (128 if q else 1024)
     cfg.meta_n = cfg.meta_n or (1000 if q else 10000)
     cfg.meta_size = 1024
@@ -1433,6 +1443,16 @@ def main():
         log("metadata workloads")
         h.interleaved(objs, h.meta_session, h.meta_finish, "metadata", pre=h.meta_reference)
         for s in objs:
+            # This VM's root ext4 has no journal: for 60 s after inodes are
+            # freed (longer while their inode table block is dirty), ext4
+            # scans past them when it allocates new inodes, which made
+            # creating files right after a peer's run (rclone's renames
+            # delete thousands of the endpoint's files) several times
+            # slower. Every system starts its writes on a settled disk.
+            if cfg.settle_s:
+                os.sync()
+                log("%s: write workloads in %d s (settling the disk)" % (s.name, cfg.settle_s))
+                time.sleep(cfg.settle_s)
             log("%s: write workloads" % s.name)
             try:
                 h.write_workloads(s)
