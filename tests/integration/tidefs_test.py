@@ -70,6 +70,14 @@ def tidefs_bin():
     return os.path.abspath(b)
 
 
+def tidefs_under_tsan():
+    """Whether the tidefs binary is a ThreadSanitizer build (its metadata
+    store then writes its pages with pwrite, cache/meta_space.c)."""
+    r = subprocess.run(["ldd", tidefs_bin()], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return "libtsan" in r.stdout
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

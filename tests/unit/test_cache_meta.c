@@ -991,6 +991,10 @@ static void test_writemap_full_fs(void **state)
 	close(fd);
 	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
 	meta_space_info(f->db, &sp);
+#ifdef __SANITIZE_THREAD__
+	assert_false(sp.writemap); /* meta_space_fs_ok() */
+	skip();
+#endif
 	assert_true(sp.writemap);
 
 	/* One value per transaction: the last one failed at the state that
