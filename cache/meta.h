@@ -20,12 +20,13 @@
  * Durability: meta_open(..., nosync=false) makes every commit durable; with
  * nosync=true commits are durable after meta_sync() (used by fsync,
  * fsyncdir and unmount) and the environment still survives a process crash
- * intact (MDB_NOMETASYNC|MDB_NOSYNC only lose the last commits on power
- * loss). On ext4, XFS and tmpfs the environment uses MDB_WRITEMAP (a
- * commit stores into the shared map instead of writing each page), with
- * data.mdb kept allocated past every page a transaction may store into, so
- * a full file system fails changes with -ENOSPC instead of SIGBUS
- * (meta_space.c); elsewhere commits pwrite() their pages.
+ * intact (on power loss, commits since the last sync may be lost, and LMDB
+ * keeps them consistent only on a disk that writes pages in order). On
+ * ext4, XFS and tmpfs the environment uses MDB_WRITEMAP (a commit stores
+ * into the shared map instead of writing each page), with data.mdb kept
+ * allocated past every page a transaction may store into, so a full file
+ * system fails changes with -ENOSPC instead of SIGBUS (meta_space.c);
+ * elsewhere commits pwrite() their pages.
  */
 #ifndef TIDEFS_META_H
 #define TIDEFS_META_H
