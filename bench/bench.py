@@ -1273,9 +1273,11 @@ def write_report(h, meta, path_md, path_json):
     if cfg.settle_s:
         L.append("- Each system's write workloads start %d s after its cache dir was emptied and the disk "
                  "synced (every system alike): this VM's ext4 has no journal, and for 60 s after inodes "
-                 "are freed it scans past them when it allocates new ones, which made creating files "
-                 "right after removing a cache dir or a peer's renames (which delete thousands of the "
-                 "endpoint's files) several times slower." % cfg.settle_s)
+                 "are freed (6 minutes while their inode table block is dirty, as it is again as soon as "
+                 "new files are created next to them) it scans past them when it allocates new ones, "
+                 "which makes creating files after removing a cache dir or a peer's renames (which delete "
+                 "thousands of the endpoint's files) several times slower. The pause covers only the "
+                 "first part: small-file rates still depend on what was deleted before." % cfg.settle_s)
     L.append("- Random 4 KiB reads: the caching systems read a cache file written by this session's cold read, "
              "native a file written at setup. The VM's host may still hold the recent file in its own cache, "
              "so their IOPS can exceed what the disk gives (a controlled run here: tidefs 19.4k IOPS vs "
