@@ -933,7 +933,7 @@ static void test_writemap_room_grows(void **state)
 
 	meta_space_info(f->db, &sp0);
 	if (!sp0.writemap)
-		skip(); /* /tmp is not ext4, XFS or tmpfs here */
+		skip(); /* /tmp not on ext4, XFS or tmpfs; or a TSan build */
 	check_room(f);
 	for (int r = 0; r < 12; r++) {
 		t = wtxn(f);
@@ -944,8 +944,8 @@ static void test_writemap_room_grows(void **state)
 							name, val, sizeof(val)),
 					 0);
 		}
-		if (r % 3 ==
-		    2) /* freed pages come back through the free list */
+		/* Freed pages come back through the free list. */
+		if (r % 3 == 2)
 			assert_int_equal(
 				meta_xattr_clear(t, 10 + (uint64_t)r - 1), 0);
 		assert_int_equal(meta_txn_commit(t), 0);
