@@ -60,6 +60,9 @@ int random_bytes(void *buf, size_t len);
 /* n bytes as 2n lowercase hex digits and a NUL into out[2n + 1]. */
 void hex_encode(const void *data, size_t n, char *out);
 
+/* 64-bit FNV-1a of n bytes (hash tables and indexes, not security). */
+uint64_t fnv1a64(const void *data, size_t n);
+
 /* Write all of buf at offset; returns 0 or -errno. */
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 

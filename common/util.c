@@ -121,6 +121,16 @@ void hex_encode(const void *data, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+uint64_t fnv1a64(const void *data, size_t n)
+{
+	const unsigned char *d = data;
+	uint64_t h = 14695981039346656037ull; /* the FNV offset basis */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ d[i]) * 1099511628211ull;
+	return h;
+}
+
 int random_bytes(void *buf, size_t len)
 {
 	uint8_t *p = buf;

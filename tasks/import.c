@@ -147,18 +147,9 @@ int imp_list_cb(void *arg, struct s3_object *obj)
 
 /* ---- phase 2: the plan ---- */
 
-static uint64_t path_hash(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)p[i]) * 1099511628211ULL;
-	return h;
-}
-
 static size_t *hash_slot(struct imp *im, const char *path, size_t len)
 {
-	size_t i = (size_t)path_hash(path, len) & (im->hcap - 1);
+	size_t i = (size_t)fnv1a64(path, len) & (im->hcap - 1);
 
 	for (;; i = (i + 1) & (im->hcap - 1)) {
 		size_t d = im->hash[i];

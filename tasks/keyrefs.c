@@ -16,17 +16,15 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cache/meta.h"
+#include "common/common.h"
 #include "tasks/tasks_i.h"
 
 uint64_t task_key_hash(const char *key)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (const unsigned char *p = (const void *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h;
+	return fnv1a64(key, strlen(key));
 }
 
 static int key_ref_push(struct task_key_refs *k, const char *key, uint64_t ino)

@@ -114,6 +114,15 @@ static void test_clock_offset(void **state)
 	assert_true(a > (int64_t)1700000000 * 1000000000LL + 86400000000000LL);
 }
 
+/* The published FNV-1a 64 test vectors. */
+static void test_fnv1a64(void **state)
+{
+	(void)state;
+	assert_true(fnv1a64("", 0) == 0xcbf29ce484222325ull);
+	assert_true(fnv1a64("a", 1) == 0xaf63dc4c8601ec8cull);
+	assert_true(fnv1a64("foobar", 6) == 0x85944171f73967e8ull);
+}
+
 static void test_random_bytes(void **state)
 {
 	uint8_t a[32] = {0}, b[32] = {0};
@@ -133,6 +142,7 @@ int main(void)
 		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_random_bytes),
+		cmocka_unit_test(test_fnv1a64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
