@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MiB = 1 << 20
+GiB = 1 << 30
 BUCKET = "bench"
 AK = SK = "S3RVER"  # s3rver's built-in account
 SYSTEMS = ["native", "s3fs", "rclone", "tidefs"]
@@ -61,6 +62,7 @@ def log(msg):
 class Registry:
     def __init__(self):
         self.mounts = []  # mount points
+        self.disks = []  # the loop-mounted bench disk (umount, not fusermount3)
         self.procs = []  # (pid, pgid or None, name)
         self.pidfile = None
         self.lock = threading.Lock()
@@ -105,6 +107,13 @@ class Registry:
         for pid, pgid, name in list(self.procs):
             stop_pid(pid, pgid)
             self.drop_proc(pid)
+        # the bench disk last: the FUSE daemons above kept their caches on it
+        for m in list(self.disks):
+            if is_mounted(m):
+                subprocess.run(["umount", m], capture_output=True, timeout=120)
+            if is_mounted(m):
+                subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
+            self.disks.remove(m)
 
 
 REG = Registry()
@@ -471,7 +480,7 @@ class System:
         """Empty this system's cache dir now (a later mount(fresh=False)
         starts on it); native has none."""
         if self.name != "native":
-            fresh_dir(os.path.join(self.h.workdir, "cache", self.name))
+            fresh_dir(os.path.join(self.h.cache_root, self.name))
 
     def unmount(self):
         if self.mnt is None:
@@ -552,7 +561,7 @@ class S3fs(FuseDaemon):
     name = "s3fs"
 
     def mount(self, prefix, fresh=True):
-        cache = os.path.join(self.h.workdir, "cache", self.name)
+        cache = os.path.join(self.h.cache_root, self.name)
         if fresh:
             fresh_dir(cache)
         pw = os.path.join(self.h.workdir, "s3fs.passwd")
@@ -570,7 +579,7 @@ class Rclone(FuseDaemon):
     name = "rclone"
 
     def mount(self, prefix, fresh=True):
-        cache = os.path.join(self.h.workdir, "cache", self.name)
+        cache = os.path.join(self.h.cache_root, self.name)
         if fresh:
             fresh_dir(cache)
         conf = os.path.join(self.h.workdir, "rclone.conf")
@@ -632,7 +641,7 @@ class Tidefs(FuseDaemon):
         raise RuntimeError("tidefs: metadata still pending after %d s" % timeout)
 
     def mount(self, prefix, fresh=True):
-        cache = os.path.join(self.h.workdir, "cache", self.name)
+        cache = os.path.join(self.h.cache_root, self.name)
         if fresh:
             fresh_dir(cache)
         mnt = fresh_dir(os.path.join(self.h.workdir, "mnt", self.name))
@@ -787,9 +796,54 @@ class Harness:
         log("  %-8s %-14s n/a (%s)" % (system, workload, why))
 
     # -- setup --------------------------------------------------------------
+    def setup_disk(self):
+        """Where the caches and the native dir live.  --disk image (the
+        default): a fresh ext4 file system made with mkfs's defaults (so
+        with a journal) in a sparse image under the workdir, loop-mounted
+        for this run and removed after it.  --disk workdir: the workdir's
+        own file system as it is (this VM's root ext4 has no journal; see
+        bench/README.md)."""
+        cfg = self.cfg
+        if cfg.disk == "workdir":
+            self.disk_root = self.workdir
+            self.disk_desc = "the workdir's file system as it is"
+        else:
+            img = os.path.join(self.workdir, "disk.img")
+            mnt = os.path.join(self.workdir, "disk")
+            if is_mounted(mnt):
+                raise RuntimeError("%s is still mounted (an earlier run?): umount it" % mnt)
+            if os.path.exists(img):
+                os.unlink(img)
+            st = os.statvfs(self.workdir)
+            free = st.f_bavail * st.f_frsize
+            size = min(cfg.disk_gib * GiB, free * 8 // 10)
+            if size < cfg.disk_min_gib * GiB:
+                raise RuntimeError("bench disk: %.1f GiB free under %s, need %d GiB for the image "
+                                   "(or --disk workdir)" % (free / GiB, self.workdir,
+                                                            cfg.disk_min_gib * 10 // 8))
+            with open(img, "wb") as f:
+                f.truncate(size)
+            t = time.monotonic()
+            # inode tables and journal written now, not by ext4lazyinit
+            # in the background during the measurements
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img],
+                           check=True, capture_output=True, timeout=600)
+            os.makedirs(mnt, exist_ok=True)
+            REG.disks.append(mnt)
+            subprocess.run(["mount", "-o", "loop", img, mnt], check=True, capture_output=True, timeout=120)
+            # the image's blocks are allocated as they are written; it goes
+            # away with the last unmount (loop devices auto-clear)
+            os.unlink(img)
+            self.disk_root = mnt
+            self.disk_desc = "a fresh %d GiB ext4 (mkfs defaults, journaled) loop-mounted from an image " \
+                "on the workdir's file system, made in %.1f s" % (size // GiB, time.monotonic() - t)
+            log("bench disk: %s" % self.disk_desc)
+        self.cache_root = os.path.join(self.disk_root, "cache")
+        fresh_dir(self.cache_root)
+
     def setup_native(self):
         cfg = self.cfg
-        self.native_root = os.path.join(self.workdir, "native")
+        self.native_root = os.path.join(self.disk_root, "native")
         os.makedirs(self.native_root, exist_ok=True)
         big = os.path.join(self.native_root, "big", "data.bin")
         os.makedirs(os.path.dirname(big), exist_ok=True)
@@ -1270,6 +1324,8 @@ def write_report(h, meta, path_md, path_json):
     L.append("- The warm read starts %d s after the cold read's data was synced (every system alike): on this VM, "
              "reads right after a large write run at a fraction of the disk's speed while the host writes "
              "the data out." % cfg.settle)
+    L.append("- Caches and the native dir: %s. All four systems write to this one file system; "
+             "the endpoint (s3rver) keeps its objects on the workdir's file system." % h.disk_desc)
     if cfg.settle_s:
         L.append("- Each system's write workloads start %d s after its cache dir was emptied and the disk "
                  "synced (every system alike): this VM's ext4 has no journal, and for 60 s after inodes "
@@ -1344,6 +1400,7 @@ def collect_meta(h):
             "kernel": platform.release(),
             "os": cmd_out(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
             "workdir filesystem": " ".join(fsinfo[0].split()) if fsinfo else "?",
+            "cache and native filesystem": getattr(h, "disk_desc", "?"),
             "benchmark priority": "nice %d%s" % (os.nice(0), ", ionice best-effort 0"
                                                  if os.environ.get("BENCH_NICE") else ""),
         },
@@ -1382,13 +1439,17 @@ def main():
     ap.add_argument("--settle", type=int, dest="settle_s", default=None,
                     help="seconds to wait (after a sync) before each system's write "
                     "workloads (default 65; 0 with --quick)")
+    ap.add_argument("--disk", choices=("image", "workdir"), default="image",
+                    help="where caches and the native dir live: a fresh journaled ext4 "
+                    "loop-mounted for the run (default), or the workdir's own file system")
     ap.add_argument("--big-mib", type=int)
     ap.add_argument("--meta-n", type=int)
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.reps = cfg.reps or (1 if q else 3)
     if cfg.settle_s is None:
-        cfg.settle_s = 0 if q else 65
+        cfg.settle_s = 0 if q or cfg.disk == "image" else 65
+    cfg.disk_gib, cfg.disk_min_gib = (8, 4) if q else (32, 16)
     cfg.big_mib = cfg.big_mib or (128 if q else 1024)
     cfg.meta_n = cfg.meta_n or (1000 if q else 10000)
     cfg.meta_size = 1024
@@ -1409,7 +1470,7 @@ def main():
         ap.error("must run as root (drop_caches, FUSE)")
 
     os.makedirs(cfg.workdir, exist_ok=True)
-    for d in ("logs", "mnt", "cache"):
+    for d in ("logs", "mnt"):
         fresh_dir(os.path.join(cfg.workdir, d))
     global LOGF
     LOGF = open(os.path.join(cfg.workdir, "bench.log"), "w")
@@ -1433,6 +1494,7 @@ def main():
     t_run = time.monotonic()
     log("bench: systems %s, %d rep(s), workdir %s" % (",".join(systems), cfg.reps, cfg.workdir))
     try:
+        h.setup_disk()
         h.setup_native()
         h.ep = Endpoint(cfg.workdir)
         h.ep.start()
@@ -1452,13 +1514,13 @@ def main():
         log("metadata workloads")
         h.interleaved(objs, h.meta_session, h.meta_finish, "metadata", pre=h.meta_reference)
         for s in objs:
-            # This VM's root ext4 has no journal: for 60 s after inodes are
-            # freed (longer while their inode table block is dirty), ext4
-            # scans past them when it allocates new inodes, which made
-            # creating files right after a peer's run (rclone's renames
-            # delete thousands of the endpoint's files) several times
-            # slower. Every system starts its writes on a settled disk.
-            # Its previous cache goes first: removing it frees inodes too.
+            # Each system writes into an emptied cache dir.  On a file
+            # system without a journal (this VM's root ext4, --disk
+            # workdir) ext4 scans past inodes freed in the last 60 s (6
+            # minutes while their inode table block is dirty) when it
+            # allocates new ones; --settle waits that out as far as it
+            # can.  The default --disk image has a journal and needs no
+            # pause.
             s.wipe_cache()
             if cfg.settle_s:
                 os.sync()

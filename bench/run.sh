@@ -18,7 +18,8 @@ REPO=$(dirname "$HERE")
 WORK="$HERE/work"
 
 # Unmount everything under bench/work and stop the processes bench.py
-# recorded (by pid, and only if the pid still runs one of our programs).
+# recorded (by pid, and only if the pid still runs one of our programs);
+# the bench disk last, once no daemon keeps its cache there.
 cleanup() {
 	[ -d "$WORK" ] || return 0
 	awk -v w="$WORK/" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r |
@@ -38,6 +39,11 @@ cleanup() {
 		done <"$pf"
 		rm -f "$pf"
 	done
+	# what is left is the loop-mounted bench disk (bench.py --disk image)
+	awk -v w="$WORK/" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r |
+		while read -r m; do
+			umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+		done
 }
 
 BUILD=0
