@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <lmdb.h>
+
 #include "cache/meta.h"
 #include "common/common.h"
 #include "support.h"
@@ -154,7 +156,7 @@ static void test_reopen_persists(void **state)
 	assert_int_equal(meta_super_get_str(t, "fsid", s, sizeof(s)), 0);
 	assert_string_equal(s, "fs-0123456789abcdef0");
 	assert_int_equal(meta_super_get_u64(t, "format", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
 	meta_txn_abort(t);
 
 	t = wtxn(f);
@@ -169,7 +171,7 @@ static void test_unknown_format_refused(void **state)
 	struct fixture *f = *state;
 	struct meta_txn *t = wtxn(f);
 
-	meta_super_put_u64(t, "format", 3);
+	meta_super_put_u64(t, "format", 4);
 	assert_int_equal(meta_txn_commit(t), 0);
 	meta_close(f->db);
 	f->db = NULL;
@@ -177,7 +179,7 @@ static void test_unknown_format_refused(void **state)
 	assert_null(f->db);
 }
 
-/* A format-1 store (before lazy metadata) opens and becomes format 2; a
+/* A format-1 store (before lazy metadata) opens and becomes format 3; a
  * binary that reads format 1 only then refuses it (it would not know
  * pending inodes). Format 0 never existed. */
 static void test_format_upgrade(void **state)
@@ -193,7 +195,7 @@ static void test_format_upgrade(void **state)
 	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
 	t = wtxn(f);
 	assert_int_equal(meta_super_get_u64(t, "format", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
 	meta_super_put_u64(t, "format", 0);
 	assert_int_equal(meta_txn_commit(t), 0);
 	meta_close(f->db);
@@ -310,6 +312,258 @@ static void test_inodes(void **state)
 	fill_inode(&in, 0, NULL);
 	assert_int_equal(meta_inode_put(t, &in), -EINVAL);
 	assert_int_equal(meta_txn_commit(t), -EINVAL);
+}
+
+/* Extremes of every field round-trip (times are stored as differences,
+ * which wrap). */
+static void test_inode_record_extremes(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_inode in[4], out;
+	struct meta_txn *t = wtxn(f);
+
+	fill_inode(&in[0], 10, NULL);
+	in[0].mtime_ns = INT64_MIN;
+	in[0].atime_ns = INT64_MAX;
+	in[0].ctime_ns = 0;
+	in[0].last_access_ns = INT64_MAX;
+	in[0].s3_mtime_ns = INT64_MIN + 1;
+	in[0].size = in[0].s3_size = in[0].generation = UINT64_MAX;
+	in[0].cached_bytes = in[0].rdev = UINT64_MAX;
+	in[0].mode = in[0].uid = in[0].gid = in[0].nlink = UINT32_MAX;
+	in[0].state = in[0].flags = UINT32_MAX;
+	memset(in[0].etag, 'e', sizeof(in[0].etag) - 1);
+	fill_inode(&in[1], 11, "");
+	in[1].mtime_ns = INT64_MAX;
+	in[1].atime_ns = in[1].ctime_ns = INT64_MIN;
+	/* All optional fields absent, the key too. */
+	memset(&in[2], 0, sizeof(in[2]));
+	in[2].ino = 12;
+	fill_inode(&in[3], 13, "a/b c/\\xff-key");
+	in[3].etag[0] = '\0';
+	in[3].rdev = in[3].cached_bytes = 0;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(meta_inode_put(t, &in[i]), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	t = rtxn(f);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(meta_inode_get(t, in[i].ino, &out), 0);
+		assert_inode_equal(&in[i], &out);
+		meta_inode_release(&out);
+		meta_inode_release(&in[i]);
+	}
+	meta_txn_abort(t);
+}
+
+/* Raw access to the store's inodes table, the store closed. */
+static void raw_inodes(struct fixture *f, bool write, MDB_env **env,
+		       MDB_txn **txn, MDB_dbi *dbi)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/meta", f->dir);
+	assert_int_equal(mdb_env_create(env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+	assert_int_equal(mdb_env_open(*env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, write ? 0 : MDB_RDONLY, txn),
+			 0);
+	assert_int_equal(mdb_dbi_open(*txn, "inodes", 0, dbi), 0);
+}
+
+static MDB_val be_key(uint8_t kb[8], uint64_t ino)
+{
+	for (int i = 0; i < 8; i++)
+		kb[i] = (uint8_t)(ino >> (56 - 8 * i));
+	return (MDB_val){.mv_size = 8, .mv_data = kb};
+}
+
+static void le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A version-1 record (metadata formats 1 and 2) as the old layout puts it. */
+static size_t v1_record(uint8_t *p, const struct meta_inode *in)
+{
+	size_t elen = strlen(in->etag),
+	       klen = in->s3_key ? strlen(in->s3_key) : 0;
+
+	le(p, 1, 4);
+	le(p + 4, in->mode, 4);
+	le(p + 8, in->uid, 4);
+	le(p + 12, in->gid, 4);
+	le(p + 16, in->nlink, 4);
+	le(p + 20, in->state, 4);
+	le(p + 24, in->flags, 4);
+	le(p + 28, in->rdev, 8);
+	le(p + 36, in->size, 8);
+	le(p + 44, (uint64_t)in->atime_ns, 8);
+	le(p + 52, (uint64_t)in->mtime_ns, 8);
+	le(p + 60, (uint64_t)in->ctime_ns, 8);
+	le(p + 68, in->generation, 8);
+	le(p + 76, in->cached_bytes, 8);
+	le(p + 84, (uint64_t)in->last_access_ns, 8);
+	le(p + 92, in->s3_size, 8);
+	le(p + 100, (uint64_t)in->s3_mtime_ns, 8);
+	le(p + 108, elen, 4);
+	memcpy(p + 112, in->etag, elen);
+	le(p + 112 + elen, in->s3_key ? klen : UINT32_MAX, 4);
+	if (klen)
+		memcpy(p + 116 + elen, in->s3_key, klen);
+	return 116 + elen + klen;
+}
+
+/* A store written by an older tidefs (format 2, version-1 records) opens,
+ * becomes format 3, reads every record, and rewrites a record it changes in
+ * the compact version 2, which a new file's inode fits in 48 bytes. */
+static void test_inode_record_versions(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_inode in[2], out;
+	struct meta_txn *t;
+	uint8_t kb[8], rec[512];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	uint64_t format = 0;
+
+	t = wtxn(f);
+	meta_super_put_u64(t, "format", 2);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	fill_inode(&in[0], 20, "dir/file");
+	fill_inode(&in[1], 21, NULL);
+	raw_inodes(f, true, &env, &txn, &dbi);
+	for (int i = 0; i < 2; i++) {
+		k = be_key(kb, in[i].ino);
+		v = (MDB_val){.mv_size = v1_record(rec, &in[i]),
+			      .mv_data = rec};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = wtxn(f);
+	assert_int_equal(meta_super_get_u64(t, "format", &format), 0);
+	assert_int_equal(format, 3);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(meta_inode_get(t, in[i].ino, &out), 0);
+		assert_inode_equal(&in[i], &out);
+		meta_inode_release(&out);
+	}
+	/* in[1] changes as a new file's inode: local, no object. */
+	meta_inode_release(&in[1]);
+	memset(&in[1], 0, sizeof(in[1]));
+	in[1].ino = 21;
+	in[1].mode = 0100644;
+	in[1].uid = in[1].gid = 1000;
+	in[1].nlink = 1;
+	in[1].state = META_NEW;
+	in[1].size = in[1].cached_bytes = 4096;
+	in[1].generation = 2;
+	in[1].mtime_ns = in[1].ctime_ns = 1764000000123456789LL;
+	in[1].atime_ns = in[1].mtime_ns - 1000;
+	in[1].last_access_ns = in[1].mtime_ns;
+	assert_int_equal(meta_inode_put(t, &in[1]), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+
+	raw_inodes(f, false, &env, &txn, &dbi);
+	k = be_key(kb, 20);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 1); /* untouched */
+	k = be_key(kb, 21);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_int_equal(((uint8_t *)v.mv_data)[0], 2);
+	assert_in_range(v.mv_size, 20, 48);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = rtxn(f);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(meta_inode_get(t, in[i].ino, &out), 0);
+		assert_inode_equal(&in[i], &out);
+		meta_inode_release(&out);
+		meta_inode_release(&in[i]);
+	}
+	meta_txn_abort(t);
+}
+
+/* Every cut of a record, a byte too many, an unknown version or field bit,
+ * and an over-long varint are -EPROTO, never a crash or a half-read inode. */
+static void test_inode_record_damaged(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_inode in, out;
+	struct meta_txn *t = wtxn(f);
+	uint8_t kb[8], good[512], bad[520];
+	size_t glen;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+
+	fill_inode(&in, 30, "some/key");
+	assert_int_equal(meta_inode_put(t, &in), 0);
+	assert_int_equal(meta_txn_commit(t), 0);
+	meta_close(f->db);
+	f->db = NULL;
+	raw_inodes(f, true, &env, &txn, &dbi);
+	k = be_key(kb, 30);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	glen = v.mv_size;
+	assert_true(glen <= sizeof(good));
+	memcpy(good, v.mv_data, glen);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+
+	/* Variants 0..glen-1: the record cut there; then a byte too many,
+	 * version 3, an 11-byte varint for the mode, an unknown field bit. */
+	for (size_t i = 0; i < glen + 4; i++) {
+		size_t n = i < glen ? i : glen;
+
+		memcpy(bad, good, glen);
+		if (i == glen) {
+			bad[glen] = 0;
+			n = glen + 1;
+		} else if (i == glen + 1) {
+			bad[0] = 3;
+		} else if (i == glen + 2) {
+			memset(bad + 1, 0xff, 10);
+			bad[11] = 0x01;
+		} else if (i == glen + 3) {
+			/* 'has' is the 12th varint after the version byte */
+			size_t at = 1;
+
+			for (int nvar = 0; nvar < 11; at++)
+				if (!(bad[at] & 0x80))
+					nvar++;
+			bad[at] = (uint8_t)(bad[at] | 0x80); /* continued */
+			memmove(bad + at + 2, bad + at + 1, glen - at - 1);
+			bad[at + 1] = 0x01; /* has |= 1 << 7 */
+			n = glen + 1;
+		}
+		raw_inodes(f, true, &env, &txn, &dbi);
+		v = (MDB_val){.mv_size = n, .mv_data = bad};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+		assert_int_equal(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+		assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+		t = rtxn(f);
+		assert_int_equal(meta_inode_get(t, 30, &out), -EPROTO);
+		assert_null(out.s3_key);
+		meta_txn_abort(t);
+		meta_close(f->db);
+		f->db = NULL;
+	}
+	meta_inode_release(&in);
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
 }
 
 static int stop_at_second(void *arg, const struct meta_inode *in)
@@ -1169,7 +1423,7 @@ static void test_txn_handoff(void **state)
 
 	assert_int_equal(pthread_create(&th, NULL, use_txn_main, t), 0);
 	assert_int_equal(pthread_join(th, &res), 0);
-	assert_int_equal((intptr_t)res, 2); /* the format */
+	assert_int_equal((intptr_t)res, 3); /* the format */
 }
 
 /* A process killed (kill -9) with a read transaction open: the next
@@ -1225,6 +1479,9 @@ int main(void)
 		cmocka_unit_test(test_open_bad_dir),
 		T(test_super),
 		T(test_inodes),
+		T(test_inode_record_extremes),
+		T(test_inode_record_versions),
+		T(test_inode_record_damaged),
 		T(test_foreach_stop),
 		T(test_dentries),
 		T(test_dentry_exists_sticks),
