@@ -219,6 +219,7 @@ static const struct opt_def opt_defs[] = {
 	{"region", "--region", valid_word, "e.g. eu-west-1"},
 	{"profile", "--profile", valid_word, "a credentials profile name"},
 	{"retry_timeout", "--retry-timeout", valid_uint, "seconds, 1-3600"},
+	{"sync_interval", "--sync-interval", valid_uint, "seconds, 1-3600"},
 	{"chunk_size", "--chunk-size", valid_size, "a power of two, 64K-64M"},
 	{"fetch_threads", "--fetch-threads", valid_uint, "a count"},
 	{"import_parallel", "--import-parallel", valid_uint, "a count"},
@@ -600,7 +601,8 @@ static json_t *check_opts(json_t *in, json_t **reply)
 			*reply = err_reply(
 				"unknown option '%.64s' (known: bucket, prefix,"
 				" cache_size, endpoint_url, region, profile,"
-				" retry_timeout, chunk_size, fetch_threads,"
+				" retry_timeout, sync_interval, chunk_size,"
+				" fetch_threads,"
 				" import_parallel, log_level, no_verify_ssl,"
 				" virtual_hosted, no_passthrough, allow_other,"
 				" o)",

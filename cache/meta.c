@@ -35,13 +35,15 @@
  * translation, the generic walk, the super table, and the inodes with their
  * record codec; meta_tables.c the accessors and walks of the other tables
  * (dentries, chunks, xattrs, dirty, lru, tasks, gone); meta_space.c the
- * room MDB_WRITEMAP commits need on disk; meta_i.h what they share
+ * room MDB_WRITEMAP commits need on disk; meta_safe.c the sync points that
+ * a mount after a power loss goes back to; meta_i.h what they share
  * (struct meta_db and meta_txn, the table enum, byte order and key builders,
  * raw get/put/del, the sticky-error helpers).
  */
 #include "cache/meta_i.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -49,6 +51,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "common/common.h"
 
@@ -287,6 +290,7 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	      struct meta_db **out)
 {
 	struct meta_db *db = NULL;
+	pthread_condattr_t ca;
 	unsigned flags = MDB_NOTLS;
 	char *path = NULL;
 	int rc, dead = 0, ret;
@@ -306,10 +310,24 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	}
 	atomic_init(&db->full_logged, INT64_MIN / 2);
 	atomic_init(&db->alloc_pages, 0);
+	atomic_init(&db->safe_txnid, 0);
+	db->safe_fd = -1;
+	db->safe_every_ns = 5 * 1000000000LL;
+	pthread_mutex_init(&db->commit_lock, NULL);
+	pthread_mutex_init(&db->safe_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->safe_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (!map_size)
 		map_size = META_MAP_DEFAULT;
 	if (nosync)
 		flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+	ret = meta_safe_recover(path, nosync);
+	if (ret) {
+		log_error("meta: %s: %s", path, strerror(-ret));
+		goto out_free_db;
+	}
 	ret = open_env(db, path, map_size, flags);
 	if (ret)
 		goto out_free_db;
@@ -322,6 +340,8 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	if (dead)
 		log_info("meta: cleared %d stale reader slot(s)", dead);
 	ret = open_tables(db, path);
+	if (!ret && nosync)
+		ret = meta_safe_start(db, path);
 	if (ret)
 		goto out_close_env;
 	free(path);
@@ -329,8 +349,12 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	return 0;
 
 out_close_env:
+	meta_safe_stop(db);
 	mdb_env_close(db->env);
 out_free_db:
+	pthread_cond_destroy(&db->safe_cond);
+	pthread_mutex_destroy(&db->commit_lock);
+	pthread_mutex_destroy(&db->safe_lock);
 	free(db);
 out_free_path:
 	free(path);
@@ -341,13 +365,17 @@ void meta_close(struct meta_db *db)
 {
 	if (!db)
 		return;
+	meta_safe_stop(db);
 	mdb_env_close(db->env);
+	pthread_cond_destroy(&db->safe_cond);
+	pthread_mutex_destroy(&db->commit_lock);
+	pthread_mutex_destroy(&db->safe_lock);
 	free(db);
 }
 
 int meta_sync(struct meta_db *db)
 {
-	return meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
+	return meta_safe_sync(db);
 }
 
 /* ---- transactions ---- */
@@ -437,7 +465,11 @@ int meta_txn_commit(struct meta_txn *txn)
 		ret = txn->err;
 		mdb_txn_abort(txn->txn);
 	} else {
+		if (txn->write)
+			pthread_mutex_lock(&txn->db->commit_lock);
 		rc = mdb_txn_commit(txn->txn);
+		if (txn->write)
+			pthread_mutex_unlock(&txn->db->commit_lock);
 		if (rc == EIO || rc == ENOSPC || rc == EDQUOT)
 			rc = commit_failed(txn->db, rc);
 		ret = meta_lmdb_err(rc, "commit");

@@ -19,9 +19,11 @@
  *
  * Durability: meta_open(..., nosync=false) makes every commit durable; with
  * nosync=true commits are durable after meta_sync() (used by fsync,
- * fsyncdir and unmount) and the environment still survives a process crash
- * intact (on power loss, commits since the last sync may be lost, and LMDB
- * keeps them consistent only on a disk that writes pages in order). On
+ * fsyncdir and unmount; a thread also syncs every 5 s while there are
+ * commits) and the environment survives a process crash intact. After a
+ * power loss the next meta_open() goes back to the last meta_sync(),
+ * intact (meta_safe.c: the pages of a synced transaction are not reused
+ * until the next sync, and its meta page is kept in DIR/meta/safe). On
  * ext4, XFS and tmpfs the environment uses MDB_WRITEMAP (a commit stores
  * into the shared map instead of writing each page), with data.mdb kept
  * allocated past every page a transaction may store into, so a full file
@@ -94,8 +96,11 @@ struct meta_txn; /* opaque */
 int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	      struct meta_db **out);
 void meta_close(struct meta_db *db);
-/* Flush commits made with nosync to disk. */
+/* Flush commits made with nosync to disk (a sync point: see above). */
 int meta_sync(struct meta_db *db);
+/* With nosync: sync by itself every seconds (default 5) while there are
+ * commits; what a power loss can lose of what was not synced. */
+void meta_set_sync_interval(struct meta_db *db, int seconds);
 
 /* How the store uses its file: MDB_WRITEMAP or not, the bytes its pages
  * use (up to the last committed page) and, with MDB_WRITEMAP, the bytes of

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +50,18 @@ struct meta_db {
 	uint64_t cushion_pages;	      /* allocated ahead at a time */
 	uint64_t map_pages;	      /* the map's size */
 	_Atomic uint64_t alloc_pages; /* data.mdb is allocated below this */
+	/* Sync points (meta_safe.c). commit_lock is held around every write
+	 * commit; safe_lock around making a sync point. */
+	pthread_mutex_t commit_lock, safe_lock;
+	pthread_cond_t safe_cond; /* wakes the periodic thread to stop */
+	bool safe_running, safe_stop;
+	pthread_t safe_thread;
+	int safe_fd; /* DIR/meta/safe; -1: no sync points */
+	uint64_t safe_seq;
+	_Atomic uint64_t safe_txnid; /* of the last sync point */
+	int64_t safe_every_ns;	     /* the periodic thread's interval */
+	MDB_txn *safe_pin;	     /* read transaction at it */
+	char boot[40];		     /* this boot's id */
 };
 
 struct meta_txn {
@@ -87,6 +100,21 @@ int meta_space_open(struct meta_db *db);
  * write transaction: make sure every page it may store into is allocated.
  * 0 or -ENOSPC (sticky). */
 int meta_space_room(struct meta_txn *txn, size_t value_size);
+
+/* ---- sync points (meta_safe.c) ---- */
+
+/* Before LMDB opens the store in path (DIR/meta): if the system went down
+ * after the last sync point with later commits in data.mdb, go back to the
+ * sync point. keep: sync points will be kept (nosync commits); otherwise
+ * the file is removed. 0 or -errno. */
+int meta_safe_recover(const char *path, bool keep);
+/* After the store is open with nosync commits: make a first sync point and
+ * start the thread that makes one every 5 s while there are commits. */
+int meta_safe_start(struct meta_db *db, const char *path);
+/* meta_sync(): sync, and make a sync point when there are sync points. */
+int meta_safe_sync(struct meta_db *db);
+/* A last sync point, then stop. Safe on a db that never started. */
+void meta_safe_stop(struct meta_db *db);
 
 /* Record ret as the sticky error (if it is one) and return it. */
 static inline int stick(struct meta_txn *txn, int ret)

@@ -28,6 +28,7 @@ struct fs_options {
 	bool read_only; /* -o ro */
 	enum log_level log_level;
 	int retry_timeout_s; /* S3 retry budget */
+	int sync_interval_s; /* metadata sync point at least this often */
 	uint32_t chunk_size;
 	int fetch_threads;
 	int import_parallel;

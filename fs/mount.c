@@ -502,6 +502,7 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	if (ret < 0)
 		return fail(e, "cache metadata in %s: %s", o->cache_dir,
 			    strerror(-ret));
+	meta_set_sync_interval(fs->db, o->sync_interval_s);
 	if (setup_super(fs, &need_import, e) < 0)
 		return -1;
 	ret = chunk_store_open(o->cache_dir, fs->csize, &fs->cs);

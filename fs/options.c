@@ -19,6 +19,7 @@ enum {
 	OPT_PROFILE,
 	OPT_LOG_LEVEL,
 	OPT_RETRY,
+	OPT_SYNC,
 	OPT_INSECURE,
 	OPT_VHOST,
 	OPT_CHUNK,
@@ -40,6 +41,7 @@ static const struct option long_opts[] = {
 	{"profile", required_argument, NULL, OPT_PROFILE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"retry-timeout", required_argument, NULL, OPT_RETRY},
+	{"sync-interval", required_argument, NULL, OPT_SYNC},
 	{"no-verify-ssl", no_argument, NULL, OPT_INSECURE},
 	{"virtual-hosted", no_argument, NULL, OPT_VHOST},
 	{"chunk-size", required_argument, NULL, OPT_CHUNK},
@@ -87,6 +89,10 @@ void fs_usage(const char *prog)
 	       "  --no-verify-ssl        do not verify TLS certificates\n"
 	       "  --retry-timeout SECS   give up on a failing S3 request after"
 	       " SECS (default 20)\n"
+	       "  --sync-interval SECS   sync the metadata every SECS while it"
+	       " changes\n"
+	       "                         (default 5): what a power loss can"
+	       " lose\n"
 	       "  --chunk-size SIZE      cache granularity (default 1M; fixed "
 	       "at"
 	       " first mount)\n"
@@ -323,6 +329,13 @@ static int parse_one(struct fs_options *o, int c, const char *arg, char *err,
 				"bad --retry-timeout '%s' (seconds, 1-3600)",
 				arg);
 		return 0;
+	case OPT_SYNC:
+		if (parse_int_opt(arg, 1, 3600, &o->sync_interval_s) < 0)
+			return fail(
+				err, errlen,
+				"bad --sync-interval '%s' (seconds, 1-3600)",
+				arg);
+		return 0;
 	case OPT_INSECURE:
 		o->insecure_tls = true;
 		return 0;
@@ -397,6 +410,7 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 	memset(o, 0, sizeof(*o));
 	o->log_level = LOG_LVL_INFO;
 	o->retry_timeout_s = 20;
+	o->sync_interval_s = 5;
 	o->chunk_size = 1u << 20;
 	o->fetch_threads = 16;
 	o->import_parallel = 32;

@@ -88,6 +88,7 @@ static void test_full_command_line(void **state)
 	assert_string_equal(o.fuse_opts, "allow_other,ro");
 	assert_int_equal(o.log_level, LOG_LVL_DEBUG);
 	assert_int_equal(o.retry_timeout_s, 20);
+	assert_int_equal(o.sync_interval_s, 5);
 	fs_options_release(&o);
 }
 
@@ -163,6 +164,22 @@ static void test_errors(void **state)
 	assert_int_equal(parse(&o, err, 7, "tidefs", "--cache-dir", "/c",
 			       "--endpoint-url", "ftp://x", "s3://bkt", "/mnt"),
 			 -EINVAL);
+	fs_options_release(&o);
+
+	for (int i = 0; i < 3; i++) {
+		static const char *const bad[] = {"0", "3601", "5s"};
+
+		assert_int_equal(parse(&o, err, 7, "tidefs", "--cache-dir",
+				       "/c", "--sync-interval", bad[i],
+				       "s3://bkt", "/mnt"),
+				 -EINVAL);
+		assert_non_null(strstr(err, "--sync-interval"));
+		fs_options_release(&o);
+	}
+	assert_int_equal(parse(&o, err, 7, "tidefs", "--cache-dir", "/c",
+			       "--sync-interval", "60", "s3://bkt", "/mnt"),
+			 0);
+	assert_int_equal(o.sync_interval_s, 60);
 	fs_options_release(&o);
 }
 

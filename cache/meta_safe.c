@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: MIT
+/*
+ * meta_safe — sync points that survive a power loss.
+ *
+ * Commits are MDB_NOSYNC: LMDB writes a commit's pages and its meta page
+ * into the page cache and the disk gets them whenever the kernel writes them
+ * back, in any order. After a power loss the disk may hold a meta page whose
+ * tree was only partly written, or pages of the last synced tree that later
+ * commits reused (LMDB reuses a page two transactions after it was freed,
+ * unless a reader still uses it) - a damaged store, which loses more than
+ * the commits since the last sync. So:
+ *
+ *  - A sync point (meta_sync(): fsync, fsyncdir, unmount, and every 5 s
+ *    while there are commits) pins the transaction it syncs with a read
+ *    transaction held until the next sync point, so no later commit reuses
+ *    a page of its tree; syncs data.mdb; and records a copy of that
+ *    transaction's meta page, with the boot id, in DIR/meta/safe (two
+ *    slots, written in turn, each with a checksum; fdatasync'ed). The old
+ *    pin is let go only then.
+ *  - At open, if the newest valid slot was written in an earlier boot and
+ *    data.mdb holds commits after it (or no valid meta page at all), the
+ *    system went down after the daemon's last sync point: what the disk
+ *    holds of the later commits cannot be trusted, and the saved meta page
+ *    is written over both of data.mdb's meta pages. The store is then the
+ *    synced one, intact: its pages were on disk at the sync and nothing
+ *    overwrote them since. Commits after it are lost, as a local file
+ *    system loses what was not synced.
+ *  - In the same boot (the daemon was killed, the kernel kept running) the
+ *    page cache held every commit, so nothing is rolled back.
+ *
+ * The meta page is read from data.mdb at the offsets of LMDB's on-disk
+ * format (stable since 0.9.0; checked against the transaction id at open
+ * and at every sync point): with another layout sync points are off and the
+ * store works as before. Commits hold db->commit_lock so that a sync point
+ * copies a meta page no commit is writing.
+ */
+#include "cache/meta_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+#define SAFE_MAGIC   "TIDESAFE"
+#define SAFE_VERSION 1
+#define SAFE_HDR     128 /* slot header; the meta page follows */
+#define SAFE_SUM_AT  120 /* u64 checksum of the slot with this zeroed */
+#define BOOT_ID_LEN  40
+
+/* LMDB's on-disk meta page: a 16-byte page header, then MDB_meta. */
+#define LM_MAGIC_AT 16
+#define LM_TXNID_AT 144
+#define LM_META_END 152
+#define LM_MAGIC    0xBEEFC0DEu
+
+struct safe_slot {
+	uint64_t seq, txnid;
+	int64_t written_s;
+	char boot[BOOT_ID_LEN];
+};
+
+static void read_boot_id(char out[BOOT_ID_LEN])
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	memset(out, 0, BOOT_ID_LEN);
+	if (!f)
+		return;
+	if (!fgets(out, BOOT_ID_LEN, f))
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	out[BOOT_ID_LEN - 1] = '\0';
+}
+
+static uint64_t lm_u64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v)); /* native order, as LMDB writes it */
+	return v;
+}
+
+static uint32_t lm_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* The txnid of an LMDB meta page, or 0 if it is not one. */
+static uint64_t lm_meta_txnid(const uint8_t *page)
+{
+	if (lm_u32(page + LM_MAGIC_AT) != LM_MAGIC)
+		return 0;
+	return lm_u64(page + LM_TXNID_AT);
+}
+
+static uint64_t slot_sum(uint8_t *buf, size_t len)
+{
+	uint8_t saved[8];
+	uint64_t sum;
+
+	memcpy(saved, buf + SAFE_SUM_AT, 8);
+	memset(buf + SAFE_SUM_AT, 0, 8);
+	sum = fnv1a64(buf, len);
+	memcpy(buf + SAFE_SUM_AT, saved, 8);
+	return sum;
+}
+
+/* Decode and check the slot in buf (SAFE_HDR + psize bytes). */
+static bool slot_valid(uint8_t *buf, size_t psize, struct safe_slot *out)
+{
+	if (memcmp(buf, SAFE_MAGIC, 8) != 0 ||
+	    get_le32(buf + 8) != SAFE_VERSION || get_le32(buf + 12) != psize ||
+	    get_le64(buf + SAFE_SUM_AT) != slot_sum(buf, SAFE_HDR + psize))
+		return false;
+	out->seq = get_le64(buf + 16);
+	out->txnid = get_le64(buf + 24);
+	memcpy(out->boot, buf + 32, BOOT_ID_LEN);
+	out->boot[BOOT_ID_LEN - 1] = '\0';
+	out->written_s = (int64_t)get_le64(buf + 72);
+	return out->txnid != 0 && lm_meta_txnid(buf + SAFE_HDR) == out->txnid;
+}
+
+static int read_full(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = pread(fd, buf, len, off);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -ENODATA;
+}
+
+static int write_full(int fd, const void *buf, size_t len, off_t off)
+{
+	ssize_t n = pwrite(fd, buf, len, off);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* The newest valid slot of the file at path into *slot and page (psize
+ * bytes); 1 if there is one, 0 if not, -errno. */
+static int newest_slot(int fd, size_t psize, struct safe_slot *slot,
+		       uint8_t *page)
+{
+	uint8_t *buf = malloc(SAFE_HDR + psize);
+	struct safe_slot s;
+	int found = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		if (read_full(fd, buf, SAFE_HDR + psize,
+			      (off_t)i * (off_t)(SAFE_HDR + psize)) < 0 ||
+		    !slot_valid(buf, psize, &s))
+			continue;
+		if (!found || s.seq > slot->seq) {
+			*slot = s;
+			memcpy(page, buf + SAFE_HDR, psize);
+			found = 1;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+int meta_safe_recover(const char *path, bool keep)
+{
+	char *spath = path_in(path, "safe"), *dpath = path_in(path, "data.mdb");
+	char boot[BOOT_ID_LEN], when[32];
+	uint8_t hdr[SAFE_HDR], *page = NULL, m[2][LM_META_END];
+	uint64_t latest = 0;
+	struct safe_slot slot;
+	size_t psize;
+	int sfd = -1, dfd = -1, ret = 0;
+	struct tm tm;
+	time_t t;
+
+	if (!spath || !dpath) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	sfd = open(spath, O_RDONLY | O_CLOEXEC);
+	if (sfd < 0) {
+		ret = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	/* The page size is in the slots' headers. */
+	psize = (size_t)sysconf(_SC_PAGESIZE);
+	if (read_full(sfd, hdr, SAFE_HDR, 0) == 0 &&
+	    memcmp(hdr, SAFE_MAGIC, 8) == 0)
+		psize = get_le32(hdr + 12);
+	if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
+		psize = 0;
+	page = psize ? malloc(psize) : NULL;
+	if (!page || newest_slot(sfd, psize, &slot, page) <= 0) {
+		log_warn("meta: %s holds no valid sync point; not used", spath);
+		goto out;
+	}
+	read_boot_id(boot);
+	if (!boot[0] || strcmp(boot, slot.boot) == 0)
+		goto out; /* same boot: the page cache had every commit */
+	dfd = open(dpath, O_RDWR | O_CLOEXEC);
+	if (dfd < 0) {
+		ret = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint64_t id = 0;
+
+		if (read_full(dfd, m[i], LM_META_END, (off_t)(i * psize)) == 0)
+			id = lm_meta_txnid(m[i]);
+		latest = MAX(latest, id);
+	}
+	if (latest == slot.txnid)
+		goto out; /* synced when the system went down */
+	if (latest > 0 && latest < slot.txnid) {
+		log_warn("meta: %s: the sync point (transaction %" PRIu64
+			 ") is newer than the store (%" PRIu64 "): not used",
+			 spath, slot.txnid, latest);
+		goto out;
+	}
+	t = (time_t)slot.written_s;
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "?");
+	log_warn("meta: the system went down after the last sync point of "
+		 "the metadata (%s; %" PRIu64 " later transaction(s) were "
+		 "not synced): going back to it. Changes made after it are "
+		 "lost, as a local file system loses what was not synced",
+		 when, latest > slot.txnid ? latest - slot.txnid : 0);
+	for (int i = 0; i < 2 && !ret; i++)
+		ret = write_full(dfd, page, psize, (off_t)(i * psize));
+	if (!ret && fdatasync(dfd) < 0)
+		ret = -errno;
+	if (ret)
+		log_error("meta: going back to the sync point: %s",
+			  strerror(-ret));
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+	/* Without sync points (durable commits) an old file would roll a
+	 * later power loss back to it. */
+	if (!ret && !keep && spath && unlink(spath) < 0 && errno != ENOENT)
+		ret = -errno;
+	free(page);
+	free(spath);
+	free(dpath);
+	return ret;
+}
+
+/* Copy the meta page of transaction id into page (psize bytes): 0, or
+ * -ENOENT if neither meta page is it. Under commit_lock, so no commit is
+ * writing one (a write into the map or a pwrite: the page cache has it
+ * either way). */
+static int read_meta(struct meta_db *db, uint64_t id, uint8_t *page)
+{
+	mdb_filehandle_t fd;
+
+	if (mdb_env_get_fd(db->env, &fd) != 0)
+		return -EBADF;
+	for (int i = 0; i < 2; i++)
+		if (read_full(fd, page, db->psize, (off_t)(i * db->psize)) ==
+			    0 &&
+		    lm_meta_txnid(page) == id)
+			return 0;
+	return -ENOENT;
+}
+
+static uint64_t last_txnid(struct meta_db *db)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(db->env, &info) != 0)
+		return 0;
+	return info.me_last_txnid;
+}
+
+/* Make a sync point. Under safe_lock. */
+static int safe_point(struct meta_db *db)
+{
+	size_t len = SAFE_HDR + db->psize;
+	uint8_t *buf = calloc(1, len);
+	MDB_txn *pin = NULL;
+	uint64_t id = 0;
+	int rc, ret;
+
+	if (!buf)
+		return -ENOMEM;
+	pthread_mutex_lock(&db->commit_lock);
+	rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin);
+	if (rc == 0) {
+		id = mdb_txn_id(pin);
+		if (read_meta(db, id, buf + SAFE_HDR) < 0)
+			memset(buf + SAFE_HDR, 0, db->psize);
+	}
+	pthread_mutex_unlock(&db->commit_lock);
+	if (rc) {
+		free(buf);
+		return meta_lmdb_err(rc, "sync point");
+	}
+	ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
+	if (ret == 0 && lm_meta_txnid(buf + SAFE_HDR) != id) {
+		/* Not the layout checked at open: go on without. */
+		log_error("meta: sync point: LMDB's meta page of transaction "
+			  "%" PRIu64 " not found; sync points are off",
+			  id);
+		close(db->safe_fd);
+		db->safe_fd = -1;
+		ret = 0;
+		goto out;
+	}
+	if (ret)
+		goto out;
+	memcpy(buf, SAFE_MAGIC, 8);
+	put_le32(buf + 8, SAFE_VERSION);
+	put_le32(buf + 12, (uint32_t)db->psize);
+	put_le64(buf + 16, ++db->safe_seq);
+	put_le64(buf + 24, id);
+	memcpy(buf + 32, db->boot, BOOT_ID_LEN);
+	put_le64(buf + 72, (uint64_t)time(NULL));
+	put_le64(buf + SAFE_SUM_AT, slot_sum(buf, len));
+	ret = write_full(db->safe_fd, buf, len,
+			 (off_t)((db->safe_seq & 1) * len));
+	if (ret == 0 && fdatasync(db->safe_fd) < 0)
+		ret = -errno;
+	if (ret) {
+		log_error("meta: writing the sync point: %s", strerror(-ret));
+		goto out;
+	}
+	/* The new point is on disk: the old one's pages may go. */
+	mdb_txn_abort(db->safe_pin);
+	db->safe_pin = pin;
+	pin = NULL;
+	atomic_store(&db->safe_txnid, id);
+out:
+	if (pin)
+		mdb_txn_abort(pin);
+	free(buf);
+	return ret;
+}
+
+int meta_safe_sync(struct meta_db *db)
+{
+	uint64_t want = last_txnid(db);
+	int ret = 0;
+
+	pthread_mutex_lock(&db->safe_lock);
+	if (db->safe_fd < 0)
+		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
+	else if (atomic_load(&db->safe_txnid) < want || !db->safe_pin)
+		ret = safe_point(db); /* else a sync since covered it */
+	pthread_mutex_unlock(&db->safe_lock);
+	return ret;
+}
+
+static void *safe_main(void *arg)
+{
+	struct meta_db *db = arg;
+	int64_t last_err = INT64_MIN / 2;
+	struct timespec ts;
+
+	pthread_mutex_lock(&db->safe_lock);
+	while (!db->safe_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += db->safe_every_ns / 1000000000LL;
+		pthread_cond_timedwait(&db->safe_cond, &db->safe_lock, &ts);
+		if (db->safe_stop || db->safe_fd < 0)
+			continue;
+		if (atomic_load(&db->safe_txnid) != last_txnid(db) &&
+		    safe_point(db) < 0 &&
+		    time_mono_ns() - last_err > 60 * 1000000000LL) {
+			last_err = time_mono_ns();
+			log_warn("meta: a periodic sync point failed (see "
+				 "above)");
+		}
+	}
+	pthread_mutex_unlock(&db->safe_lock);
+	return NULL;
+}
+
+int meta_safe_start(struct meta_db *db, const char *path)
+{
+	char *spath = path_in(path, "safe");
+	uint8_t hdr[SAFE_HDR], *page;
+	bool layout_ok;
+	int ret;
+
+	db->safe_fd = -1;
+	if (!spath)
+		return -ENOMEM;
+	read_boot_id(db->boot);
+	page = malloc(db->psize);
+	if (!page) {
+		free(spath);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&db->commit_lock);
+	layout_ok = read_meta(db, last_txnid(db), page) == 0;
+	pthread_mutex_unlock(&db->commit_lock);
+	free(page);
+	if (!db->boot[0] || !layout_ok) {
+		log_warn("meta: %s", db->boot[0] ? "LMDB's meta page layout "
+						   "is not the known one"
+						 : "no boot id in /proc");
+		log_warn("meta: no sync points: after a power loss the "
+			 "metadata may be damaged");
+		unlink(spath);
+		free(spath);
+		return 0;
+	}
+	db->safe_fd = open(spath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (db->safe_fd < 0) {
+		ret = -errno;
+		log_error("meta: %s: %s", spath, strerror(errno));
+		free(spath);
+		return ret;
+	}
+	free(spath);
+	/* Go on from the file's sequence, so the newest slot stays newest. */
+	for (int i = 0; i < 2; i++)
+		if (read_full(db->safe_fd, hdr, SAFE_HDR,
+			      (off_t)i * (off_t)(SAFE_HDR + db->psize)) == 0 &&
+		    memcmp(hdr, SAFE_MAGIC, 8) == 0)
+			db->safe_seq = MAX(db->safe_seq, get_le64(hdr + 16));
+	/* Failing here (a full disk) is not fatal: meta_sync() and the
+	 * thread try again, and fail fsync meanwhile. */
+	pthread_mutex_lock(&db->safe_lock);
+	safe_point(db);
+	pthread_mutex_unlock(&db->safe_lock);
+	ret = -pthread_create(&db->safe_thread, NULL, safe_main, db);
+	db->safe_running = ret == 0;
+	return ret;
+}
+
+void meta_set_sync_interval(struct meta_db *db, int seconds)
+{
+	pthread_mutex_lock(&db->safe_lock);
+	db->safe_every_ns = (int64_t)MAX(seconds, 1) * 1000000000LL;
+	pthread_cond_signal(&db->safe_cond);
+	pthread_mutex_unlock(&db->safe_lock);
+}
+
+void meta_safe_stop(struct meta_db *db)
+{
+	if (db->safe_running) {
+		pthread_mutex_lock(&db->safe_lock);
+		db->safe_stop = true;
+		pthread_cond_signal(&db->safe_cond);
+		pthread_mutex_unlock(&db->safe_lock);
+		pthread_join(db->safe_thread, NULL);
+		db->safe_running = false;
+	}
+	if (db->safe_fd >= 0) {
+		pthread_mutex_lock(&db->safe_lock);
+		if (atomic_load(&db->safe_txnid) != last_txnid(db))
+			safe_point(db);
+		pthread_mutex_unlock(&db->safe_lock);
+		close(db->safe_fd);
+		db->safe_fd = -1;
+	}
+	mdb_txn_abort(db->safe_pin);
+	db->safe_pin = NULL;
+}
