@@ -445,10 +445,14 @@ int meta_safe_start(struct meta_db *db, const char *path)
 			      (off_t)i * (off_t)(SAFE_HDR + db->psize)) == 0 &&
 		    memcmp(hdr, SAFE_MAGIC, 8) == 0)
 			db->safe_seq = MAX(db->safe_seq, get_le64(hdr + 16));
-	/* Failing here (a full disk) is not fatal: meta_sync() and the
-	 * thread try again, and fail fsync meanwhile. */
+	/* Failing here is not fatal: meta_sync() and the thread try again,
+	 * and fsync fails meanwhile. But the file's old sync points must go:
+	 * nothing pins their pages now, so a power loss must not go back to
+	 * them. */
 	pthread_mutex_lock(&db->safe_lock);
-	safe_point(db);
+	if (safe_point(db) < 0 && ftruncate(db->safe_fd, 0) < 0)
+		log_error("meta: cannot drop the old sync points: %s",
+			  strerror(errno));
 	pthread_mutex_unlock(&db->safe_lock);
 	ret = -pthread_create(&db->safe_thread, NULL, safe_main, db);
 	db->safe_running = ret == 0;
