@@ -10,10 +10,11 @@
  * DESIGN
  * - Handles: a pool of curl easy handles (pool_lock + pool_cond). A call
  *   takes an idle handle, or creates one while fewer than max_handles exist,
- *   or waits. Handles carry no state between calls (curl_easy_reset on
- *   return); connections, DNS and TLS sessions live in one curl share handle
- *   whose lock callbacks take share_locks[data]. No lock of ours is held
- *   while curl does network I/O.
+ *   or waits. Handles carry no options between calls (curl_easy_reset on
+ *   return) but keep their live connection; DNS and TLS sessions live in
+ *   one curl share handle whose lock callbacks take share_locks[data]
+ *   (connections are not shared: libcurl does not support that across
+ *   threads). No lock of ours is held while curl does network I/O.
  * - Retries: each call has a deadline of retry_total_ms. 5xx, 429, timeouts
  *   and connection failures/resets are retried after a "full jitter" sleep,
  *   uniform in [0, min(5 s, 100 ms * 2^attempt)], clipped to the deadline.
@@ -261,7 +262,10 @@ int s3_client_new(const struct s3_config *cfg, struct s3_client **out)
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	/* Not CURL_LOCK_DATA_CONNECT: libcurl does not support a connection
+	 * cache shared by concurrent threads (CURLSHOPT_SHARE(3); with it the
+	 * daemon crashed inside libcurl under 32 parallel HEADs). Each pooled
+	 * handle keeps its own connection across curl_easy_reset(). */
 	free(aws);
 	*out = c;
 	return 0;
