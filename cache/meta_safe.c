@@ -303,9 +303,12 @@ static int safe_point(struct meta_db *db)
 {
 	size_t len = SAFE_HDR + db->psize;
 	uint8_t *buf = calloc(1, len);
+	/* The slot after the newest: the newest stays valid (and pinned)
+	 * until this one is on disk; a failed write is retried in the same
+	 * slot. */
+	uint64_t id = 0, seq = db->safe_seq + 1;
 	MDB_txn *pin = NULL;
-	uint64_t id = 0;
-	int rc, ret;
+	int rc, ret = 0;
 
 	if (!buf)
 		return -ENOMEM;
@@ -313,37 +316,42 @@ static int safe_point(struct meta_db *db)
 	rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin);
 	if (rc == 0) {
 		id = mdb_txn_id(pin);
-		if (read_meta(db, id, buf + SAFE_HDR) < 0)
-			memset(buf + SAFE_HDR, 0, db->psize);
+		ret = read_meta(db, id, buf + SAFE_HDR);
 	}
 	pthread_mutex_unlock(&db->commit_lock);
 	if (rc) {
 		free(buf);
 		return meta_lmdb_err(rc, "sync point");
 	}
-	ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
-	if (ret == 0 && lm_meta_txnid(buf + SAFE_HDR) != id) {
-		/* Not the layout checked at open: go on without. */
+	if (ret == -ENOENT) {
+		/* Not the layout checked at open: go on without, and without
+		 * the old points, whose pages are not pinned any more. */
 		log_error("meta: sync point: LMDB's meta page of transaction "
 			  "%" PRIu64 " not found; sync points are off",
 			  id);
+		if (ftruncate(db->safe_fd, 0) < 0)
+			log_error("meta: cannot drop the old sync points: %s",
+				  strerror(errno));
 		close(db->safe_fd);
 		db->safe_fd = -1;
-		ret = 0;
+		mdb_txn_abort(db->safe_pin);
+		db->safe_pin = NULL;
+		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 		goto out;
 	}
+	if (ret == 0)
+		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 	if (ret)
 		goto out;
 	memcpy(buf, SAFE_MAGIC, 8);
 	put_le32(buf + 8, SAFE_VERSION);
 	put_le32(buf + 12, (uint32_t)db->psize);
-	put_le64(buf + 16, ++db->safe_seq);
+	put_le64(buf + 16, seq);
 	put_le64(buf + 24, id);
 	memcpy(buf + 32, db->boot, BOOT_ID_LEN);
 	put_le64(buf + 72, (uint64_t)time(NULL));
 	put_le64(buf + SAFE_SUM_AT, slot_sum(buf, len));
-	ret = write_full(db->safe_fd, buf, len,
-			 (off_t)((db->safe_seq & 1) * len));
+	ret = write_full(db->safe_fd, buf, len, (off_t)((seq & 1) * len));
 	if (ret == 0 && fdatasync(db->safe_fd) < 0)
 		ret = -errno;
 	if (ret) {
@@ -354,6 +362,7 @@ static int safe_point(struct meta_db *db)
 	mdb_txn_abort(db->safe_pin);
 	db->safe_pin = pin;
 	pin = NULL;
+	db->safe_seq = seq;
 	atomic_store(&db->safe_txnid, id);
 out:
 	if (pin)
