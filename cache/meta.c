@@ -311,6 +311,8 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	atomic_init(&db->full_logged, INT64_MIN / 2);
 	atomic_init(&db->alloc_pages, 0);
 	atomic_init(&db->safe_txnid, 0);
+	atomic_init(&db->safe_pin_pgno, 0);
+	atomic_init(&db->safe_lapse, false);
 	db->safe_fd = -1;
 	db->safe_every_ns = 5 * 1000000000LL;
 	pthread_mutex_init(&db->commit_lock, NULL);
@@ -470,6 +472,8 @@ int meta_txn_commit(struct meta_txn *txn)
 		rc = mdb_txn_commit(txn->txn);
 		if (txn->write)
 			pthread_mutex_unlock(&txn->db->commit_lock);
+		if (txn->write && rc == 0)
+			meta_safe_committed(txn->db);
 		if (rc == EIO || rc == ENOSPC || rc == EDQUOT)
 			rc = commit_failed(txn->db, rc);
 		ret = meta_lmdb_err(rc, "commit");

@@ -61,7 +61,11 @@ struct meta_db {
 	_Atomic uint64_t safe_txnid; /* of the last sync point */
 	int64_t safe_every_ns;	     /* the periodic thread's interval */
 	MDB_txn *safe_pin;	     /* read transaction at it */
-	char boot[40];		     /* this boot's id */
+	/* The pin keeps LMDB from reusing any page freed after it: past
+	 * safe_pin_pgno + META_SAFE_BUDGET pages the sync point lapses. */
+	_Atomic uint64_t safe_pin_pgno; /* last page at the pin; 0: none */
+	atomic_bool safe_lapse;		/* a commit asked for the lapse */
+	char boot[40];			/* this boot's id */
 };
 
 struct meta_txn {
@@ -113,6 +117,8 @@ int meta_safe_recover(const char *path, bool keep);
 int meta_safe_start(struct meta_db *db, const char *path);
 /* meta_sync(): sync, and make a sync point when there are sync points. */
 int meta_safe_sync(struct meta_db *db);
+/* After a write commit: past the budget, ask for the lapse. */
+void meta_safe_committed(struct meta_db *db);
 /* A last sync point, then stop. Safe on a db that never started. */
 void meta_safe_stop(struct meta_db *db);
 

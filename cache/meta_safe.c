@@ -11,12 +11,22 @@
  * the commits since the last sync. So:
  *
  *  - A sync point (meta_sync(): fsync, fsyncdir, unmount, and every 5 s
- *    while there are commits) pins the transaction it syncs with a read
- *    transaction held until the next sync point, so no later commit reuses
- *    a page of its tree; syncs data.mdb; and records a copy of that
- *    transaction's meta page, with the boot id, in DIR/meta/safe (two
- *    slots, written in turn, each with a checksum; fdatasync'ed). The old
- *    pin is let go only then.
+ *    while there are commits) syncs data.mdb, pins the latest transaction
+ *    with a read transaction held until the next sync point, so no later
+ *    commit reuses a page of its tree, syncs again (little is left), and
+ *    records a copy of that transaction's meta page, with the boot id, in
+ *    DIR/meta/safe (two slots, written in turn, each with a checksum;
+ *    fdatasync'ed). The old pin is let go only then.
+ *  - The pin keeps LMDB from reusing every page freed after it, and a
+ *    busy writer frees several pages per commit (copy-on-write): 5 s of
+ *    creating small files grew the store by 500 MiB. So once the store has
+ *    grown 2 MiB past the pin, the sync point lapses: both slots are made
+ *    invalid (written and flushed by the committing thread, never waiting
+ *    for a sync in progress) and the pin goes. Until the next sync point
+ *    a power loss finds no sync point and the store opens as it is, as
+ *    before sync points: under a steady stream of changes the protection
+ *    holds only from an fsync (or the periodic sync) for the next 2 MiB of
+ *    changes.
  *  - At open, if the newest valid slot was written in an earlier boot and
  *    data.mdb holds commits after it (or no valid meta page at all), the
  *    system went down after the daemon's last sync point: what the disk
@@ -53,6 +63,9 @@
 #define SAFE_HDR     128 /* slot header; the meta page follows */
 #define SAFE_SUM_AT  120 /* u64 checksum of the slot with this zeroed */
 #define BOOT_ID_LEN  40
+/* The most the store may grow while a sync point pins its pages. */
+#define SAFE_BUDGET  (2u << 20)
+#define SAFE_TICK_NS (100 * 1000000LL)
 
 /* LMDB's on-disk meta page: a 16-byte page header, then MDB_meta. */
 #define LM_MAGIC_AT 16
@@ -214,7 +227,9 @@ int meta_safe_recover(const char *path, bool keep)
 		psize = 0;
 	page = psize ? malloc(psize) : NULL;
 	if (!page || newest_slot(sfd, psize, &slot, page) <= 0) {
-		log_warn("meta: %s holds no valid sync point; not used", spath);
+		log_info("meta: %s: no valid sync point (the last one lapsed, "
+			 "or the file is damaged): the store opens as it is",
+			 spath);
 		goto out;
 	}
 	read_boot_id(boot);
@@ -298,6 +313,67 @@ static uint64_t last_txnid(struct meta_db *db)
 	return info.me_last_txnid;
 }
 
+static int safe_lapse(struct meta_db *db);
+
+static uint64_t last_pgno(struct meta_db *db)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(db->env, &info) != 0)
+		return 0;
+	return info.me_last_pgno;
+}
+
+void meta_safe_committed(struct meta_db *db)
+{
+	uint64_t pinned = atomic_load(&db->safe_pin_pgno);
+
+	if (!pinned || last_pgno(db) <= pinned + SAFE_BUDGET / db->psize)
+		return;
+	/* Lapse now, in this thread (a write and a flush, once per sync
+	 * point), unless a sync point is being made: then the thread does
+	 * at its next tick. Never wait for safe_lock here. */
+	if (pthread_mutex_trylock(&db->safe_lock) != 0) {
+		atomic_store(&db->safe_lapse, true);
+		return;
+	}
+	if (db->safe_pin && db->safe_fd >= 0 &&
+	    atomic_load(&db->safe_pin_pgno) == pinned)
+		safe_lapse(db);
+	pthread_mutex_unlock(&db->safe_lock);
+}
+
+/* The store grew past the budget since the sync point: LMDB could not reuse
+ * a page freed since, so a busy writer would grow it without bound. Let the
+ * pin go, after making both slots invalid (a power loss must not go back to
+ * pages no longer pinned; the mount then opens the store as it finds it, as
+ * before sync points). meta_sync() or the next periodic sync makes a new
+ * one. Under safe_lock. */
+static int safe_lapse(struct meta_db *db)
+{
+	static const uint8_t zero[8];
+	int ret = 0;
+
+	for (int i = 0; i < 2 && !ret; i++)
+		ret = write_full(db->safe_fd, zero, sizeof(zero),
+				 (off_t)i * (off_t)(SAFE_HDR + db->psize));
+	if (!ret && fdatasync(db->safe_fd) < 0)
+		ret = -errno;
+	if (ret) {
+		log_error("meta: letting a sync point lapse: %s",
+			  strerror(-ret));
+		return ret;
+	}
+	log_debug("meta: sync point of transaction %" PRIu64 " lapsed: "
+		  "%u MiB of changes since",
+		  atomic_load(&db->safe_txnid), SAFE_BUDGET >> 20);
+	mdb_txn_abort(db->safe_pin);
+	db->safe_pin = NULL;
+	atomic_store(&db->safe_pin_pgno, 0);
+	atomic_store(&db->safe_lapse, false);
+	return 0;
+}
+
 /* Make a sync point. Under safe_lock. */
 static int safe_point(struct meta_db *db)
 {
@@ -306,16 +382,24 @@ static int safe_point(struct meta_db *db)
 	/* The slot after the newest: the newest stays valid (and pinned)
 	 * until this one is on disk; a failed write is retried in the same
 	 * slot. */
-	uint64_t id = 0, seq = db->safe_seq + 1;
+	uint64_t id = 0, seq = db->safe_seq + 1, pgno = 0;
 	MDB_txn *pin = NULL;
 	int rc, ret = 0;
 
 	if (!buf)
 		return -ENOMEM;
+	/* Write most of it out before pinning: the pinned sync below then
+	 * has little left, and the store grows only while it runs. */
+	ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
+	if (ret) {
+		free(buf);
+		return ret;
+	}
 	pthread_mutex_lock(&db->commit_lock);
 	rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin);
 	if (rc == 0) {
 		id = mdb_txn_id(pin);
+		pgno = last_pgno(db);
 		ret = read_meta(db, id, buf + SAFE_HDR);
 	}
 	pthread_mutex_unlock(&db->commit_lock);
@@ -364,6 +448,8 @@ static int safe_point(struct meta_db *db)
 	pin = NULL;
 	db->safe_seq = seq;
 	atomic_store(&db->safe_txnid, id);
+	atomic_store(&db->safe_pin_pgno, MAX(pgno, 1));
+	atomic_store(&db->safe_lapse, false);
 out:
 	if (pin)
 		mdb_txn_abort(pin);
@@ -388,16 +474,27 @@ int meta_safe_sync(struct meta_db *db)
 static void *safe_main(void *arg)
 {
 	struct meta_db *db = arg;
-	int64_t last_err = INT64_MIN / 2;
+	int64_t last_err = INT64_MIN / 2, last_point = time_mono_ns();
 	struct timespec ts;
 
 	pthread_mutex_lock(&db->safe_lock);
 	while (!db->safe_stop) {
+		/* Wake every tick: a commit past the budget only sets a flag
+		 * (it must not wait for this lock while a sync runs). */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += db->safe_every_ns / 1000000000LL;
+		ts.tv_nsec += SAFE_TICK_NS;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		pthread_cond_timedwait(&db->safe_cond, &db->safe_lock, &ts);
 		if (db->safe_stop || db->safe_fd < 0)
 			continue;
+		if (atomic_load(&db->safe_lapse) && db->safe_pin)
+			safe_lapse(db);
+		if (time_mono_ns() - last_point < db->safe_every_ns)
+			continue;
+		last_point = time_mono_ns();
 		if (atomic_load(&db->safe_txnid) != last_txnid(db) &&
 		    safe_point(db) < 0 &&
 		    time_mono_ns() - last_err > 60 * 1000000000LL) {
