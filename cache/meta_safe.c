@@ -479,10 +479,20 @@ static void *safe_main(void *arg)
 
 	pthread_mutex_lock(&db->safe_lock);
 	while (!db->safe_stop) {
-		/* Wake every tick: a commit past the budget only sets a flag
-		 * (it must not wait for this lock while a sync runs). */
+		int64_t wait =
+			db->safe_every_ns - (time_mono_ns() - last_point);
+
+		/* While changes run under a pin, wake every tick: a commit
+		 * past the budget only sets a flag when it finds this lock
+		 * taken (it must not wait behind a sync). An idle store
+		 * sleeps until the next periodic point. */
+		if (db->safe_pin &&
+		    atomic_load(&db->safe_txnid) != last_txnid(db))
+			wait = MIN(wait, SAFE_TICK_NS);
+		wait = MAX(wait, 1000000LL);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += SAFE_TICK_NS;
+		ts.tv_sec += (time_t)(wait / 1000000000LL);
+		ts.tv_nsec += (long)(wait % 1000000000LL);
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
