@@ -312,7 +312,6 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	atomic_init(&db->alloc_pages, 0);
 	atomic_init(&db->safe_txnid, 0);
 	atomic_init(&db->safe_pin_pgno, 0);
-	atomic_init(&db->safe_lapse, false);
 	db->safe_fd = -1;
 	db->safe_every_ns = 5 * 1000000000LL;
 	pthread_mutex_init(&db->commit_lock, NULL);

@@ -64,7 +64,6 @@ struct meta_db {
 	/* The pin keeps LMDB from reusing any page freed after it: past
 	 * safe_pin_pgno + META_SAFE_BUDGET pages the sync point lapses. */
 	_Atomic uint64_t safe_pin_pgno; /* last page at the pin; 0: none */
-	atomic_bool safe_lapse;		/* a commit asked for the lapse */
 	char boot[40];			/* this boot's id */
 };
 

@@ -64,8 +64,7 @@
 #define SAFE_SUM_AT  120 /* u64 checksum of the slot with this zeroed */
 #define BOOT_ID_LEN  40
 /* The most the store may grow while a sync point pins its pages. */
-#define SAFE_BUDGET  (2u << 20)
-#define SAFE_TICK_NS (100 * 1000000LL)
+#define SAFE_BUDGET (2u << 20)
 
 /* LMDB's on-disk meta page: a 16-byte page header, then MDB_meta. */
 #define LM_MAGIC_AT 16
@@ -151,15 +150,6 @@ static int read_full(int fd, void *buf, size_t len, off_t off)
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -ENODATA;
-}
-
-static int write_full(int fd, const void *buf, size_t len, off_t off)
-{
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
 }
 
 static char *path_in(const char *dir, const char *name)
@@ -265,7 +255,7 @@ int meta_safe_recover(const char *path, bool keep)
 		 "lost, as a local file system loses what was not synced",
 		 when, latest > slot.txnid ? latest - slot.txnid : 0);
 	for (int i = 0; i < 2 && !ret; i++)
-		ret = write_full(dfd, page, psize, (off_t)(i * psize));
+		ret = pwrite_all(dfd, page, psize, (off_t)(i * psize));
 	if (!ret && fdatasync(dfd) < 0)
 		ret = -errno;
 	if (ret)
@@ -304,39 +294,37 @@ static int read_meta(struct meta_db *db, uint64_t id, uint8_t *page)
 	return -ENOENT;
 }
 
-static uint64_t last_txnid(struct meta_db *db)
+/* The last committed transaction and the last page it uses (0s if LMDB
+ * cannot say). */
+static MDB_envinfo env_last(struct meta_db *db)
 {
-	MDB_envinfo info;
+	MDB_envinfo info = {0};
 
 	if (mdb_env_info(db->env, &info) != 0)
-		return 0;
-	return info.me_last_txnid;
+		memset(&info, 0, sizeof(info));
+	return info;
+}
+
+static uint64_t last_txnid(struct meta_db *db)
+{
+	return env_last(db).me_last_txnid;
 }
 
 static int safe_lapse(struct meta_db *db);
-
-static uint64_t last_pgno(struct meta_db *db)
-{
-	MDB_envinfo info;
-
-	if (mdb_env_info(db->env, &info) != 0)
-		return 0;
-	return info.me_last_pgno;
-}
 
 void meta_safe_committed(struct meta_db *db)
 {
 	uint64_t pinned = atomic_load(&db->safe_pin_pgno);
 
-	if (!pinned || last_pgno(db) <= pinned + SAFE_BUDGET / db->psize)
+	if (!pinned ||
+	    env_last(db).me_last_pgno <= pinned + SAFE_BUDGET / db->psize)
 		return;
 	/* Lapse now, in this thread (a write and a flush, once per sync
-	 * point), unless a sync point is being made: then the thread does
-	 * at its next tick. Never wait for safe_lock here. */
-	if (pthread_mutex_trylock(&db->safe_lock) != 0) {
-		atomic_store(&db->safe_lapse, true);
+	 * point). Never wait for safe_lock here: whoever holds it is making
+	 * a new sync point (which moves the pin) or about to wait; the next
+	 * commit tries again. */
+	if (pthread_mutex_trylock(&db->safe_lock) != 0)
 		return;
-	}
 	if (db->safe_pin && db->safe_fd >= 0 &&
 	    atomic_load(&db->safe_pin_pgno) == pinned)
 		safe_lapse(db);
@@ -355,7 +343,7 @@ static int safe_lapse(struct meta_db *db)
 	int ret = 0;
 
 	for (int i = 0; i < 2 && !ret; i++)
-		ret = write_full(db->safe_fd, zero, sizeof(zero),
+		ret = pwrite_all(db->safe_fd, zero, sizeof(zero),
 				 (off_t)i * (off_t)(SAFE_HDR + db->psize));
 	if (!ret && fdatasync(db->safe_fd) < 0)
 		ret = -errno;
@@ -370,7 +358,6 @@ static int safe_lapse(struct meta_db *db)
 	mdb_txn_abort(db->safe_pin);
 	db->safe_pin = NULL;
 	atomic_store(&db->safe_pin_pgno, 0);
-	atomic_store(&db->safe_lapse, false);
 	return 0;
 }
 
@@ -399,7 +386,7 @@ static int safe_point(struct meta_db *db)
 	rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin);
 	if (rc == 0) {
 		id = mdb_txn_id(pin);
-		pgno = last_pgno(db);
+		pgno = env_last(db).me_last_pgno;
 		ret = read_meta(db, id, buf + SAFE_HDR);
 	}
 	pthread_mutex_unlock(&db->commit_lock);
@@ -435,7 +422,7 @@ static int safe_point(struct meta_db *db)
 	memcpy(buf + 32, db->boot, BOOT_ID_LEN);
 	put_le64(buf + 72, (uint64_t)time(NULL));
 	put_le64(buf + SAFE_SUM_AT, slot_sum(buf, len));
-	ret = write_full(db->safe_fd, buf, len, (off_t)((seq & 1) * len));
+	ret = pwrite_all(db->safe_fd, buf, len, (off_t)((seq & 1) * len));
 	if (ret == 0 && fdatasync(db->safe_fd) < 0)
 		ret = -errno;
 	if (ret) {
@@ -449,7 +436,6 @@ static int safe_point(struct meta_db *db)
 	db->safe_seq = seq;
 	atomic_store(&db->safe_txnid, id);
 	atomic_store(&db->safe_pin_pgno, MAX(pgno, 1));
-	atomic_store(&db->safe_lapse, false);
 out:
 	if (pin)
 		mdb_txn_abort(pin);
@@ -482,13 +468,6 @@ static void *safe_main(void *arg)
 		int64_t wait =
 			db->safe_every_ns - (time_mono_ns() - last_point);
 
-		/* While changes run under a pin, wake every tick: a commit
-		 * past the budget only sets a flag when it finds this lock
-		 * taken (it must not wait behind a sync). An idle store
-		 * sleeps until the next periodic point. */
-		if (db->safe_pin &&
-		    atomic_load(&db->safe_txnid) != last_txnid(db))
-			wait = MIN(wait, SAFE_TICK_NS);
 		wait = MAX(wait, 1000000LL);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += (time_t)(wait / 1000000000LL);
@@ -500,8 +479,6 @@ static void *safe_main(void *arg)
 		pthread_cond_timedwait(&db->safe_cond, &db->safe_lock, &ts);
 		if (db->safe_stop || db->safe_fd < 0)
 			continue;
-		if (atomic_load(&db->safe_lapse) && db->safe_pin)
-			safe_lapse(db);
 		if (time_mono_ns() - last_point < db->safe_every_ns)
 			continue;
 		last_point = time_mono_ns();

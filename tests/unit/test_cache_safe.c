@@ -469,7 +469,8 @@ static void test_busy_writer_lapses(void **state)
 	for (int r = 0; r < 400 && valid_slots(f) > 0; r++) {
 		assert_int_equal(put_range(db, 200000, 200, r), 0);
 		if (r % 20 == 19)
-			usleep(150 * 1000); /* the thread's tick */
+			usleep(150 *
+			       1000); /* let a periodic point interleave */
 	}
 	assert_int_equal(valid_slots(f), 0);
 	usleep(200 * 1000);
