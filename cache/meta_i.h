@@ -62,7 +62,7 @@ struct meta_db {
 	int64_t safe_every_ns;	     /* the periodic thread's interval */
 	MDB_txn *safe_pin;	     /* read transaction at it */
 	/* The pin keeps LMDB from reusing any page freed after it: past
-	 * safe_pin_pgno + META_SAFE_BUDGET pages the sync point lapses. */
+	 * safe_pin_pgno + SAFE_BUDGET (meta_safe.c) the sync point lapses. */
 	_Atomic uint64_t safe_pin_pgno; /* last page at the pin; 0: none */
 	char boot[40];			/* this boot's id */
 };
@@ -112,11 +112,13 @@ int meta_space_room(struct meta_txn *txn, size_t value_size);
  * the file is removed. 0 or -errno. */
 int meta_safe_recover(const char *path, bool keep);
 /* After the store is open with nosync commits: make a first sync point and
- * start the thread that makes one every 5 s while there are commits. */
+ * start the thread that makes one every sync interval (default 5 s) while
+ * there are commits. */
 int meta_safe_start(struct meta_db *db, const char *path);
 /* meta_sync(): sync, and make a sync point when there are sync points. */
 int meta_safe_sync(struct meta_db *db);
-/* After a write commit: past the budget, ask for the lapse. */
+/* After a write commit: past the budget, let the sync point lapse (unless
+ * a sync point is being made: then a later commit does). */
 void meta_safe_committed(struct meta_db *db);
 /* A last sync point, then stop. Safe on a db that never started. */
 void meta_safe_stop(struct meta_db *db);
