@@ -1446,7 +1446,7 @@ def main():
     ap.add_argument("--quiet-load", type=float, default=1.0)
     ap.add_argument("--settle", type=int, dest="settle_s", default=None,
                     help="seconds to wait (after a sync) before each system's write "
-                    "workloads (default 65; 0 with --quick)")
+                    "workloads (default 0; 65 with --disk workdir unless --quick)")
     ap.add_argument("--disk", choices=("image", "workdir"), default="image",
                     help="where caches and the native dir live: a fresh journaled ext4 "
                     "loop-mounted for the run (default), or the workdir's own file system")
