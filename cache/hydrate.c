@@ -580,8 +580,8 @@ static void persist_push(struct hydrate *h, struct hydrate_file *f,
 {
 	pthread_mutex_lock(&h->lock);
 	if (h->plen == h->pcap) {
-		size_t ncap = h->pcap ? h->pcap * 2 : 256;
-		struct persist *n = realloc(h->plist, ncap * sizeof(*n));
+		struct persist *n =
+			array_grow(h->plist, &h->pcap, sizeof(*n), 256);
 		if (!n) {
 			/* Presence is only an optimisation for later mounts:
 			 * losing a record just means a refetch. */
@@ -589,7 +589,6 @@ static void persist_push(struct hydrate *h, struct hydrate_file *f,
 			return;
 		}
 		h->plist = n;
-		h->pcap = ncap;
 	}
 	f->refs++;
 	atomic_fetch_add(&f->unpersisted, 1);

@@ -66,6 +66,12 @@ uint64_t fnv1a64(const void *data, size_t n);
 /* Write all of buf at offset; returns 0 or -errno. */
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 
+/* Grow a full array v of *cap elements of elem bytes: twice the room (first
+ * elements when *cap is 0). Returns the moved array and sets *cap, or NULL
+ * when out of memory or the size would overflow (v and *cap unchanged;
+ * v is still the caller's to free). */
+void *array_grow(void *v, size_t *cap, size_t elem, size_t first);
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))

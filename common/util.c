@@ -148,6 +148,19 @@ int random_bytes(void *buf, size_t len)
 	return 0;
 }
 
+void *array_grow(void *v, size_t *cap, size_t elem, size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *nv;
+
+	if (ncap < *cap || elem == 0 || ncap > SIZE_MAX / elem)
+		return NULL;
+	nv = realloc(v, ncap * elem);
+	if (nv)
+		*cap = ncap;
+	return nv;
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off)
 {
 	const uint8_t *p = buf;

@@ -74,12 +74,11 @@ static long name_index(struct fs *fs, const char *name, bool add)
 	if (!add)
 		return -ENOENT;
 	if (fs->nctl_names == fs->ctl_names_cap) {
-		size_t ncap = fs->ctl_names_cap ? fs->ctl_names_cap * 2 : 64;
-		n = realloc(fs->ctl_names, ncap * sizeof(*n));
+		n = array_grow(fs->ctl_names, &fs->ctl_names_cap, sizeof(*n),
+			       64);
 		if (!n)
 			return -ENOMEM;
 		fs->ctl_names = n;
-		fs->ctl_names_cap = ncap;
 	}
 	n = &fs->ctl_names[fs->nctl_names];
 	n->name = strdup(name);

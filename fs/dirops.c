@@ -35,12 +35,11 @@ static int dirh_add(struct dirh *d, const char *name, uint64_t ino,
 		    uint32_t mode)
 {
 	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct dirent_snap *n = realloc(d->ents, ncap * sizeof(*n));
+		struct dirent_snap *n =
+			array_grow(d->ents, &d->cap, sizeof(*n), 64);
 		if (!n)
 			return -ENOMEM;
 		d->ents = n;
-		d->cap = ncap;
 	}
 	d->ents[d->n].name = strdup(name);
 	if (!d->ents[d->n].name)
@@ -81,13 +80,11 @@ struct snap_arg {
 static void note_pending(struct snap_arg *sa, uint64_t ino)
 {
 	if (sa->npending == sa->cap) {
-		size_t ncap = sa->cap ? sa->cap * 2 : 64;
-		uint64_t *n = realloc(sa->pending, ncap * sizeof(*n));
+		uint64_t *n = array_grow(sa->pending, &sa->cap, sizeof(*n), 64);
 
 		if (!n)
 			return; /* only a hint */
 		sa->pending = n;
-		sa->cap = ncap;
 	}
 	sa->pending[sa->npending++] = ino;
 }

@@ -247,12 +247,11 @@ static int scan_inode(void *arg, const struct meta_inode *mi)
 
 	if (mi->nlink == 0 || (mi->flags & META_F_UNLINKED)) {
 		if (sc->ndead == sc->cap) {
-			size_t ncap = sc->cap ? sc->cap * 2 : 64;
-			uint64_t *n = realloc(sc->dead, ncap * sizeof(*n));
+			uint64_t *n =
+				array_grow(sc->dead, &sc->cap, sizeof(*n), 64);
 			if (!n)
 				return -ENOMEM;
 			sc->dead = n;
-			sc->cap = ncap;
 		}
 		sc->dead[sc->ndead++] = mi->ino;
 	}

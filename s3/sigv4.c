@@ -255,15 +255,13 @@ static int canonical_query(const char *query, struct s3_buf *out)
 
 		if (plen) {
 			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 8;
 				struct qparam *np =
-					realloc(ps, ncap * sizeof(*ps));
+					array_grow(ps, &cap, sizeof(*ps), 8);
 				if (!np) {
 					ret = -ENOMEM;
 					goto out;
 				}
 				ps = np;
-				cap = ncap;
 			}
 			ps[n].name = requery(p, nlen);
 			ps[n].value = eq ? requery(eq + 1, plen - nlen - 1)

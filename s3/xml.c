@@ -218,15 +218,13 @@ static void list_start(struct xml_ctx *x, const char *name)
 		return;
 	}
 	if (p->nobjects == ls->cap) {
-		size_t ncap = ls->cap ? ls->cap * 2 : 64;
-		struct s3_object *o =
-			realloc(p->objects, ncap * sizeof(*p->objects));
+		struct s3_object *o = array_grow(p->objects, &ls->cap,
+						 sizeof(*p->objects), 64);
 		if (!o) {
 			xml_fail(x, -ENOMEM);
 			return;
 		}
 		p->objects = o;
-		ls->cap = ncap;
 	}
 	memset(&p->objects[p->nobjects], 0, sizeof(p->objects[0]));
 	p->nobjects++;

@@ -85,12 +85,10 @@ static void slot_free(struct slot *s)
 static int add_slot(struct task_engine *e, struct slot *s)
 {
 	if (e->nslots == e->cap) {
-		size_t ncap = e->cap ? e->cap * 2 : 64;
-		struct slot **n = realloc(e->slots, ncap * sizeof(*n));
+		struct slot **n = array_grow(e->slots, &e->cap, sizeof(*n), 64);
 		if (!n)
 			return -ENOMEM;
 		e->slots = n;
-		e->cap = ncap;
 	}
 	e->slots[e->nslots++] = s;
 	return 0;

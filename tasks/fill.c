@@ -108,13 +108,11 @@ struct task_filler {
 static int inos_add(struct inos *a, uint64_t ino)
 {
 	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 1024;
-		uint64_t *v = realloc(a->v, cap * sizeof(*v));
+		uint64_t *v = array_grow(a->v, &a->cap, sizeof(*v), 1024);
 
 		if (!v)
 			return -ENOMEM;
 		a->v = v;
-		a->cap = cap;
 	}
 	a->v[a->n++] = ino;
 	return 0;

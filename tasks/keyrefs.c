@@ -30,13 +30,12 @@ uint64_t task_key_hash(const char *key)
 static int key_ref_push(struct task_key_refs *k, const char *key, uint64_t ino)
 {
 	if (k->n == k->cap) {
-		size_t ncap = k->cap ? k->cap * 2 : 1024;
-		struct task_key_ref *nv = realloc(k->v, ncap * sizeof(*nv));
+		struct task_key_ref *nv =
+			array_grow(k->v, &k->cap, sizeof(*nv), 1024);
 
 		if (!nv)
 			return -ENOMEM;
 		k->v = nv;
-		k->cap = ncap;
 	}
 	k->v[k->n++] = (struct task_key_ref){task_key_hash(key), ino};
 	return 0;

@@ -71,12 +71,10 @@ static int add_child(void *arg, const char *name, uint64_t ino)
 	struct children *c = arg;
 
 	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 32;
-		struct child *nv = realloc(c->v, ncap * sizeof(*nv));
+		struct child *nv = array_grow(c->v, &c->cap, sizeof(*nv), 32);
 		if (!nv)
 			return -ENOMEM;
 		c->v = nv;
-		c->cap = ncap;
 	}
 	c->v[c->n].name = strdup(name);
 	if (!c->v[c->n].name)
@@ -177,12 +175,11 @@ int task_walk_paths(struct task_run *r, task_walk_cb cb, void *arg)
 int task_cands_add(struct task_cands *c, const char *rel, uint64_t ino)
 {
 	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 256;
-		struct task_cand *n = realloc(c->v, ncap * sizeof(*n));
+		struct task_cand *n =
+			array_grow(c->v, &c->cap, sizeof(*n), 256);
 		if (!n)
 			return -ENOMEM;
 		c->v = n;
-		c->cap = ncap;
 	}
 	c->v[c->n].rel = strdup(rel);
 	if (!c->v[c->n].rel)

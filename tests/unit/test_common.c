@@ -123,6 +123,38 @@ static void test_fnv1a64(void **state)
 	assert_true(fnv1a64("foobar", 6) == 0x85944171f73967e8ull);
 }
 
+static void test_array_grow(void **state)
+{
+	uint64_t *v = NULL, *nv;
+	size_t cap = 0, n = 0;
+
+	(void)state;
+	/* Doubling from the first size keeps what was there. */
+	for (uint64_t i = 0; i < 1000; i++) {
+		if (n == cap) {
+			size_t old = cap;
+
+			nv = array_grow(v, &cap, sizeof(*v), 4);
+			assert_non_null(nv);
+			assert_int_equal(cap, old ? old * 2 : 4);
+			v = nv;
+		}
+		v[n++] = i * i;
+	}
+	assert_int_equal(cap, 1024);
+	for (uint64_t i = 0; i < n; i++)
+		assert_true(v[i] == i * i);
+	/* A size that would overflow fails and leaves the array alone. */
+	cap = SIZE_MAX / sizeof(*v) / 2 + 1;
+	assert_null(array_grow(v, &cap, sizeof(*v), 4));
+	assert_int_equal(cap, SIZE_MAX / sizeof(*v) / 2 + 1);
+	cap = SIZE_MAX / 2 + 1;
+	assert_null(array_grow(v, &cap, 1, 4));
+	assert_int_equal(cap, SIZE_MAX / 2 + 1);
+	assert_true(v[999] == 999 * 999);
+	free(v);
+}
+
 static void test_random_bytes(void **state)
 {
 	uint8_t a[32] = {0}, b[32] = {0};
@@ -143,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_fnv1a64),
+		cmocka_unit_test(test_array_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
