@@ -388,6 +388,12 @@ class Endpoint:
         self.s3.create_bucket(Bucket=BUCKET)
         log("s3rver listening on %s (data in %s)" % (self.url, self.dir))
 
+    def cpu(self):
+        """CPU seconds s3rver (one node process, all its threads) has used."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc:
             stop_pid(self.proc.pid, self.proc.pid)
@@ -884,6 +890,7 @@ class Harness:
             if drop:
                 drop_caches()
             part = size // n
+            c0 = self.ep.cpu()
             t0 = time.perf_counter()
             procs = []
             for i in range(n):
@@ -903,7 +910,8 @@ class Harness:
             dt = time.perf_counter() - t0
             if got != size:
                 raise RuntimeError("range GETs returned %d bytes, expected %d" % (got, size))
-            return {"seconds": dt, "mib_per_s": size / MiB / dt}
+            return {"seconds": dt, "mib_per_s": size / MiB / dt,
+                    "endpoint_cores": (self.ep.cpu() - c0) / dt}
 
         self.ref_runs.append({"8cold": gets(8, True), "8hot": gets(8, False), "1cold": gets(1, True)})
         r = self.ref_runs[-1]
@@ -916,11 +924,13 @@ class Harness:
         unsigned requests).  Once per run: a floor for any first mount."""
         if rep != 0:
             return
+        c0 = self.ep.cpu()
         t0 = time.perf_counter()
         keys = []
         for page in self.ep.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="meta/"):
             keys += [o["Key"] for o in page.get("Contents", [])]
         t_list = time.perf_counter() - t0
+        c_list = self.ep.cpu() - c0
         tl = threading.local()
 
         def head(key):
@@ -933,13 +943,16 @@ class Harness:
             if r.status != 200:
                 raise RuntimeError("HEAD %s: HTTP %d" % (key, r.status))
 
+        c0 = self.ep.cpu()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(32) as ex:
             list(ex.map(head, keys))
         t_head = time.perf_counter() - t0
-        self.rec("endpoint", "ref_list", [{"seconds": t_list, "keys": len(keys)}], "seconds", "s",
+        c_head = self.ep.cpu() - c0
+        self.rec("endpoint", "ref_list", [{"seconds": t_list, "keys": len(keys), "endpoint_cpu_s": c_list}], "seconds", "s",
                  "ListObjectsV2 of meta/ (boto3, 1,000 keys a page)")
-        self.rec("endpoint", "ref_head", [{"seconds": t_head, "per_s": len(keys) / t_head}], "seconds", "s",
+        self.rec("endpoint", "ref_head", [{"seconds": t_head, "per_s": len(keys) / t_head,
+                                              "endpoint_cpu_s": c_head}], "seconds", "s",
                  "HeadObject of every key under meta/, 32 in parallel")
 
     def reference_finish(self):
@@ -985,7 +998,10 @@ class Harness:
         try:
             f = os.path.join(s.root(), "data.bin")
             drop_caches()
+            c0 = self.ep.cpu()
             r["cold"] = dd_read(f)
+            # How busy the endpoint was: near 1 core or more, it set the pace.
+            r["cold"]["endpoint_cores"] = (self.ep.cpu() - c0) / r["cold"]["seconds"]
             # The cold read just wrote 1 GiB into the tool's cache; reads
             # right after a large write run at a third of the disk's speed
             # on this VM (the host is still writing it out, unseen from
@@ -1021,6 +1037,7 @@ class Harness:
 
     def meta_session(self, s, rep):
         lazy_meta = getattr(s, "lazy_metadata", False)
+        c0 = self.ep.cpu()
         r = {"mount": s.mount("meta")}
         if s.name == "native":
             drop_caches()
@@ -1029,6 +1046,7 @@ class Harness:
                 # Untouched until every object's metadata is in: the
                 # time a first mount takes "with metadata".
                 r["complete"] = s.wait_metadata()
+                r["complete_endpoint_cpu"] = self.ep.cpu() - c0
             r["ls"] = timed_ls(s.root(), self.cfg.meta_n)
             if rep == 0:
                 r["stat"] = run_worker(["statmeta", os.path.join(s.root(), "f00001")], 120)
@@ -1057,8 +1075,11 @@ class Harness:
             self.rec(s.name, "first_mount", [{"seconds": r["mount"]} for r in runs], "seconds", "s",
                      None if not s.lazy_mount else "lazy mount: no metadata import, time until mounted")
         if getattr(s, "lazy_metadata", False):
-            self.rec(s.name, "first_mount_complete", [{"seconds": r["complete"]} for r in runs],
-                     "seconds", "s", "until .tidefs/stats metadata_pending is 0")
+            self.rec(s.name, "first_mount_complete",
+                     [{"seconds": r["complete"], "endpoint_cpu_s": r["complete_endpoint_cpu"]}
+                      for r in runs],
+                     "seconds", "s", "until .tidefs/stats metadata_pending is 0; endpoint_cpu_s: "
+                     "CPU seconds s3rver used from the mount command until then")
             self.rec(s.name, "ls_l_live", [r["ls_live"] for r in runs], "seconds", "s",
                      "first ls -l started as soon as a fresh first mount is live")
             self.rec(s.name, "rss_meta", [r["rss"] for r in runs], None, "MiB")
@@ -1251,6 +1272,41 @@ def cell(res, sysn, key):
     return txt, v
 
 
+def endpoint_load(res):
+    """Report lines on how busy s3rver was while it served the workloads
+    that depend on it (its CPU seconds over the wall time)."""
+    def med_of(ent, key):
+        vals = [r.get(key) for r in (ent or {}).get("runs", []) if isinstance(r, dict)]
+        vals = [v for v in vals if v is not None]
+        return median(vals) if vals else None
+
+    parts = []
+    for name in ("tidefs", "s3fs", "rclone"):
+        v = med_of(res.get(name, {}).get("cold_read"), "endpoint_cores")
+        if v is not None:
+            parts.append("%s %.2f" % (name, v))
+    v = med_of(res.get("endpoint", {}).get("ref_8get_cold"), "endpoint_cores")
+    if v is not None:
+        parts.append("curl's 8 range GETs %.2f" % v)
+    L = []
+    if parts:
+        L.append("Endpoint load during the cold reads (s3rver's CPU seconds ÷ wall seconds, median; "
+                 "s3rver is one node process whose JavaScript runs on one thread, so near 1 it "
+                 "sets the pace): %s.\n" % ", ".join(parts))
+    fm = res.get("tidefs", {}).get("first_mount_complete")
+    cpu, secs = med_of(fm, "endpoint_cpu_s"), med_of(fm, "seconds")
+    ep = res.get("endpoint", {})
+    rl, rh = med_of(ep.get("ref_list"), "endpoint_cpu_s"), med_of(ep.get("ref_head"), "endpoint_cpu_s")
+    if cpu is not None and secs:
+        ref = ""
+        if rl is not None and rh is not None:
+            ref = " (the reference listing used %.1f s of its CPU, the reference HEADs %.1f s)" % (rl, rh)
+        L.append("Endpoint load during tidefs's first mount of `meta/`: s3rver used %.1f CPU seconds "
+                 "in the %.1f s until the metadata was complete (%.2f cores)%s.\n" % (
+                     cpu, secs, cpu / secs, ref))
+    return L
+
+
 def write_report(h, meta, path_md, path_json):
     res = h.results
     cfg = h.cfg
@@ -1302,6 +1358,7 @@ def write_report(h, meta, path_md, path_json):
                  "object against this endpoint.\n" % (
                      "{:,}".format(cfg.meta_n), fmt(ep["ref_list"]["median"]),
                      fmt(ep["ref_head"]["median"]), fmt(ep["ref_head"]["runs"][0]["per_s"])))
+    L += endpoint_load(res)
     L.append("Ratios are tidefs ÷ peer (for MiB/s, IOPS and files/s higher is better; for seconds "
              "and MiB lower is better). Ratios against s3fs/rclone are omitted for rows where "
              "the peers measured something different (lazy mount; smaller rename tree).\n")
