@@ -36,7 +36,8 @@
  * record codec; meta_tables.c the accessors and walks of the other tables
  * (dentries, chunks, xattrs, dirty, lru, tasks, gone); meta_space.c the
  * room MDB_WRITEMAP commits need on disk; meta_safe.c the sync points that
- * a mount after a power loss goes back to; meta_i.h what they share
+ * a mount after a power loss goes back to; meta_check.c the check of a
+ * store that was not closed cleanly; meta_i.h what they share
  * (struct meta_db and meta_txn, the table enum, byte order and key builders,
  * raw get/put/del, the sticky-error helpers).
  */
@@ -55,13 +56,6 @@
 
 #include "common/common.h"
 
-/* Format 2: inodes may be META_F_HEAD_PENDING (lazily completed metadata),
- * which a format-1 binary would show with default attributes. Format 3:
- * inode records may be version 2 (compact), which a format-2 binary cannot
- * read. Older stores are upgraded when opened (their records are rewritten
- * as they change); newer formats are refused. */
-#define META_FORMAT	 3
-#define META_FORMAT_MIN	 1
 #define META_MAP_DEFAULT (64ULL << 30)
 /* A failed commit with less free space than this means a full disk. */
 #define META_FULL_BELOW	  (1ULL << 20)
@@ -70,7 +64,7 @@
 #define INODE_REC1_FIXED  108	     /* version 1: bytes before the rest */
 #define INODE_KEY_NULL	  UINT32_MAX /* version 1: s3_key length of NULL */
 
-static const char *const table_names[T_COUNT] = {
+const char *const meta_table_names[T_COUNT] = {
 	"inodes", "dentries", "chunks", "lru",	"dirty",
 	"xattrs", "tasks",    "super",	"gone",
 };
@@ -228,14 +222,18 @@ static int open_tables(struct meta_db *db, const char *path)
 		return rc;
 	}
 	for (int i = 0; i < T_COUNT; i++) {
-		rc = mdb_dbi_open(txn.txn, table_names[i], MDB_CREATE,
+		rc = mdb_dbi_open(txn.txn, meta_table_names[i], MDB_CREATE,
 				  &db->dbi[i]);
 		if (rc) {
 			mdb_txn_abort(txn.txn);
-			return meta_lmdb_err(rc, table_names[i]);
+			return meta_lmdb_err(rc, meta_table_names[i]);
 		}
 	}
 	rc = check_format(&txn, path);
+	/* Open for writing: until meta_close() says otherwise, the next
+	 * open checks the store first (meta_check.c). */
+	if (!rc)
+		rc = meta_super_put_u64(&txn, "closed", 0);
 	if (!rc)
 		rc = meta_space_room(&txn, META_ROOM_COMMIT);
 	if (rc) {
@@ -286,8 +284,8 @@ static int open_env(struct meta_db *db, const char *path, uint64_t map_size,
 	}
 }
 
-int meta_open(const char *dir, uint64_t map_size, bool nosync,
-	      struct meta_db **out)
+static int open_store(const char *dir, uint64_t map_size, bool nosync,
+		      char *why, size_t why_len, struct meta_db **out)
 {
 	struct meta_db *db = NULL;
 	pthread_condattr_t ca;
@@ -329,6 +327,16 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 		log_error("meta: %s: %s", path, strerror(-ret));
 		goto out_free_db;
 	}
+	if (why) {
+		ret = meta_check_store(path, why, why_len);
+		if (ret == -EUCLEAN) {
+			log_error("meta: %s is damaged: %s", path, why);
+			goto out_free_db;
+		}
+		if (ret < 0)
+			log_warn("meta: could not check %s (%s)%s%s", path,
+				 strerror(-ret), why[0] ? ": " : "", why);
+	}
 	ret = open_env(db, path, map_size, flags);
 	if (ret)
 		goto out_free_db;
@@ -362,10 +370,35 @@ out_free_path:
 	return ret;
 }
 
+int meta_open(const char *dir, uint64_t map_size, bool nosync,
+	      struct meta_db **out)
+{
+	return open_store(dir, map_size, nosync, NULL, 0, out);
+}
+
+int meta_open_checked(const char *dir, uint64_t map_size, bool nosync,
+		      char *why, size_t why_len, struct meta_db **out)
+{
+	char none[1];
+
+	if (!why || !why_len) {
+		why = none;
+		why_len = sizeof(none);
+	}
+	return open_store(dir, map_size, nosync, why, why_len, out);
+}
+
 void meta_close(struct meta_db *db)
 {
+	struct meta_txn *txn;
+
 	if (!db)
 		return;
+	/* Closed cleanly: the next open need not check the store. */
+	if (meta_txn_begin(db, true, &txn) == 0) {
+		meta_super_put_u64(txn, "closed", 1);
+		meta_txn_commit(txn);
+	}
 	meta_safe_stop(db);
 	mdb_env_close(db->env);
 	pthread_cond_destroy(&db->safe_cond);
@@ -868,8 +901,7 @@ static int inode_decode_v1(const MDB_val *v, struct meta_inode *out)
 	return 0;
 }
 
-/* Decode into out (zeroed first); s3_key is malloc'ed. */
-static int inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out)
+int meta_inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out)
 {
 	int ret = -EPROTO;
 
@@ -882,10 +914,18 @@ static int inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out)
 		out->ino = ino;
 		return 0;
 	}
+	meta_inode_release(out);
+	return ret;
+}
+
+/* Decode into out (zeroed first); s3_key is malloc'ed. */
+static int inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out)
+{
+	int ret = meta_inode_decode(ino, v, out);
+
 	if (ret == -EPROTO)
 		log_error("meta: inode %llu: bad record",
 			  (unsigned long long)ino);
-	meta_inode_release(out);
 	return ret;
 }
 

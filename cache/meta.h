@@ -95,6 +95,17 @@ struct meta_txn; /* opaque */
  */
 int meta_open(const char *dir, uint64_t map_size, bool nosync,
 	      struct meta_db **out);
+/*
+ * meta_open() for a mount: first, unless the store was closed cleanly
+ * (meta_close) since it was last opened, check it for damage in a child
+ * process (LMDB may crash on a damaged page): LMDB's page accounting and
+ * free list, every table walked in order, every record decoded, every name
+ * leading from a directory to an inode (meta_check.c). A damaged store is
+ * left as it is: -EUCLEAN, with what is wrong in why[why_len].
+ */
+int meta_open_checked(const char *dir, uint64_t map_size, bool nosync,
+		      char *why, size_t why_len, struct meta_db **out);
+/* Records that the store was closed cleanly, syncs, closes. */
 void meta_close(struct meta_db *db);
 /* Flush commits made with nosync to disk (a sync point: see above). */
 int meta_sync(struct meta_db *db);

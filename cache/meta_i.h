@@ -21,6 +21,14 @@
 #include "cache/meta.h"
 #include "common/common.h"
 
+/* Format 2: inodes may be META_F_HEAD_PENDING (lazily completed metadata),
+ * which a format-1 binary would show with default attributes. Format 3:
+ * inode records may be version 2 (compact), which a format-2 binary cannot
+ * read. Older stores are upgraded when opened (their records are rewritten
+ * as they change); newer formats are refused. */
+#define META_FORMAT	3
+#define META_FORMAT_MIN 1
+
 #define META_NAME_MAX	   255
 #define META_XATTR_VAL_MAX (64u * 1024)
 #define META_KEY_MAX	   (8 + META_NAME_MAX + 8)
@@ -74,6 +82,19 @@ struct meta_txn {
 	bool frees; /* meta_txn_frees_space() */
 	int err;    /* first error, sticky */
 };
+
+/* meta.c: decode an inode record into out (zeroed first; s3_key is
+ * malloc'ed). 0, -EPROTO for a record that is not one, -ENOMEM; quiet. */
+int meta_inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out);
+
+/* meta_check.c: check the store in path (DIR/meta) for damage unless it
+ * was closed cleanly, in a child process. 0: intact (or closed cleanly, or
+ * new); -EUCLEAN: damaged, why[len] says how; other -errno: could not
+ * check (why may say more). */
+int meta_check_store(const char *path, char *why, size_t len);
+
+/* meta.c: the tables' names in the environment, by enum meta_table. */
+extern const char *const meta_table_names[T_COUNT];
 
 /* ---- errors ---- */
 

@@ -490,6 +490,7 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct hydrate_config hc = {0};
 	bool need_import = false;
+	char why[300];
 	int ret;
 
 	if (check_mountpoint(o->mountpoint, e) < 0)
@@ -497,7 +498,14 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 	*lockfd = lock_cache_dir(o->cache_dir, e);
 	if (*lockfd < 0)
 		return -1;
-	ret = meta_open(o->cache_dir, 0, true, &fs->db);
+	ret = meta_open_checked(o->cache_dir, 0, true, why, sizeof(why),
+				&fs->db);
+	if (ret == -EUCLEAN)
+		return fail(e,
+			    "cache metadata in %s/meta is damaged (%s); nothing"
+			    " was changed: see \"Damaged metadata\" in the"
+			    " README",
+			    o->cache_dir, why);
 	if (ret < 0)
 		return fail(e, "cache metadata in %s: %s", o->cache_dir,
 			    strerror(-ret));

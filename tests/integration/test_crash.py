@@ -16,9 +16,9 @@ import sys
 import time
 import unittest
 
-from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, difference,
-                         file_md5, fusermount_unmount, md5, pattern_bytes,
-                         posix_meta, random_bytes, write_file)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, MountError, TidefsTestCase,
+                         difference, file_md5, fusermount_unmount, md5,
+                         pattern_bytes, posix_meta, random_bytes, write_file)
 
 
 def fsync_dir(path):
@@ -501,6 +501,62 @@ while True:
         self.assertEqual(open(m3.path("after"), "rb").read(), b"after")
         self.assertEqual(file_md5(m3.path("synced")), md5(body))
         self.assertNotIn("went down", m3.log_text())  # a clean unmount
+
+    def test_damaged_metadata_is_refused_and_left_alone(self):
+        """A store damaged while nothing protected it (a power loss after
+        its sync point lapsed, a disk that loses writes) is found by the
+        check after an unclean shutdown: the mount fails with one clear
+        line, nothing is mounted, data.mdb and the data files stay exactly
+        as they were, and once the store is whole again it mounts with
+        everything."""
+        m = self.mount()
+        files = {"f%03d" % i: pattern_bytes(1000 + 37 * i, i)
+                 for i in range(200)}
+        for name, data in files.items():
+            write_file(m.path(name), data)
+        self.crash(m)
+        mdb = os.path.join(m.cache_dir, "meta", "data.mdb")
+        with open(mdb, "rb") as f:
+            head = f.read(2 * 4096)
+            # mm_last_pg at 136 and mm_txnid at 144 of each meta page
+            metas = [(int.from_bytes(head[p + 144:p + 152], "little"),
+                      int.from_bytes(head[p + 136:p + 144], "little"))
+                     for p in (0, 4096)]
+            last = max(metas)[1]
+            f.seek(0)
+            whole = f.read((last + 1) * 4096)
+
+        def data_files():
+            out = {}
+            for sub in sorted(os.listdir(os.path.join(m.cache_dir, "data"))):
+                d = os.path.join(m.cache_dir, "data", sub)
+                for name in os.listdir(d):
+                    out[sub + "/" + name] = file_md5(os.path.join(d, name))
+            return out
+
+        before = data_files()
+        # Every page but the two meta pages lost: LMDB alone would read
+        # this tree and crash or find nothing, and the orphan scan would
+        # then remove every data file.
+        with open(mdb, "r+b") as f:
+            f.seek(2 * 4096)
+            f.write(bytes((last - 1) * 4096))
+        with open(mdb, "rb") as f:
+            damaged = f.read((last + 1) * 4096)
+        m2 = self.mount(cache_dir=m.cache_dir, start=False)
+        with self.assertRaises(MountError) as cm:
+            m2.start(timeout=60)
+        self.assertFalse(m2.is_mounted())
+        text = str(cm.exception)
+        self.assertIn("is damaged", text)
+        self.assertIn("nothing was changed", text)
+        with open(mdb, "rb") as f:
+            self.assertEqual(f.read((last + 1) * 4096), damaged)
+        self.assertEqual(data_files(), before)
+        with open(mdb, "r+b") as f:
+            f.write(whole)
+        m3 = self.mount(cache_dir=m.cache_dir)
+        self.assertContent(m3, files, "after the store was mended")
 
     def data_inos(self, cache_dir):
         inos = set()
