@@ -452,6 +452,10 @@ static int child_check(const char *path, int fd)
 		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &c.txn);
 	if (rc) {
 		ret = bad(&c, "cannot read it: %s", mdb_strerror(rc));
+		/* LMDB's own codes are negative: what it found in the file.
+		 * An errno from the system (but EIO) says nothing of it. */
+		if (rc > 0 && rc != EIO)
+			ret = CHK_FAILED;
 		goto out;
 	}
 	rc = mdb_dbi_open(c.txn, meta_table_names[T_SUPER], 0, &sdbi);
