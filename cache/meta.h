@@ -105,6 +105,30 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
  */
 int meta_open_checked(const char *dir, uint64_t map_size, bool nosync,
 		      char *why, size_t why_len, struct meta_db **out);
+/*
+ * Read what can be read of a store that may be damaged (read-only, in child
+ * processes, so LMDB crashing on a damaged page ends only them): every inode
+ * record that decodes and the names that lead to it from the root, walking
+ * each table forward and, where that stops early, backward from its end.
+ * Calls cb for every regular file and symlink found; path is relative to
+ * the root, or NULL when no complete chain of names was found. A non-zero
+ * return of cb stops the walk and is returned. The caller holds the cache
+ * dir's lock (nothing may write the store meanwhile).
+ */
+struct meta_salvage_ent {
+	uint64_t ino;
+	uint32_t mode, state, flags;
+	uint64_t size;
+	const char *path;
+};
+struct meta_salvage_stats {
+	size_t inodes;		 /* inode records read */
+	size_t unnamed;		 /* files and symlinks without a path */
+	unsigned damaged_tables; /* of inodes, dentries: walks that stopped */
+};
+typedef int (*meta_salvage_cb)(void *arg, const struct meta_salvage_ent *e);
+int meta_salvage(const char *dir, meta_salvage_cb cb, void *arg,
+		 struct meta_salvage_stats *st);
 /* Records that the store was closed cleanly, syncs, closes. */
 void meta_close(struct meta_db *db);
 /* Flush commits made with nosync to disk (a sync point: see above). */

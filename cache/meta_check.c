@@ -492,6 +492,21 @@ out:
 	return ret;
 }
 
+pid_t meta_fork_reader(void)
+{
+	static const int crashes[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	/* A crash must end the child, whatever handler the parent had (a
+	 * test harness's would carry on in the child). */
+	if (pid == 0)
+		for (size_t i = 0; i < ARRAY_SIZE(crashes); i++)
+			signal(crashes[i], SIG_DFL);
+	return pid;
+}
+
 int meta_check_store(const char *path, char *why, size_t len)
 {
 	char buf[CHK_WHY] = "";
@@ -504,21 +519,14 @@ int meta_check_store(const char *path, char *why, size_t len)
 		why[0] = '\0';
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
+	pid = meta_fork_reader();
 	if (pid < 0) {
-		ret = -errno;
+		ret = (int)pid;
 		close(fds[0]);
 		close(fds[1]);
 		return ret;
 	}
 	if (pid == 0) {
-		static const int crashes[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL,
-					      SIGFPE};
-
-		/* A crash must end the child, whatever handler the parent
-		 * had (a test harness's would carry on in the child). */
-		for (size_t i = 0; i < ARRAY_SIZE(crashes); i++)
-			signal(crashes[i], SIG_DFL);
 		close(fds[0]);
 		_exit(child_check(path, fds[1]));
 	}

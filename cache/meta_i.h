@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "cache/meta.h"
 #include "common/common.h"
@@ -92,6 +93,12 @@ int meta_inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out);
  * new); -EUCLEAN: damaged, why[len] says how; other -errno: could not
  * check (why may say more). */
 int meta_check_store(const char *path, char *why, size_t len);
+
+/* meta_check.c: fork() for a child that reads a store that may be damaged
+ * (it opens its own read-only environment and ends with _exit): crash
+ * signals get their default action in the child. The child's pid, 0 in the
+ * child, or -errno. */
+pid_t meta_fork_reader(void);
 
 /* meta.c: the tables' names in the environment, by enum meta_table. */
 extern const char *const meta_table_names[T_COUNT];

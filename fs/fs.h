@@ -52,6 +52,11 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 void fs_options_release(struct fs_options *o);
 void fs_usage(const char *prog);
 
+/* `tidefs salvage CACHE_DIR DEST` (argv[0] is "salvage"): copy the files
+ * not in S3 (new, dirty) out of a cache dir whose metadata may be damaged
+ * (fs/salvage.c). Returns the exit status. */
+int fs_salvage(int argc, char **argv);
+
 /* Split "s3://bucket[/prefix]" into bucket and normalised prefix ("" or
  * "a/b/"). Returns 0 or -EINVAL. */
 int fs_parse_repository(const char *url, char **bucket, char **prefix);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* tidefs: mount an S3 bucket as a local file system with a data cache. */
 #include <stdio.h>
+#include <string.h>
 
 #include "fs/fs.h"
 
@@ -10,6 +11,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int ret;
 
+	if (argc >= 2 && strcmp(argv[1], "salvage") == 0)
+		return fs_salvage(argc - 1, argv + 1);
 	if (fs_options_parse(argc, argv, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tidefs: %s\n", err);
 		fs_options_release(&o);

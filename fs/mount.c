@@ -504,8 +504,9 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 		return fail(e,
 			    "cache metadata in %s/meta is damaged (%s); nothing"
 			    " was changed: see \"Damaged metadata\" in the"
-			    " README",
-			    o->cache_dir, why);
+			    " README (tidefs salvage %s DEST copies out what S3"
+			    " does not have)",
+			    o->cache_dir, why, o->cache_dir);
 	if (ret < 0)
 		return fail(e, "cache metadata in %s: %s", o->cache_dir,
 			    strerror(-ret));

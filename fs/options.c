@@ -125,8 +125,13 @@ void fs_usage(const char *prog)
 	       " AWS_SESSION_TOKEN,\n"
 	       "or the shared credentials file (~/.aws/credentials,"
 	       " AWS_PROFILE).\n"
-	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
-	       prog);
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n"
+	       "\n"
+	       "       %s salvage CACHE_DIR DEST\n"
+	       "Copy the files S3 does not have (new, changed) out of a cache"
+	       " dir\n"
+	       "whose metadata is damaged (README: Damaged metadata).\n",
+	       prog, prog);
 }
 
 int fs_parse_repository(const char *url, char **bucket, char **prefix)

@@ -18,7 +18,8 @@ import unittest
 
 from tidefs_test import (SETTLE_TIMEOUT, MiB, MountError, TidefsTestCase,
                          difference, file_md5, fusermount_unmount, md5,
-                         pattern_bytes, posix_meta, random_bytes, write_file)
+                         pattern_bytes, posix_meta, random_bytes, tidefs_bin,
+                         write_file)
 
 
 def fsync_dir(path):
@@ -502,6 +503,16 @@ while True:
         self.assertEqual(file_md5(m3.path("synced")), md5(body))
         self.assertNotIn("went down", m3.log_text())  # a clean unmount
 
+    def salvage(self, cache_dir):
+        """`tidefs salvage CACHE_DIR DEST` into a fresh DEST; returns it."""
+        out = os.path.join(self.tmp, "salvage-%d" % time.monotonic_ns())
+        r = subprocess.run([tidefs_bin(), "salvage", cache_dir, out],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("copied to", r.stdout)
+        self.assertTrue(os.path.exists(os.path.join(out, "SALVAGE.txt")))
+        return out
+
     def test_damaged_metadata_is_refused_and_left_alone(self):
         """A store damaged while nothing protected it (a power loss after
         its sync point lapsed, a disk that loses writes) is found by the
@@ -512,9 +523,21 @@ while True:
         m = self.mount()
         files = {"f%03d" % i: pattern_bytes(1000 + 37 * i, i)
                  for i in range(200)}
+        os.mkdir(m.path("sub"))
+        files["sub/deep"] = b"deep" * 999
         for name, data in files.items():
             write_file(m.path(name), data)
+        os.symlink("sub/deep", m.path("link"))
+        inos = {name: os.stat(m.path(name)).st_ino for name in files}
         self.crash(m)
+        # The whole store: every file comes out by its name.
+        out = self.salvage(m.cache_dir)
+        for name, data in files.items():
+            self.assertEqual(file_md5(os.path.join(out, "files", name)),
+                             md5(data), name)
+        self.assertEqual(os.readlink(os.path.join(out, "files", "link")),
+                         "sub/deep")
+        self.assertFalse(os.path.exists(os.path.join(out, "lost+found")))
         mdb = os.path.join(m.cache_dir, "meta", "data.mdb")
         with open(mdb, "rb") as f:
             head = f.read(2 * 4096)
@@ -550,6 +573,16 @@ while True:
         text = str(cm.exception)
         self.assertIn("is damaged", text)
         self.assertIn("nothing was changed", text)
+        with open(mdb, "rb") as f:
+            self.assertEqual(f.read((last + 1) * 4096), damaged)
+        self.assertEqual(data_files(), before)
+        # The damaged store names nothing: every file's data comes out by
+        # its inode number, and salvage changes nothing either.
+        out = self.salvage(m.cache_dir)
+        for name, data in files.items():
+            self.assertEqual(
+                file_md5(os.path.join(out, "lost+found", str(inos[name]))),
+                md5(data), name)
         with open(mdb, "rb") as f:
             self.assertEqual(f.read((last + 1) * 4096), damaged)
         self.assertEqual(data_files(), before)

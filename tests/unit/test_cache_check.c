@@ -369,12 +369,102 @@ static void test_both_meta_pages_gone(void **state)
 	restore(f);
 }
 
+struct found {
+	unsigned n, named, wrong;
+	char first_wrong[200];
+};
+
+/* Every file salvage reports must be one fill() put, with its own path,
+ * or without one. */
+static int salvage_cb(void *arg, const struct meta_salvage_ent *e)
+{
+	struct found *fd = arg;
+	struct meta_inode want;
+	char path[64];
+
+	fd->n++;
+	if (e->ino < FIRST + N_DIRS || e->ino >= FIRST + N_DIRS + N_FILES) {
+		fd->wrong++;
+		return 0;
+	}
+	file_of(&want, e->ino);
+	snprintf(path, sizeof(path), "d-%llu/f-%06llu",
+		 (unsigned long long)parent_of(e->ino),
+		 (unsigned long long)e->ino);
+	if (e->mode != want.mode || e->size != want.size ||
+	    e->state != want.state || (e->path && strcmp(e->path, path))) {
+		if (!fd->wrong)
+			snprintf(fd->first_wrong, sizeof(fd->first_wrong),
+				 "inode %llu: %s", (unsigned long long)e->ino,
+				 e->path ? e->path : "(no path)");
+		fd->wrong++;
+	}
+	if (e->path)
+		fd->named++;
+	return 0;
+}
+
+static void test_salvage_intact(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_salvage_stats st;
+	struct found fd = {0};
+
+	restore(f);
+	assert_int_equal(meta_salvage(f->dir, salvage_cb, &fd, &st), 0);
+	assert_int_equal(fd.wrong, 0);
+	assert_int_equal(fd.n, N_FILES);
+	assert_int_equal(fd.named, N_FILES);
+	assert_int_equal(st.damaged_tables, 0);
+	assert_int_equal(st.unnamed, 0);
+	assert_int_equal(st.inodes, 1 + N_DIRS + N_FILES);
+}
+
+static void test_salvage_damaged(void **state)
+{
+	struct fixture *f = *state;
+	unsigned total = 0, named = 0, damaged = 0;
+	uint8_t page[PSIZE];
+
+	srandom(7);
+	for (int trial = 0; trial < 30; trial++) {
+		struct meta_salvage_stats st;
+		struct found fd = {0};
+
+		restore(f);
+		for (int i = 0; i < 1 + trial % 3; i++) {
+			uint64_t pg =
+				2 + (uint64_t)random() % (f->last_pgno - 1);
+
+			for (size_t b = 0; b < PSIZE; b++)
+				page[b] = trial % 2 ? 0 : (uint8_t)random();
+			write_at(f->path, page, PSIZE, (off_t)(pg * PSIZE));
+		}
+		assert_int_equal(meta_salvage(f->dir, salvage_cb, &fd, &st), 0);
+		if (fd.wrong)
+			fail_msg("trial %d: %u wrong, first %s", trial,
+				 fd.wrong, fd.first_wrong);
+		total += fd.n;
+		named += fd.named;
+		damaged += st.damaged_tables;
+	}
+	print_message("salvage: %u of %u files found, %u named, %u damaged "
+		      "table walks\n",
+		      total, 30 * N_FILES, named, damaged);
+	/* A few pages of many: most files come out, most with names. */
+	assert_true(total > 30 * N_FILES * 8 / 10);
+	assert_true(named > total * 8 / 10);
+	restore(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_intact_store_opens),
 		cmocka_unit_test(test_damaged_stores_are_refused),
 		cmocka_unit_test(test_both_meta_pages_gone),
+		cmocka_unit_test(test_salvage_intact),
+		cmocka_unit_test(test_salvage_damaged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
