@@ -268,6 +268,8 @@ static struct sal_ino *find(struct sal *s, uint64_t ino)
 {
 	struct sal_ino key = {.ino = ino};
 
+	if (!s->n)
+		return NULL;
 	return bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_ino);
 }
 
@@ -335,7 +337,8 @@ int meta_salvage(const char *dir, meta_salvage_cb cb, void *arg,
 		goto out;
 	ret = 0;
 	/* Forward and backward walks overlap: one entry per inode. */
-	qsort(s.v, s.n, sizeof(*s.v), cmp_ino);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), cmp_ino);
 	for (size_t i = 0; i < s.n; i++)
 		if (w == 0 || s.v[w - 1].ino != s.v[i].ino)
 			s.v[w++] = s.v[i];

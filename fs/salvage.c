@@ -209,7 +209,8 @@ static void orphans(struct salvage *sv)
 {
 	char sub[PATH_MAX];
 
-	qsort(sv->seen, sv->nseen, sizeof(*sv->seen), cmp_u64);
+	if (sv->nseen)
+		qsort(sv->seen, sv->nseen, sizeof(*sv->seen), cmp_u64);
 	for (unsigned x = 0; x < 256; x++) {
 		struct dirent *de;
 		DIR *d;
@@ -229,8 +230,8 @@ static void orphans(struct salvage *sv)
 			ino = strtoull(de->d_name, &end, 10);
 			if (*end || errno || end == de->d_name)
 				continue;
-			if (bsearch(&ino, sv->seen, sv->nseen, sizeof(ino),
-				    cmp_u64))
+			if (sv->nseen && bsearch(&ino, sv->seen, sv->nseen,
+						 sizeof(ino), cmp_u64))
 				continue;
 			data_path(sv, ino, src, sizeof(src));
 			if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode) ||
