@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,12 +141,39 @@ static int note_seen(struct salvage *sv, uint64_t ino)
 	return 0;
 }
 
+/* Copy inode e's data (or symlink) from src to dst. */
+static int put_one(const struct meta_salvage_ent *e, const char *src,
+		   const char *dst)
+{
+	struct stat st;
+	int ret;
+
+	ret = mkdirs(dst, (size_t)(strrchr(dst, '/') - dst));
+	if (ret == 0 && lstat(src, &st) < 0)
+		ret = -errno;
+	if (ret == -ENOENT && e->size == 0 && S_ISREG(e->mode)) {
+		/* An empty file never needed a data file. */
+		int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			      (e->mode & 0777) | 0600);
+
+		if (fd < 0)
+			return -errno;
+		close(fd);
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	if (S_ISLNK(e->mode))
+		return make_symlink(src, dst, e->size);
+	return copy_file(src, dst, e->size, e->mode);
+}
+
 static int one(void *arg, const struct meta_salvage_ent *e)
 {
 	struct salvage *sv = arg;
 	char src[PATH_MAX], dst[PATH_MAX];
 	const char *note = "";
-	struct stat st;
+	bool named = false;
 	int n, ret;
 
 	ret = note_seen(sv, e->ino);
@@ -154,37 +182,29 @@ static int one(void *arg, const struct meta_salvage_ent *e)
 	if (e->state != META_NEW && e->state != META_DIRTY)
 		return 0; /* S3 has it */
 	data_path(sv, e->ino, src, sizeof(src));
-	if (e->path && *e->path)
+	ret = -ENOENT;
+	if (e->path && *e->path) {
 		n = snprintf(dst, sizeof(dst), "%s/files/%s", sv->dest,
 			     e->path);
-	else
-		n = snprintf(dst, sizeof(dst), "%s/lost+found/%" PRIu64,
-			     sv->dest, e->ino);
-	if (n < 0 || (size_t)n >= sizeof(dst)) {
-		ret = -ENAMETOOLONG;
-	} else {
-		ret = mkdirs(dst, (size_t)(strrchr(dst, '/') - dst));
-		if (ret == 0 && lstat(src, &st) < 0)
-			ret = -errno;
-		if (ret == -ENOENT && e->size == 0 && S_ISREG(e->mode)) {
-			/* An empty file never needed a data file. */
-			int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL,
-				      (e->mode & 0777) | 0600);
-
-			ret = fd < 0 ? -errno : 0;
-			if (fd >= 0)
-				close(fd);
-		} else if (ret == 0 && S_ISLNK(e->mode))
-			ret = make_symlink(src, dst, e->size);
-		else if (ret == 0)
-			ret = copy_file(src, dst, e->size, e->mode);
+		if (n > 0 && (size_t)n < sizeof(dst)) {
+			ret = put_one(e, src, dst);
+			named = ret == 0;
+		}
+	}
+	/* No name, or one the damage made clash with another (a file where
+	 * a directory should be): by number. */
+	if (ret == -ENOENT || ret == -EEXIST || ret == -ENOTDIR ||
+	    ret == -ENAMETOOLONG) {
+		snprintf(dst, sizeof(dst), "%s/lost+found/%" PRIu64, sv->dest,
+			 e->ino);
+		ret = put_one(e, src, dst);
 	}
 	if (ret == 0 && e->state == META_DIRTY && S_ISREG(e->mode))
 		note = "changed since its export: bytes never fetched from S3"
 		       " read as zeros";
 	if (ret == 0) {
 		sv->copied++;
-		if (!e->path)
+		if (!named)
 			sv->unnamed++;
 	} else {
 		sv->failed++;
