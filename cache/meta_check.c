@@ -46,7 +46,7 @@
 enum { CHK_OK = 0, CHK_DAMAGED = 1, CHK_FAILED = 2 };
 
 #define CHK_WHY	    300
-#define CHK_TIMEOUT (600 * 1000) /* ms: a check that hangs is damage too */
+#define CHK_TIMEOUT 600 /* s: a check that hangs is damage too */
 
 struct ino_kind {
 	uint64_t ino;
@@ -438,12 +438,7 @@ static int child_check(const char *path, int fd)
 	int rc, ret;
 
 	memset(&c, 0, sizeof(c));
-	rc = mdb_env_create(&env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(env, T_COUNT + 2);
-	if (!rc)
-		rc = mdb_env_open(env, path,
-				  MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+	rc = meta_reader_env(path, &env);
 	if (rc == ENOENT) {
 		ret = CHK_OK; /* a new store */
 		goto out;
@@ -492,75 +487,120 @@ out:
 	return ret;
 }
 
-pid_t meta_fork_reader(void)
+int meta_reader_env(const char *path, MDB_env **out)
 {
-	static const int crashes[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
-	pid_t pid = fork();
+	int rc = mdb_env_create(out);
 
-	if (pid < 0)
-		return -errno;
-	/* A crash must end the child, whatever handler the parent had (a
-	 * test harness's would carry on in the child). */
-	if (pid == 0)
-		for (size_t i = 0; i < ARRAY_SIZE(crashes); i++)
-			signal(crashes[i], SIG_DFL);
-	return pid;
+	if (rc)
+		return rc;
+	rc = mdb_env_set_maxdbs(*out, T_COUNT + 2);
+	/* Nothing else uses the store meanwhile (the cache dir's lock), and
+	 * a damaged one must not be written: no lock file, read-only. */
+	if (!rc)
+		rc = mdb_env_open(*out, path,
+				  MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+	if (rc) {
+		mdb_env_close(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
-int meta_check_store(const char *path, char *why, size_t len)
+int meta_reader_start(struct meta_reader *r, int (*fn)(void *arg, int wfd),
+		      void *arg, int timeout_s)
 {
-	char buf[CHK_WHY] = "";
-	size_t got = 0;
-	int fds[2], status = 0, ret;
-	int64_t deadline;
-	pid_t pid;
+	static const int crashes[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+	int fds[2], ret;
 
-	if (len)
-		why[0] = '\0';
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
-	pid = meta_fork_reader();
-	if (pid < 0) {
-		ret = (int)pid;
+	r->deadline = time_mono_ns() + (int64_t)timeout_s * 1000000000;
+	r->pid = fork();
+	if (r->pid < 0) {
+		ret = -errno;
 		close(fds[0]);
 		close(fds[1]);
 		return ret;
 	}
-	if (pid == 0) {
+	if (r->pid == 0) {
+		/* A crash must end the child, whatever handler the parent
+		 * had (a test harness's would carry on in the child). */
+		for (size_t i = 0; i < ARRAY_SIZE(crashes); i++)
+			signal(crashes[i], SIG_DFL);
 		close(fds[0]);
-		_exit(child_check(path, fds[1]));
+		_exit(fn(arg, fds[1]));
 	}
 	close(fds[1]);
-	deadline = time_mono_ns() + (int64_t)CHK_TIMEOUT * 1000000;
+	r->fd = fds[0];
+	return 0;
+}
+
+ssize_t meta_reader_read(struct meta_reader *r, void *buf, size_t len)
+{
 	for (;;) {
-		struct pollfd p = {.fd = fds[0], .events = POLLIN};
-		int64_t left = (deadline - time_mono_ns()) / 1000000;
+		struct pollfd p = {.fd = r->fd, .events = POLLIN};
+		int64_t left = (r->deadline - time_mono_ns()) / 1000000;
 		ssize_t n;
 
-		if (left <= 0) {
-			kill(pid, SIGKILL);
-			snprintf(buf, sizeof(buf),
-				 "reading it did not finish in %d s",
-				 CHK_TIMEOUT / 1000);
-			got = 0;
-			break;
-		}
+		if (left <= 0)
+			return -ETIMEDOUT;
 		if (poll(&p, 1, (int)MIN(left, 1000)) < 0 && errno != EINTR)
-			break;
+			return -errno;
 		if (!p.revents)
 			continue;
-		n = read(fds[0], buf + got, sizeof(buf) - 1 - got);
+		n = read(r->fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || (got += (size_t)n) == sizeof(buf) - 1)
-			break;
+		return n < 0 ? -errno : n;
 	}
-	close(fds[0]);
-	if (got)
-		buf[got] = '\0';
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+}
+
+int meta_reader_finish(struct meta_reader *r, bool stop)
+{
+	int status = 0;
+
+	close(r->fd);
+	if (stop)
+		kill(r->pid, SIGKILL);
+	while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (WIFSIGNALED(status)) {
+	return status;
+}
+
+static int check_fn(void *arg, int wfd)
+{
+	return child_check(arg, wfd);
+}
+
+int meta_check_store(const char *path, char *why, size_t len)
+{
+	struct meta_reader r;
+	char buf[CHK_WHY] = "";
+	size_t got = 0;
+	bool late = false;
+	int status, ret;
+
+	if (len)
+		why[0] = '\0';
+	ret = meta_reader_start(&r, check_fn, (void *)path, CHK_TIMEOUT);
+	if (ret < 0)
+		return ret;
+	while (got < sizeof(buf) - 1) {
+		ssize_t n =
+			meta_reader_read(&r, buf + got, sizeof(buf) - 1 - got);
+
+		late = n == -ETIMEDOUT;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	status = meta_reader_finish(&r, late);
+	if (late) {
+		snprintf(buf, sizeof(buf), "reading it did not finish in %d s",
+			 CHK_TIMEOUT);
+		ret = -EUCLEAN;
+	} else if (WIFSIGNALED(status)) {
 		if (!buf[0])
 			snprintf(buf, sizeof(buf),
 				 "reading it crashed (signal %d)",

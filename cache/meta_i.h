@@ -94,11 +94,26 @@ int meta_inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out);
  * check (why may say more). */
 int meta_check_store(const char *path, char *why, size_t len);
 
-/* meta_check.c: fork() for a child that reads a store that may be damaged
- * (it opens its own read-only environment and ends with _exit): crash
- * signals get their default action in the child. The child's pid, 0 in the
- * child, or -errno. */
-pid_t meta_fork_reader(void);
+/* meta_check.c: a child process that reads a store which may be damaged
+ * (LMDB may crash on a damaged page: that ends only the child). */
+struct meta_reader {
+	pid_t pid;
+	int fd;		  /* the read end of the child's pipe */
+	int64_t deadline; /* time_mono_ns after which reads time out */
+};
+/* In the child: open the environment in path read-only without a lock
+ * file. An MDB_* code or errno (LMDB's convention); *out NULL on failure. */
+int meta_reader_env(const char *path, MDB_env **out);
+/* Run fn(arg, wfd) in a child, which opens its own read-only environment,
+ * writes to wfd and ends with _exit(fn's return); crash signals get their
+ * default action there. 0 or -errno. */
+int meta_reader_start(struct meta_reader *r, int (*fn)(void *arg, int wfd),
+		      void *arg, int timeout_s);
+/* What the child wrote: bytes, 0 at its end, -ETIMEDOUT past the deadline,
+ * or -errno. */
+ssize_t meta_reader_read(struct meta_reader *r, void *buf, size_t len);
+/* Close the pipe, kill the child when stop, reap it: its wait status. */
+int meta_reader_finish(struct meta_reader *r, bool stop);
 
 /* meta.c: the tables' names in the environment, by enum meta_table. */
 extern const char *const meta_table_names[T_COUNT];

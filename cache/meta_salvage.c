@@ -25,7 +25,8 @@
 #include <unistd.h>
 
 /* Stream records: 'I' ino mode state flags size | 'D' parent ino len name */
-#define REC_MAX (1 + 8 + 8 + 2 + META_NAME_MAX)
+#define REC_MAX	    (1 + 8 + 8 + 2 + META_NAME_MAX)
+#define SAL_TIMEOUT 600 /* s per walk */
 
 struct sal_ino {
 	uint64_t ino;
@@ -72,12 +73,7 @@ static int child_walk(const char *path, enum meta_table t, bool back, int fd)
 	uint8_t rec[REC_MAX];
 	int rc;
 
-	rc = mdb_env_create(&env);
-	if (!rc)
-		rc = mdb_env_set_maxdbs(env, T_COUNT + 2);
-	if (!rc)
-		rc = mdb_env_open(env, path,
-				  MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+	rc = meta_reader_env(path, &env);
 	if (!rc)
 		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (!rc)
@@ -190,56 +186,55 @@ static int add_dentry(struct sal *s, const uint8_t *r, uint16_t nlen)
 	return 0;
 }
 
+struct walk_arg {
+	const char *path;
+	enum meta_table t;
+	bool back;
+};
+
+static int salvage_walk_fn(void *arg, int wfd)
+{
+	const struct walk_arg *w = arg;
+
+	return child_walk(w->path, w->t, w->back, wfd);
+}
+
 /* Run one walk; add its records to s. Returns 1 when the walk reached its
  * end, 0 when it stopped early (damage), or -errno. */
 static int run_walk(const char *path, enum meta_table t, bool back,
 		    struct sal *s)
 {
+	struct walk_arg w = {.path = path, .t = t, .back = back};
+	struct meta_reader r;
 	uint8_t buf[65536];
 	size_t have = 0;
-	int fds[2], status = 0, ret = 0;
-	pid_t pid;
+	int status, ret;
+	ssize_t n;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	pid = meta_fork_reader();
-	if (pid < 0) {
-		ret = (int)pid;
-		close(fds[0]);
-		close(fds[1]);
+	ret = meta_reader_start(&r, salvage_walk_fn, &w, SAL_TIMEOUT);
+	if (ret < 0)
 		return ret;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		_exit(child_walk(path, t, back, fds[1]));
-	}
-	close(fds[1]);
-	for (;;) {
-		ssize_t n = read(fds[0], buf + have, sizeof(buf) - have);
+	while ((n = meta_reader_read(&r, buf + have, sizeof(buf) - have)) > 0) {
 		size_t at = 0;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
 		have += (size_t)n;
 		while (ret == 0 && at < have) {
-			const uint8_t *r = buf + at;
+			const uint8_t *rec = buf + at;
 			size_t left = have - at, need;
 			uint16_t nlen = 0;
 
-			if (r[0] == 'I') {
+			if (rec[0] == 'I') {
 				need = 29;
 			} else {
 				if (left < 19)
 					break;
-				memcpy(&nlen, r + 17, 2);
+				memcpy(&nlen, rec + 17, 2);
 				need = 19u + nlen;
 			}
 			if (left < need)
 				break;
-			ret = r[0] == 'I' ? add_ino(s, r)
-					  : add_dentry(s, r, nlen);
+			ret = rec[0] == 'I' ? add_ino(s, rec)
+					    : add_dentry(s, rec, nlen);
 			at += need;
 		}
 		memmove(buf, buf + at, have - at);
@@ -247,14 +242,11 @@ static int run_walk(const char *path, enum meta_table t, bool back,
 		if (ret < 0)
 			break;
 	}
-	close(fds[0]);
-	if (ret < 0)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* A walk that hangs (a damaged tree that loops) ends where it is. */
+	status = meta_reader_finish(&r, ret < 0 || n < 0);
 	if (ret < 0)
 		return ret;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return n == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 static int cmp_ino(const void *a, const void *b)
