@@ -328,7 +328,7 @@ static int open_store(const char *dir, uint64_t map_size, bool nosync,
 		goto out_free_db;
 	}
 	if (why) {
-		ret = meta_check_store(path, why, why_len);
+		ret = meta_check_store(path, false, why, why_len);
 		if (ret == -EUCLEAN) {
 			log_error("meta: %s is damaged: %s", path, why);
 			goto out_free_db;
@@ -386,6 +386,25 @@ int meta_open_checked(const char *dir, uint64_t map_size, bool nosync,
 		why_len = sizeof(none);
 	}
 	return open_store(dir, map_size, nosync, why, why_len, out);
+}
+
+int meta_check(const char *dir, char *why, size_t why_len)
+{
+	char *path = NULL, none[1];
+	int ret;
+
+	if (!why || !why_len) {
+		why = none;
+		why_len = sizeof(none);
+	}
+	why[0] = '\0';
+	if (asprintf(&path, "%s/meta", dir) < 0)
+		return -ENOMEM;
+	ret = meta_safe_recover(path, true);
+	if (ret == 0)
+		ret = meta_check_store(path, true, why, why_len);
+	free(path);
+	return ret;
 }
 
 void meta_close(struct meta_db *db)

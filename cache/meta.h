@@ -106,6 +106,15 @@ int meta_open(const char *dir, uint64_t map_size, bool nosync,
 int meta_open_checked(const char *dir, uint64_t map_size, bool nosync,
 		      char *why, size_t why_len, struct meta_db **out);
 /*
+ * The check of meta_open_checked() on demand (`tidefs check`), whether or
+ * not the store was closed cleanly, after going back to the last sync point
+ * where a mount would. Opens no environment for writing. 0: intact,
+ * -EUCLEAN: damaged (why says how), other -errno: could not check. The
+ * caller holds the cache dir's lock.
+ */
+int meta_check(const char *dir, char *why, size_t why_len);
+
+/*
  * Read what can be read of a store that may be damaged (read-only, in child
  * processes, so LMDB crashing on a damaged page ends only them): every inode
  * record that decodes and the names that lead to it from the root, walking

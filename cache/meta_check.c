@@ -428,9 +428,15 @@ static int check_txn(struct chk *c, MDB_env *env)
 	return CHK_OK;
 }
 
+struct check_arg {
+	const char *path;
+	bool always; /* even when closed cleanly */
+};
+
 /* In the child: open path read-only, check, report why on fd. */
-static int child_check(const char *path, int fd)
+static int child_check(const struct check_arg *a, int fd)
 {
+	const char *path = a->path;
 	struct chk c;
 	MDB_env *env = NULL;
 	MDB_dbi sdbi;
@@ -458,8 +464,8 @@ static int child_check(const char *path, int fd)
 		ret = CHK_OK; /* never opened for writing yet */
 		goto out;
 	}
-	if (rc == 0 && mdb_get(c.txn, sdbi, &k, &v) == 0 && v.mv_size == 8 &&
-	    get_le64(v.mv_data) == 1) {
+	if (!a->always && rc == 0 && mdb_get(c.txn, sdbi, &k, &v) == 0 &&
+	    v.mv_size == 8 && get_le64(v.mv_data) == 1) {
 		ret = CHK_OK; /* closed cleanly */
 		goto out;
 	}
@@ -572,8 +578,9 @@ static int check_fn(void *arg, int wfd)
 	return child_check(arg, wfd);
 }
 
-int meta_check_store(const char *path, char *why, size_t len)
+int meta_check_store(const char *path, bool always, char *why, size_t len)
 {
+	struct check_arg a = {.path = path, .always = always};
 	struct meta_reader r;
 	char buf[CHK_WHY] = "";
 	size_t got = 0;
@@ -582,7 +589,7 @@ int meta_check_store(const char *path, char *why, size_t len)
 
 	if (len)
 		why[0] = '\0';
-	ret = meta_reader_start(&r, check_fn, (void *)path, CHK_TIMEOUT);
+	ret = meta_reader_start(&r, check_fn, &a, CHK_TIMEOUT);
 	if (ret < 0)
 		return ret;
 	while (got < sizeof(buf) - 1) {

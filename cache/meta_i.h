@@ -88,11 +88,11 @@ struct meta_txn {
  * malloc'ed). 0, -EPROTO for a record that is not one, -ENOMEM; quiet. */
 int meta_inode_decode(uint64_t ino, const MDB_val *v, struct meta_inode *out);
 
-/* meta_check.c: check the store in path (DIR/meta) for damage unless it
- * was closed cleanly, in a child process. 0: intact (or closed cleanly, or
- * new); -EUCLEAN: damaged, why[len] says how; other -errno: could not
- * check (why may say more). */
-int meta_check_store(const char *path, char *why, size_t len);
+/* meta_check.c: check the store in path (DIR/meta) for damage, unless it
+ * was closed cleanly (always: even then), in a child process. 0: intact
+ * (or closed cleanly, or new); -EUCLEAN: damaged, why[len] says how; other
+ * -errno: could not check (why may say more). */
+int meta_check_store(const char *path, bool always, char *why, size_t len);
 
 /* meta_check.c: a child process that reads a store which may be damaged
  * (LMDB may crash on a damaged page: that ends only the child). */

@@ -52,9 +52,12 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err,
 void fs_options_release(struct fs_options *o);
 void fs_usage(const char *prog);
 
-/* `tidefs salvage CACHE_DIR DEST` (argv[0] is "salvage"): copy the files
- * not in S3 (new, dirty) out of a cache dir whose metadata may be damaged
- * (fs/salvage.c). Returns the exit status. */
+/* Commands on a cache dir that is not mounted (fs/offline.c); argv[0] is
+ * the command's name; they return the exit status. `tidefs check
+ * CACHE_DIR`: check its metadata for damage. `tidefs salvage CACHE_DIR
+ * DEST`: copy the files not in S3 (new, dirty) out of a cache dir whose
+ * metadata may be damaged. */
+int fs_check(int argc, char **argv);
 int fs_salvage(int argc, char **argv);
 
 /* Split "s3://bucket[/prefix]" into bucket and normalised prefix ("" or

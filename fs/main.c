@@ -11,6 +11,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int ret;
 
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return fs_check(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "salvage") == 0)
 		return fs_salvage(argc - 1, argv + 1);
 	if (fs_options_parse(argc, argv, &o, err, sizeof(err)) < 0) {

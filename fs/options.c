@@ -127,11 +127,14 @@ void fs_usage(const char *prog)
 	       " AWS_PROFILE).\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n"
 	       "\n"
+	       "       %s check CACHE_DIR\n"
 	       "       %s salvage CACHE_DIR DEST\n"
-	       "Copy the files S3 does not have (new, changed) out of a cache"
-	       " dir\n"
-	       "whose metadata is damaged (README: Damaged metadata).\n",
-	       prog, prog);
+	       "Check the metadata of a cache dir that is not mounted; copy the"
+	       " files\n"
+	       "S3 does not have (new, changed) out of one whose metadata is"
+	       " damaged\n"
+	       "(README: Damaged metadata).\n",
+	       prog, prog, prog);
 }
 
 int fs_parse_repository(const char *url, char **bucket, char **prefix)

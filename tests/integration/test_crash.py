@@ -576,6 +576,10 @@ while True:
         with open(mdb, "rb") as f:
             self.assertEqual(f.read((last + 1) * 4096), damaged)
         self.assertEqual(data_files(), before)
+        r = subprocess.run([tidefs_bin(), "check", m.cache_dir],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is damaged", r.stderr)
         # The damaged store names nothing: every file's data comes out by
         # its inode number, and salvage changes nothing either.
         out = self.salvage(m.cache_dir)
@@ -588,8 +592,16 @@ while True:
         self.assertEqual(data_files(), before)
         with open(mdb, "r+b") as f:
             f.write(whole)
+        r = subprocess.run([tidefs_bin(), "check", m.cache_dir],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("intact", r.stdout)
         m3 = self.mount(cache_dir=m.cache_dir)
         self.assertContent(m3, files, "after the store was mended")
+        r = subprocess.run([tidefs_bin(), "check", m.cache_dir],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("in use by a tidefs mount", r.stderr)
 
     def data_inos(self, cache_dir):
         inos = set()

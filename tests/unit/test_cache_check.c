@@ -369,6 +369,28 @@ static void test_both_meta_pages_gone(void **state)
 	restore(f);
 }
 
+static void test_check_on_demand(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_db *db;
+	uint8_t *zero = calloc(f->last_pgno - 1, PSIZE);
+	char why[300] = "x";
+
+	assert_non_null(zero);
+	restore(f);
+	assert_int_equal(
+		meta_open_checked(f->dir, 0, true, why, sizeof(why), &db), 0);
+	meta_close(db);
+	/* Closed cleanly, checked all the same. */
+	assert_int_equal(meta_check(f->dir, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	write_at(f->path, zero, (f->last_pgno - 1) * PSIZE, 2 * PSIZE);
+	assert_int_equal(meta_check(f->dir, why, sizeof(why)), -EUCLEAN);
+	assert_true(why[0] != '\0');
+	free(zero);
+	restore(f);
+}
+
 struct found {
 	unsigned n, named, wrong;
 	char first_wrong[200];
@@ -463,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_intact_store_opens),
 		cmocka_unit_test(test_damaged_stores_are_refused),
 		cmocka_unit_test(test_both_meta_pages_gone),
+		cmocka_unit_test(test_check_on_demand),
 		cmocka_unit_test(test_salvage_intact),
 		cmocka_unit_test(test_salvage_damaged),
 	};

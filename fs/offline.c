@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
+ * Commands on a cache dir that is not mounted.
+ *
+ * tidefs check CACHE_DIR — the check a mount makes after an unclean
+ * shutdown (meta_check), on demand.
+ *
  * tidefs salvage CACHE_DIR DEST — copy out what a cache dir holds that S3
  * does not: the files created or changed since their last export (states
  * new and dirty), from a cache dir whose metadata may be damaged (README
@@ -281,6 +286,62 @@ static void orphans(struct salvage *sv)
 	}
 }
 
+/* Take the cache dir's lock (no mount may be live), or say why not. */
+static int lock_dir(const char *cache)
+{
+	char path[PATH_MAX + 8];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", cache);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "tidefs: cache dir %s: %s\n", cache,
+			fd < 0		       ? strerror(errno)
+			: errno == EWOULDBLOCK ? "in use by a tidefs mount"
+					       : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int fs_check(int argc, char **argv)
+{
+	char cache[PATH_MAX], why[300];
+	int lock, ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: tidefs check CACHE_DIR\n");
+		return 2;
+	}
+	if (!realpath(argv[1], cache)) {
+		fprintf(stderr, "tidefs: cache dir %s: %s\n", argv[1],
+			strerror(errno));
+		return 1;
+	}
+	lock = lock_dir(cache);
+	if (lock < 0)
+		return 1;
+	ret = meta_check(cache, why, sizeof(why));
+	close(lock);
+	if (ret == 0) {
+		printf("tidefs: cache metadata in %s/meta: intact\n", cache);
+		return 0;
+	}
+	if (ret == -EUCLEAN)
+		fprintf(stderr,
+			"tidefs: cache metadata in %s/meta is damaged (%s):"
+			" see \"Damaged metadata\" in the README\n",
+			cache, why);
+	else
+		fprintf(stderr,
+			"tidefs: cache metadata in %s/meta could not be"
+			" checked: %s%s%s\n",
+			cache, strerror(-ret), why[0] ? ": " : "", why);
+	return 1;
+}
+
 int fs_salvage(int argc, char **argv)
 {
 	struct salvage sv = {0};
@@ -313,17 +374,9 @@ int fs_salvage(int argc, char **argv)
 			return 1;
 		}
 	closedir(d);
-	snprintf(path, sizeof(path), "%s/lock", cache);
-	lock = open(path, O_RDWR | O_CLOEXEC);
-	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "tidefs: cache dir %s: %s\n", cache,
-			lock < 0	       ? strerror(errno)
-			: errno == EWOULDBLOCK ? "in use by a tidefs mount"
-					       : strerror(errno));
-		if (lock >= 0)
-			close(lock);
+	lock = lock_dir(cache);
+	if (lock < 0)
 		return 1;
-	}
 	snprintf(path, sizeof(path), "%s/SALVAGE.txt", dest);
 	sv.manifest = fopen(path, "we");
 	if (!sv.manifest) {
