@@ -256,3 +256,19 @@ void support_rm_tree(const char *dir)
 {
 	nftw(dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+unsigned char *support_read_file(const char *path, size_t max, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned char *buf;
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	buf = malloc(max);
+	assert_non_null(buf);
+	n = pread(fd, buf, max, 0);
+	assert_true(n >= 0);
+	close(fd);
+	*len = (size_t)n;
+	return buf;
+}

@@ -28,6 +28,10 @@ char *support_unit_path(char *buf, size_t size, const char *name);
 /* Remove dir and everything below it (a test's scratch directory). */
 void support_rm_tree(const char *dir);
 
+/* The first max bytes of path (malloc'ed, *len how many); fails the test
+ * when it cannot be read. */
+unsigned char *support_read_file(const char *path, size_t max, size_t *len);
+
 /* How long moto_start() waits for moto_server to answer HTTP. */
 #define MOTO_START_TIMEOUT_S 60
 

@@ -46,22 +46,6 @@ struct fixture {
 	uint64_t last_pgno;
 };
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY);
-	uint8_t *buf;
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	buf = malloc(MAX_READ);
-	assert_non_null(buf);
-	n = pread(fd, buf, MAX_READ, 0);
-	assert_true(n >= 0);
-	close(fd);
-	*len = (size_t)n;
-	return buf;
-}
-
 static void write_at(const char *path, const void *buf, size_t len, off_t off)
 {
 	int fd = open(path, O_WRONLY);
@@ -244,7 +228,7 @@ static int setup(void **state)
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
 	    WEXITSTATUS(st) != 0)
 		return -1;
-	f->pristine = read_file(f->path, &f->len);
+	f->pristine = support_read_file(f->path, MAX_READ, &f->len);
 	f->last_pgno = last_pgno(f->pristine);
 	if (f->last_pgno < 20 || (f->last_pgno + 1) * PSIZE > f->len)
 		return -1;
@@ -321,7 +305,7 @@ static void test_damaged_stores_are_refused(void **state)
 			}
 			write_at(f->path, page, PSIZE, (off_t)(pg * PSIZE));
 		}
-		before = read_file(f->path, &blen);
+		before = support_read_file(f->path, MAX_READ, &blen);
 		ret = meta_open_checked(f->dir, 0, true, why, sizeof(why), &db);
 		if (ret == -EUCLEAN) {
 			uint8_t *after;
@@ -330,7 +314,7 @@ static void test_damaged_stores_are_refused(void **state)
 			refused++;
 			assert_true(why[0] != '\0');
 			/* Nothing was written. */
-			after = read_file(f->path, &alen);
+			after = support_read_file(f->path, MAX_READ, &alen);
 			assert_int_equal(alen, blen);
 			assert_memory_equal(after, before, blen);
 			free(after);

@@ -50,22 +50,6 @@ struct fixture {
 	size_t safe_len;
 };
 
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-	int fd = open(path, O_RDONLY);
-	char *buf;
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	buf = malloc(max);
-	assert_non_null(buf);
-	n = pread(fd, buf, max, 0);
-	assert_true(n >= 0);
-	close(fd);
-	*len = (size_t)n;
-	return buf;
-}
-
 static void write_file(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -139,13 +123,13 @@ static void build_crash(struct fixture *f)
 		struct meta_db *db;
 		char snap[128];
 		size_t len;
-		char *buf;
+		uint8_t *buf;
 
 		if (meta_open(f->dir, 0, true, &db) ||
 		    put_range(db, 100, N_A, 1) || meta_sync(db))
 			_exit(2);
 		snprintf(snap, sizeof(snap), "%s/synced", f->dir);
-		buf = read_file(f->path, 1 << 24, &len);
+		buf = support_read_file(f->path, 1 << 24, &len);
 		/* data.mdb may be longer than its pages (fallocate'd room):
 		 * what counts is what was written. */
 		write_file(snap, buf, len);
@@ -180,10 +164,10 @@ static int setup(void **state)
 	*state = f;
 	build_crash(f);
 	snprintf(p, sizeof(p), "%s/synced", f->dir);
-	f->synced = (uint8_t *)read_file(p, 1 << 24, &f->synced_len);
-	f->later = (uint8_t *)read_file(f->path, 1 << 24, &f->later_len);
+	f->synced = support_read_file(p, 1 << 24, &f->synced_len);
+	f->later = support_read_file(f->path, 1 << 24, &f->later_len);
 	snprintf(p, sizeof(p), "%s/meta/safe", f->dir);
-	f->safe = (uint8_t *)read_file(p, 1 << 16, &f->safe_len);
+	f->safe = support_read_file(p, 1 << 16, &f->safe_len);
 	return 0;
 }
 
@@ -391,7 +375,7 @@ static void test_clean_close_keeps_everything(void **state)
 	/* the sidecar of the clean close, moved to another boot */
 	free(f->safe);
 	snprintf(p, sizeof(p), "%s/meta/safe", f->dir);
-	f->safe = (uint8_t *)read_file(p, 1 << 16, &len);
+	f->safe = support_read_file(p, 1 << 16, &len);
 	f->safe_len = len;
 	put_safe(f, "11111111-1111-4111-8111-111111111111", false);
 	assert_int_equal(meta_open(f->dir, 0, true, &db), 0);
@@ -433,7 +417,7 @@ static int valid_slots(struct fixture *f)
 	int n = 0;
 
 	snprintf(p, sizeof(p), "%s/meta/safe", f->dir);
-	s = (uint8_t *)read_file(p, 1 << 16, &len);
+	s = support_read_file(p, 1 << 16, &len);
 	for (size_t at = 0; at + SAFE_HDR + PSIZE <= len;
 	     at += SAFE_HDR + PSIZE)
 		n += memcmp(s + at, "TIDESAFE", 8) == 0;
@@ -444,7 +428,7 @@ static int valid_slots(struct fixture *f)
 static uint64_t store_last_pg(struct fixture *f)
 {
 	size_t len;
-	uint8_t *img = (uint8_t *)read_file(f->path, 2 * PSIZE, &len);
+	uint8_t *img = support_read_file(f->path, 2 * PSIZE, &len);
 	uint64_t pg;
 
 	assert_int_equal(len, 2 * PSIZE);
