@@ -518,6 +518,8 @@ int meta_reader_start(struct meta_reader *r, int (*fn)(void *arg, int wfd),
 	static const int crashes[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
 	int fds[2], ret;
 
+	r->fd = -1;
+	r->pid = -1;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
 	r->deadline = time_mono_ns() + (int64_t)timeout_s * 1000000000;
@@ -581,7 +583,7 @@ static int check_fn(void *arg, int wfd)
 int meta_check_store(const char *path, bool always, char *why, size_t len)
 {
 	struct check_arg a = {.path = path, .always = always};
-	struct meta_reader r;
+	struct meta_reader r = {.fd = -1, .pid = -1};
 	char buf[CHK_WHY] = "";
 	size_t got = 0;
 	bool late = false;

@@ -205,7 +205,7 @@ static int run_walk(const char *path, enum meta_table t, bool back,
 		    struct sal *s)
 {
 	struct walk_arg w = {.path = path, .t = t, .back = back};
-	struct meta_reader r;
+	struct meta_reader r = {.fd = -1, .pid = -1};
 	uint8_t buf[65536];
 	size_t have = 0;
 	int status, ret;
