@@ -37,7 +37,8 @@
  * (dentries, chunks, xattrs, dirty, lru, tasks, gone); meta_space.c the
  * room MDB_WRITEMAP commits need on disk; meta_safe.c the sync points that
  * a mount after a power loss goes back to; meta_check.c the check of a
- * store that was not closed cleanly; meta_i.h what they share
+ * store that was not closed cleanly; meta_salvage.c reading what can be
+ * read of a damaged one; meta_i.h what they share
  * (struct meta_db and meta_txn, the table enum, byte order and key builders,
  * raw get/put/del, the sticky-error helpers).
  */
