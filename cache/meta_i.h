@@ -73,7 +73,12 @@ struct meta_db {
 	/* The pin keeps LMDB from reusing any page freed after it: past
 	 * safe_pin_pgno + SAFE_BUDGET (meta_safe.c) the sync point lapses. */
 	_Atomic uint64_t safe_pin_pgno; /* last page at the pin; 0: none */
-	char boot[40];			/* this boot's id */
+	/* Under safe_lock: the last sync point lapsed after lasting a while;
+	 * the periodic thread makes the next one early (SAFE_RENEW in
+	 * meta_safe.c). safe_pin_ns: when the pin was taken. */
+	bool safe_renew;
+	int64_t safe_pin_ns;
+	char boot[40]; /* this boot's id */
 };
 
 struct meta_txn {

@@ -447,6 +447,8 @@ static void test_busy_writer_lapses(void **state)
 	uint64_t first, second;
 
 	assert_int_equal(meta_open(f->dir, 0, true, &db), 0);
+	/* No early renewal during this test (see the next one). */
+	meta_set_sync_interval(db, 3600);
 	assert_int_equal(meta_sync(db), 0);
 	assert_true(valid_slots(f) >= 1);
 	first = store_last_pg(f);
@@ -469,6 +471,38 @@ static void test_busy_writer_lapses(void **state)
 	meta_close(db);
 }
 
+/* A sync point that lasted a fifth of the interval (at least 1 s) before
+ * it lapsed is renewed by the periodic thread at once, without an fsync; one
+ * that lapsed sooner (a busy writer) waits for the interval. */
+static void test_lapsed_point_is_renewed(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_db *db = NULL;
+	int64_t t0;
+	int r;
+
+	assert_int_equal(meta_open(f->dir, 0, true, &db), 0);
+	meta_set_sync_interval(db, 10); /* renewal after 2 s */
+	assert_int_equal(meta_sync(db), 0);
+	assert_true(valid_slots(f) >= 1);
+	usleep(2100 * 1000);
+	for (r = 0; r < 400 && valid_slots(f) > 0; r++)
+		assert_int_equal(put_range(db, 200000, 200, r), 0);
+	assert_int_equal(valid_slots(f), 0);
+	t0 = time_mono_ns();
+	while (valid_slots(f) == 0 && time_mono_ns() - t0 < 15000000000LL)
+		usleep(20 * 1000);
+	assert_true(valid_slots(f) >= 1);
+	assert_true(time_mono_ns() - t0 < 3000000000LL);
+	/* Now a quick lapse: no new point before the interval. */
+	for (r = 0; r < 400 && valid_slots(f) > 0; r++)
+		assert_int_equal(put_range(db, 200000, 200, r), 0);
+	assert_int_equal(valid_slots(f), 0);
+	usleep(1500 * 1000);
+	assert_int_equal(valid_slots(f), 0);
+	meta_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +516,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_busy_writer_lapses, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_lapsed_point_is_renewed,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
