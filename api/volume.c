@@ -447,7 +447,7 @@ static int start_tidefs(struct volume_plugin *vp, const char *name, json_t *vol,
 	vol_path(vp, name, "cache", cache, sizeof(cache));
 	vol_path(vp, name, "mnt", mnt, sizeof(mnt));
 	vol_path(vp, name, "start.log", log, sizeof(log));
-	if (volume_mkdir_p(cache, 0700) < 0 || volume_mkdir_p(mnt, 0755) < 0) {
+	if (mkdir_p(cache, 0700) < 0 || mkdir_p(mnt, 0755) < 0) {
 		set_err(err, errlen, "cannot create %s: %s", mnt,
 			strerror(errno));
 		return -1;
@@ -661,7 +661,7 @@ static json_t *h_create(struct volume_plugin *vp, json_t *req)
 	vol = json_pack("{s:o, s:s, s:[]}", "Opts", opts, "CreatedAt", now,
 			"Mounts");
 	vol_path(vp, name, NULL, dir, sizeof(dir));
-	if (!vol || volume_mkdir_p(dir, 0700) < 0) {
+	if (!vol || mkdir_p(dir, 0700) < 0) {
 		json_decref(vol);
 		return err_reply("cannot create %s: %s", dir, strerror(errno));
 	}
@@ -901,7 +901,7 @@ int volume_plugin_open(const struct volume_config *cfg,
 	int ret;
 
 	err[0] = '\0';
-	ret = volume_mkdir_p(cfg->root, 0700);
+	ret = mkdir_p(cfg->root, 0700);
 	if (ret < 0) {
 		set_err(err, errlen, "%s: %s", cfg->root, strerror(-ret));
 		return ret;
@@ -934,7 +934,7 @@ int volume_plugin_open(const struct volume_config *cfg,
 		goto out_free;
 	}
 	snprintf(path, sizeof(path), "%s/volumes", vp->root);
-	ret = volume_mkdir_p(path, 0700);
+	ret = mkdir_p(path, 0700);
 	if (ret < 0) {
 		set_err(err, errlen, "%s: %s", path, strerror(-ret));
 		goto out_free;

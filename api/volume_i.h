@@ -10,9 +10,6 @@
 /* Whether path (canonical) is a mount point in /proc/self/mountinfo. */
 bool volume_is_mounted(const char *path);
 
-/* mkdir -p; the last component gets mode. Returns 0 or -errno. */
-int volume_mkdir_p(const char *path, mode_t mode);
-
 /* Wait until no process holds a flock on CACHE/lock (tidefs holds it until
  * its metadata is closed). Returns 0, or -EBUSY after timeout_s. */
 int volume_wait_unlocked(const char *cache, int timeout_s);

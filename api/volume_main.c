@@ -148,20 +148,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
-static void mkdir_parent(const char *path)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		mkdir(buf, 0755);
-		*p = '/';
-	}
-}
-
 /* A listening unix socket at path; a stale socket file is replaced, a live
  * one (another plugin answers) is an error. */
 static int listen_unix(const char *path)
@@ -175,7 +161,7 @@ static int listen_unix(const char *path)
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	mkdir_parent(path);
+	(void)mkdir_p_parent(path); /* bind() says what is wrong */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto out_err;

@@ -60,25 +60,6 @@ bool volume_is_mounted(const char *path)
 	return found;
 }
 
-int volume_mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Wait until no tidefs holds CACHE/lock; 0 or -EBUSY after timeout_s. */
 int volume_wait_unlocked(const char *cache, int timeout_s)
 {

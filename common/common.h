@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -65,6 +66,12 @@ uint64_t fnv1a64(const void *data, size_t n);
 
 /* Write all of buf at offset; returns 0 or -errno. */
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off);
+
+/* mkdir -p: path and its missing parents (0755; path itself mode).
+ * 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+/* mkdir -p of the directory path is in (0755). 0 or -errno. */
+int mkdir_p_parent(const char *path);
 
 /* Grow a full array v of *cap elements of elem bytes: twice the room (first
  * elements when *cap is 0). Returns the moved array and sets *cap, or NULL

@@ -39,27 +39,6 @@ struct salvage {
 	size_t copied, unnamed, failed;
 };
 
-static int mkdirs(const char *path, size_t upto)
-{
-	char buf[PATH_MAX];
-
-	if (upto >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, upto);
-	buf[upto] = '\0';
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void data_path(const struct salvage *sv, uint64_t ino, char *buf,
 		      size_t len)
 {
@@ -153,7 +132,7 @@ static int put_one(const struct meta_salvage_ent *e, const char *src,
 	struct stat st;
 	int ret;
 
-	ret = mkdirs(dst, (size_t)(strrchr(dst, '/') - dst));
+	ret = mkdir_p_parent(dst);
 	if (ret == 0 && lstat(src, &st) < 0)
 		ret = -errno;
 	if (ret == -ENOENT && e->size == 0 && S_ISREG(e->mode)) {
@@ -264,7 +243,7 @@ static void orphans(struct salvage *sv)
 				continue; /* a spare made ahead */
 			snprintf(dst, sizeof(dst), "%s/lost+found/%" PRIu64,
 				 sv->dest, ino);
-			ret = mkdirs(dst, (size_t)(strrchr(dst, '/') - dst));
+			ret = mkdir_p_parent(dst);
 			if (ret == 0)
 				ret = copy_file(src, dst, (uint64_t)st.st_size,
 						0600);

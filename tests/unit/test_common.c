@@ -7,10 +7,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "support.h"
 
 static void test_parse_size(void **state)
 {
@@ -155,6 +160,33 @@ static void test_array_grow(void **state)
 	free(v);
 }
 
+static void test_mkdir_p(void **state)
+{
+	char dir[] = "/tmp/tidefs-mkdirp-XXXXXX", path[128];
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(mkdir_p(path, 0700), 0); /* already there */
+	snprintf(path, sizeof(path), "%s/x/y/file", dir);
+	assert_int_equal(mkdir_p_parent(path), 0);
+	snprintf(path, sizeof(path), "%s/x/y", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* A file in the way. */
+	snprintf(path, sizeof(path), "%s/x/y/f", dir);
+	assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);
+	snprintf(path, sizeof(path), "%s/x/y/f/g", dir);
+	assert_int_equal(mkdir_p(path, 0700), -ENOTDIR);
+	assert_int_equal(mkdir_p_parent("relative"), 0);
+	support_rm_tree(dir);
+}
+
 static void test_random_bytes(void **state)
 {
 	uint8_t a[32] = {0}, b[32] = {0};
@@ -176,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_fnv1a64),
 		cmocka_unit_test(test_array_grow),
+		cmocka_unit_test(test_mkdir_p),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
