@@ -472,6 +472,14 @@ int meta_safe_sync(struct meta_db *db)
 	return ret;
 }
 
+/* Under safe_lock: how long after its last point the thread makes the
+ * next one. */
+static int64_t next_gap(const struct meta_db *db)
+{
+	return db->safe_renew ? SAFE_RENEW(db->safe_every_ns)
+			      : db->safe_every_ns;
+}
+
 static void *safe_main(void *arg)
 {
 	struct meta_db *db = arg;
@@ -480,9 +488,7 @@ static void *safe_main(void *arg)
 
 	pthread_mutex_lock(&db->safe_lock);
 	while (!db->safe_stop) {
-		int64_t gap = db->safe_renew ? SAFE_RENEW(db->safe_every_ns)
-					     : db->safe_every_ns;
-		int64_t wait = gap - (time_mono_ns() - last_point);
+		int64_t wait = next_gap(db) - (time_mono_ns() - last_point);
 
 		wait = MAX(wait, 1000000LL);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -495,9 +501,7 @@ static void *safe_main(void *arg)
 		pthread_cond_timedwait(&db->safe_cond, &db->safe_lock, &ts);
 		if (db->safe_stop || db->safe_fd < 0)
 			continue;
-		gap = db->safe_renew ? SAFE_RENEW(db->safe_every_ns)
-				     : db->safe_every_ns;
-		if (time_mono_ns() - last_point < gap)
+		if (time_mono_ns() - last_point < next_gap(db))
 			continue;
 		last_point = time_mono_ns();
 		db->safe_renew = false;
