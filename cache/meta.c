@@ -414,11 +414,14 @@ void meta_close(struct meta_db *db)
 
 	if (!db)
 		return;
-	/* Closed cleanly: the next open need not check the store. */
+	/* Closed cleanly: the next open need not check the store. The sync
+	 * makes the last sync point (or, without sync points, flushes the
+	 * NOSYNC commits, which closing the environment does not). */
 	if (meta_txn_begin(db, true, &txn) == 0) {
 		meta_super_put_u64(txn, "closed", 1);
 		meta_txn_commit(txn);
 	}
+	meta_sync(db);
 	meta_safe_stop(db);
 	mdb_env_close(db->env);
 	pthread_cond_destroy(&db->safe_cond);

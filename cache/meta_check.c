@@ -53,7 +53,7 @@ enum { CHK_OK = 0, CHK_DAMAGED = 1, CHK_FAILED = 2 };
 #define CHK_TIMEOUT 600 /* s: a check that hangs is damage too */
 
 struct ino_kind {
-	uint64_t ino;
+	uint64_t ino; /* first: sorted and found by u64_cmp */
 	bool dir;
 };
 
@@ -79,19 +79,9 @@ static int bad(struct chk *c, const char *fmt, ...)
 
 static const struct ino_kind *find_ino(const struct chk *c, uint64_t ino)
 {
-	size_t lo = 0, hi = c->ninos;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (c->inos[mid].ino == ino)
-			return &c->inos[mid];
-		if (c->inos[mid].ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (!c->ninos)
+		return NULL;
+	return bsearch(&ino, c->inos, c->ninos, sizeof(*c->inos), u64_cmp);
 }
 
 /* LMDB's default order: bytes, then the shorter key first. */
@@ -268,13 +258,6 @@ static int walk(struct chk *c, MDB_dbi dbi, const char *name, rec_fn fn)
 	return CHK_OK;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* LMDB's free list (table 0): txnid -> [count, page numbers...]. Adds
  * the free pages to *nfree. */
 static int walk_free(struct chk *c, uint64_t last_pgno, uint64_t *nfree)
@@ -337,7 +320,7 @@ static int walk_free(struct chk *c, uint64_t last_pgno, uint64_t *nfree)
 out:
 	mdb_cursor_close(cur);
 	if (ret == CHK_OK && npages > 1) {
-		qsort(pages, npages, sizeof(*pages), cmp_u64);
+		qsort(pages, npages, sizeof(*pages), u64_cmp);
 		for (size_t i = 1; i < npages; i++)
 			if (pages[i] == pages[i - 1]) {
 				ret = bad(c,

@@ -29,7 +29,7 @@
 #define SAL_TIMEOUT 600 /* s per walk */
 
 struct sal_ino {
-	uint64_t ino;
+	uint64_t ino; /* first: sorted and found by u64_cmp */
 	uint32_t mode, state, flags;
 	uint64_t size;
 	uint64_t parent; /* 0: no name found */
@@ -249,20 +249,11 @@ static int run_walk(const char *path, enum meta_table t, bool back,
 	return n == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static int cmp_ino(const void *a, const void *b)
-{
-	const struct sal_ino *x = a, *y = b;
-
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
 static struct sal_ino *find(struct sal *s, uint64_t ino)
 {
-	struct sal_ino key = {.ino = ino};
-
 	if (!s->n)
 		return NULL;
-	return bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_ino);
+	return bsearch(&ino, s->v, s->n, sizeof(*s->v), u64_cmp);
 }
 
 /* Path of e from the root, or NULL (no name, a loop, too long). */
@@ -330,7 +321,7 @@ int meta_salvage(const char *dir, meta_salvage_cb cb, void *arg,
 	ret = 0;
 	/* Forward and backward walks overlap: one entry per inode. */
 	if (s.n)
-		qsort(s.v, s.n, sizeof(*s.v), cmp_ino);
+		qsort(s.v, s.n, sizeof(*s.v), u64_cmp);
 	for (size_t i = 0; i < s.n; i++)
 		if (w == 0 || s.v[w - 1].ino != s.v[i].ino)
 			s.v[w++] = s.v[i];

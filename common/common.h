@@ -67,6 +67,10 @@ uint64_t fnv1a64(const void *data, size_t n);
 /* Write all of buf at offset; returns 0 or -errno. */
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 
+/* qsort/bsearch comparator of uint64_t (or of structs that begin with
+ * one, by it). */
+int u64_cmp(const void *a, const void *b);
+
 /* mkdir -p: path and its missing parents (0755; path itself mode).
  * 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);

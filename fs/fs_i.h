@@ -136,6 +136,11 @@ extern const struct fuse_lowlevel_ops fs_ops;
  * fs->hy exists: hydrate may register data files. fs_pt_arm(id) right
  * before fuse_reply_open() makes that reply a passthrough one with backing
  * id; fs_pt_disarm() right after says whether it did. */
+/* mount.c: take the cache dir's exclusive lock (held by a live mount);
+ * create: make the dir and the lock file if missing. The fd, or -errno
+ * (-EWOULDBLOCK: a mount holds it). */
+int fs_lock_cache_dir(const char *dir, bool create);
+
 int fs_pt_setup(struct fs *fs);
 void fs_pt_enable(struct fs *fs);
 void fs_pt_arm(int backing_id);

@@ -58,28 +58,35 @@ static int check_mountpoint(const char *mp, struct start_err *e)
 	return 0;
 }
 
+int fs_lock_cache_dir(const char *dir, bool create)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
 /* Create the cache dir and take its exclusive lock; returns the fd. */
 static int lock_cache_dir(const char *dir, struct start_err *e)
 {
-	char path[PATH_MAX];
-	int fd;
+	int fd = fs_lock_cache_dir(dir, true);
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fail(e, "cache dir %s: %s", dir, strerror(errno));
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -EWOULDBLOCK)
+		return fail(e, "cache dir %s is in use by another tidefs mount",
+			    dir);
 	if (fd < 0)
-		return fail(e, "cache dir %s: %s", dir, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int err = errno;
-		close(fd);
-		if (err == EWOULDBLOCK)
-			return fail(e,
-				    "cache dir %s is in use by another tidefs"
-				    " mount",
-				    dir);
-		return fail(e, "cache dir %s: lock: %s", dir, strerror(err));
-	}
+		return fail(e, "cache dir %s: %s", dir, strerror(-fd));
 	return fd;
 }
 
@@ -163,7 +170,6 @@ static int setup_super(struct fs *fs, bool *need_import, struct start_err *e)
 		root.atime_ns = root.mtime_ns = root.ctime_ns = now;
 		meta_inode_put(txn, &root);
 	}
-	meta_super_put_u64(txn, "clean_shutdown", 0);
 	ret = meta_txn_commit(txn);
 	if (ret < 0)
 		return fail(e, "cache metadata: %s", strerror(-ret));
@@ -590,8 +596,6 @@ static int start(struct fs *fs, int *lockfd, struct start_err *e)
 
 static void stop(struct fs *fs, int lockfd)
 {
-	struct meta_txn *txn;
-
 	atomic_store(&fs->stopping, true);
 	if (fs->sig_thread_started)
 		pthread_join(fs->sig_thread, NULL);
@@ -615,11 +619,7 @@ static void stop(struct fs *fs, int lockfd)
 	fs_lookups_free(fs->lookups);
 	ctl_release_all(fs);
 	fs_release_dirs(fs);
-	if (fs->db && meta_txn_begin(fs->db, true, &txn) == 0) {
-		meta_super_put_u64(txn, "clean_shutdown", 1);
-		meta_txn_commit(txn);
-		meta_sync(fs->db);
-	}
+	/* Records the clean shutdown and syncs (a last sync point). */
 	if (fs->db)
 		meta_close(fs->db);
 	chunk_store_close(fs->cs);

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,20 +200,13 @@ static int one(void *arg, const struct meta_salvage_ent *e)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Non-empty data files no inode record names: lost+found. */
 static void orphans(struct salvage *sv)
 {
 	char sub[PATH_MAX];
 
 	if (sv->nseen)
-		qsort(sv->seen, sv->nseen, sizeof(*sv->seen), cmp_u64);
+		qsort(sv->seen, sv->nseen, sizeof(*sv->seen), u64_cmp);
 	for (unsigned x = 0; x < 256; x++) {
 		struct dirent *de;
 		DIR *d;
@@ -235,7 +227,7 @@ static void orphans(struct salvage *sv)
 			if (*end || errno || end == de->d_name)
 				continue;
 			if (sv->nseen && bsearch(&ino, sv->seen, sv->nseen,
-						 sizeof(ino), cmp_u64))
+						 sizeof(ino), u64_cmp))
 				continue;
 			data_path(sv, ino, src, sizeof(src));
 			if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -265,21 +257,22 @@ static void orphans(struct salvage *sv)
 	}
 }
 
-/* Take the cache dir's lock (no mount may be live), or say why not. */
-static int lock_dir(const char *cache)
+/* The cache dir arg names (into cache) and its lock, so no mount can be
+ * live meanwhile: the fd, or -1 after saying why not. */
+static int open_cache_dir(const char *arg, char cache[PATH_MAX])
 {
-	char path[PATH_MAX + 8];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/lock", cache);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (!realpath(arg, cache)) {
+		fprintf(stderr, "tidefs: cache dir %s: %s\n", arg,
+			strerror(errno));
+		return -1;
+	}
+	fd = fs_lock_cache_dir(cache, false);
+	if (fd < 0) {
 		fprintf(stderr, "tidefs: cache dir %s: %s\n", cache,
-			fd < 0		       ? strerror(errno)
-			: errno == EWOULDBLOCK ? "in use by a tidefs mount"
-					       : strerror(errno));
-		if (fd >= 0)
-			close(fd);
+			fd == -EWOULDBLOCK ? "in use by a tidefs mount"
+					   : strerror(-fd));
 		return -1;
 	}
 	return fd;
@@ -294,12 +287,7 @@ int fs_check(int argc, char **argv)
 		fprintf(stderr, "usage: tidefs check CACHE_DIR\n");
 		return 2;
 	}
-	if (!realpath(argv[1], cache)) {
-		fprintf(stderr, "tidefs: cache dir %s: %s\n", argv[1],
-			strerror(errno));
-		return 1;
-	}
-	lock = lock_dir(cache);
+	lock = open_cache_dir(argv[1], cache);
 	if (lock < 0)
 		return 1;
 	ret = meta_check(cache, why, sizeof(why));
@@ -333,29 +321,23 @@ int fs_salvage(int argc, char **argv)
 		fprintf(stderr, "usage: tidefs salvage CACHE_DIR DEST\n");
 		return 2;
 	}
-	if (!realpath(argv[1], cache)) {
-		fprintf(stderr, "tidefs: cache dir %s: %s\n", argv[1],
-			strerror(errno));
+	lock = open_cache_dir(argv[1], cache);
+	if (lock < 0)
 		return 1;
-	}
-	if (mkdir(argv[2], 0700) < 0 && errno != EEXIST) {
+	if ((mkdir(argv[2], 0700) < 0 && errno != EEXIST) ||
+	    !realpath(argv[2], dest) || !(d = opendir(dest))) {
 		fprintf(stderr, "tidefs: %s: %s\n", argv[2], strerror(errno));
-		return 1;
-	}
-	if (!realpath(argv[2], dest) || !(d = opendir(dest))) {
-		fprintf(stderr, "tidefs: %s: %s\n", argv[2], strerror(errno));
+		close(lock);
 		return 1;
 	}
 	for (struct dirent *de; (de = readdir(d)) != NULL;)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
 			closedir(d);
+			close(lock);
 			fprintf(stderr, "tidefs: %s is not empty\n", dest);
 			return 1;
 		}
 	closedir(d);
-	lock = lock_dir(cache);
-	if (lock < 0)
-		return 1;
 	snprintf(path, sizeof(path), "%s/SALVAGE.txt", dest);
 	sv.manifest = fopen(path, "we");
 	if (!sv.manifest) {

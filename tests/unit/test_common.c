@@ -158,6 +158,13 @@ static void test_array_grow(void **state)
 	assert_int_equal(cap, SIZE_MAX / 2 + 1);
 	assert_true(v[999] == 999 * 999);
 	free(v);
+	{
+		uint64_t a = 1, b = 2, big = UINT64_MAX;
+
+		assert_true(u64_cmp(&a, &b) < 0 && u64_cmp(&b, &a) > 0);
+		assert_int_equal(u64_cmp(&a, &a), 0);
+		assert_true(u64_cmp(&a, &big) < 0); /* no overflow */
+	}
 }
 
 static void test_mkdir_p(void **state)
