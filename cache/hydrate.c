@@ -177,21 +177,25 @@ static int file_load(struct hydrate_file *f)
 	/* First open of this inode, most often a create: its writer will
 	 * want a data file, so top the spare ones up. */
 	spare_kick(h->spare, ino);
-	/* An empty file gets its data file with its first byte. */
-	f->fd = chunk_open(h->cs, ino, f->size > 0);
-	if (f->fd == -ENOENT && f->size == 0) {
-		f->fd = -1;
-		meta_inode_release(&mi);
-		return 0;
-	}
+	/* The spare made for a new number is open already. */
+	f->fd = spare_take(h->spare, ino, &st);
 	if (f->fd < 0) {
-		ret = f->fd;
-		f->fd = -1;
-		goto out_free;
-	}
-	if (fstat(f->fd, &st) < 0) {
-		ret = -errno;
-		goto out_free;
+		/* An empty file gets its data file with its first byte. */
+		f->fd = chunk_open(h->cs, ino, f->size > 0);
+		if (f->fd == -ENOENT && f->size == 0) {
+			f->fd = -1;
+			meta_inode_release(&mi);
+			return 0;
+		}
+		if (f->fd < 0) {
+			ret = f->fd;
+			f->fd = -1;
+			goto out_free;
+		}
+		if (fstat(f->fd, &st) < 0) {
+			ret = -errno;
+			goto out_free;
+		}
 	}
 	if ((uint64_t)st.st_size != f->size &&
 	    ftruncate(f->fd, (off_t)f->size) < 0) {

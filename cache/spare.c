@@ -23,8 +23,19 @@
  * It wakes when kicked (a file is opened for the first time: likely a
  * create; only once half the spares are taken, so a run of creates wakes
  * it once per ahead/2 of them, not once each) and once a second otherwise.
- * Lock: sp->lock only guards the kicked/stopping flags and is never held
- * across I/O or with another lock.
+ *
+ * The thread also keeps each spare open, in slot ino % ahead, and the
+ * first open of that number takes the descriptor (spare_take) instead of
+ * looking the path up again: one openat less on a create's path. A slot's
+ * descriptor is closed when its slot is needed for the number `ahead`
+ * above, when retire() removes its file, or at spare_free(), so at most
+ * `ahead` are open. A descriptor may outlive its name (a failed symlink
+ * removes its spare, and its number is offered again): the taker checks
+ * the link count, and data files are never renamed, so a linked one is the
+ * file at the number's path.
+ *
+ * Lock: sp->lock guards the kicked/stopping flags and the slots, and is
+ * never held across I/O or with another lock.
  */
 #include "cache/spare_i.h"
 
@@ -43,10 +54,16 @@
 
 #define SPARE_SLICE 16 /* files made between two looks at next_ino */
 
+struct spare_slot {
+	uint64_t ino;
+	int fd; /* -1: none */
+};
+
 struct spare {
 	struct meta_db *db;
 	struct chunk_store *cs;
 	unsigned ahead;
+	struct spare_slot *slots; /* ahead of them; protected by lock */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* kicked or stopping */
@@ -75,6 +92,36 @@ static int read_next(struct meta_db *db, uint64_t *next)
 	return ret;
 }
 
+/* Take the descriptor kept for ino out of its slot: it, or -1. */
+static int slot_take(struct spare *sp, uint64_t ino)
+{
+	struct spare_slot *s = &sp->slots[ino % sp->ahead];
+	int fd = -1;
+
+	pthread_mutex_lock(&sp->lock);
+	if (s->ino == ino) {
+		fd = s->fd;
+		s->fd = -1;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return fd;
+}
+
+/* Keep fd for ino, closing what its slot held (a number `ahead` below). */
+static void slot_put(struct spare *sp, uint64_t ino, int fd)
+{
+	struct spare_slot *s = &sp->slots[ino % sp->ahead];
+	int old;
+
+	pthread_mutex_lock(&sp->lock);
+	old = s->fd;
+	s->ino = ino;
+	s->fd = fd;
+	pthread_mutex_unlock(&sp->lock);
+	if (old >= 0)
+		close(old);
+}
+
 /* Numbers [from, to) were taken: keep the files of regular files and
  * symlinks, remove the others. */
 static void retire(struct spare *sp, uint64_t from, uint64_t to)
@@ -93,8 +140,13 @@ static void retire(struct spare *sp, uint64_t from, uint64_t to)
 		if (ret < 0 && ret != -ENOENT)
 			keep = true;
 		meta_inode_release(&mi);
-		if (!keep)
+		if (!keep) {
+			int fd = slot_take(sp, ino);
+
+			if (fd >= 0)
+				close(fd);
 			chunk_remove(sp->cs, ino);
+		}
 	}
 	meta_txn_abort(txn);
 }
@@ -122,7 +174,7 @@ static bool refill(struct spare *sp)
 				  strerror(-fd));
 			return false;
 		}
-		close(fd);
+		slot_put(sp, sp->hi, fd);
 		sp->hi++;
 		made++;
 	}
@@ -170,6 +222,13 @@ int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
+	sp->slots = calloc(ahead, sizeof(*sp->slots));
+	if (!sp->slots) {
+		free(sp);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < ahead; i++)
+		sp->slots[i] = (struct spare_slot){.ino = UINT64_MAX, .fd = -1};
 	sp->db = db;
 	sp->cs = cs;
 	sp->ahead = ahead;
@@ -181,6 +240,7 @@ int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
 	if (ret < 0) {
 		pthread_mutex_destroy(&sp->lock);
 		pthread_cond_destroy(&sp->cond);
+		free(sp->slots);
 		free(sp);
 		return ret;
 	}
@@ -200,6 +260,22 @@ void spare_kick(struct spare *sp, uint64_t ino)
 	pthread_mutex_unlock(&sp->lock);
 }
 
+int spare_take(struct spare *sp, uint64_t ino, struct stat *st)
+{
+	int fd;
+
+	if (!sp)
+		return -1;
+	fd = slot_take(sp, ino);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) < 0 || st->st_nlink == 0) {
+		close(fd); /* its name is gone: the caller opens by path */
+		return -1;
+	}
+	return fd;
+}
+
 void spare_free(struct spare *sp)
 {
 	uint64_t next;
@@ -211,6 +287,9 @@ void spare_free(struct spare *sp)
 	pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
 	pthread_join(sp->thread, NULL);
+	for (unsigned i = 0; i < sp->ahead; i++)
+		if (sp->slots[i].fd >= 0)
+			close(sp->slots[i].fd);
 	if (read_next(sp->db, &next) == 0) {
 		uint64_t end = MIN(sp->hi, next);
 
@@ -221,5 +300,6 @@ void spare_free(struct spare *sp)
 	}
 	pthread_mutex_destroy(&sp->lock);
 	pthread_cond_destroy(&sp->cond);
+	free(sp->slots);
 	free(sp);
 }

@@ -21,6 +21,8 @@
 #include "cache/chunk.h"
 #include "cache/meta.h"
 
+#include <sys/stat.h>
+
 struct spare; /* opaque */
 
 /* Start the thread. ahead 0 = no spares: *out is NULL and every call below
@@ -32,6 +34,11 @@ int spare_new(struct meta_db *db, struct chunk_store *cs, unsigned ahead,
  * are left above ino, so it makes them in batches, not one per create.
  * Cheap; NULL is fine. */
 void spare_kick(struct spare *sp, uint64_t ino);
+/* The open descriptor of ino's spare (O_RDWR | O_CLOEXEC), now the
+ * caller's to close, with its fstat() in *st; or -1 (none kept: open it by
+ * path). Checked to still be linked. Only the first open of ino should
+ * ask; NULL is fine. */
+int spare_take(struct spare *sp, uint64_t ino, struct stat *st);
 /* Stop the thread and remove the spares nobody took. Call once nothing
  * allocates inode numbers any more. NULL is fine. */
 void spare_free(struct spare *sp);

@@ -139,6 +139,64 @@ static void test_spares_follow_next_ino(void **state)
 	assert_true(exists(f, lnk));
 }
 
+static int count_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* The thread keeps its spares open and the first open of a number takes
+ * the descriptor: the file at the number's path, once, and never one whose
+ * name is gone. Nothing stays open after spare_free. */
+static void test_take_hands_over_open_spare(void **state)
+{
+	struct fixture *f = *state;
+	struct spare *sp;
+	struct stat st, byname;
+	uint64_t reg, gone;
+	int fds = count_fds(), fd;
+	char c = 0;
+
+	assert_int_equal(spare_take(NULL, 2, &st), -1);
+	assert_int_equal(spare_new(f->db, f->cs, 8, &sp), 0);
+	for (uint64_t ino = 2; ino < 10; ino++)
+		wait_for(f, ino, true);
+
+	reg = take(f, S_IFREG | 0644);
+	fd = spare_take(sp, reg, &st);
+	assert_true(fd >= 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(pwrite(fd, "x", 1, 0), 1);
+	close(fd);
+	fd = chunk_open(f->cs, reg, false);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &byname), 0);
+	assert_int_equal(byname.st_ino, st.st_ino);
+	assert_int_equal(pread(fd, &c, 1, 0), 1);
+	assert_int_equal(c, 'x');
+	close(fd);
+	/* Once only. */
+	assert_int_equal(spare_take(sp, reg, &st), -1);
+
+	/* A spare removed under the thread (a failed symlink cleans up after
+	 * itself) is not handed out: the caller opens by path. */
+	gone = take(f, S_IFREG | 0644);
+	assert_int_equal(chunk_remove(f->cs, gone), 0);
+	assert_int_equal(spare_take(sp, gone, &st), -1);
+	/* Numbers the thread made nothing for. */
+	assert_int_equal(spare_take(sp, 1000, &st), -1);
+
+	spare_free(sp);
+	assert_int_equal(count_fds(), fds);
+}
+
 static void test_no_spares(void **state)
 {
 	struct fixture *f = *state;
@@ -155,6 +213,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spares_follow_next_ino,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_hands_over_open_spare,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_spares, setup,
 						teardown),
