@@ -382,14 +382,16 @@ static int safe_point(struct meta_db *db)
 	/* The slot after the newest: the newest stays valid (and pinned)
 	 * until this one is on disk; a failed write is retried in the same
 	 * slot. */
-	uint64_t id = 0, seq = db->safe_seq + 1, pgno = 0;
+	uint64_t id = 0, seq = db->safe_seq + 1, pgno = 0, synced;
 	MDB_txn *pin = NULL;
 	int rc, ret = 0;
 
 	if (!buf)
 		return -ENOMEM;
 	/* Write most of it out before pinning: the pinned sync below then
-	 * has little left, and the store grows only while it runs. */
+	 * has little left, and the store grows only while it runs. Every
+	 * transaction up to `synced` has its pages in the map already. */
+	synced = last_txnid(db);
 	ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 	if (ret) {
 		free(buf);
@@ -423,7 +425,9 @@ static int safe_point(struct meta_db *db)
 		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 		goto out;
 	}
-	if (ret == 0)
+	/* Only commits made since the first sync are left to write (each
+	 * sync costs a flush of the disk's cache, even with nothing left). */
+	if (ret == 0 && id != synced)
 		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 	if (ret)
 		goto out;
