@@ -13,7 +13,8 @@
  *  - A sync point (meta_sync(): fsync, fsyncdir, unmount, and every 5 s
  *    while there are commits) syncs data.mdb, pins the latest transaction
  *    with a read transaction held until the next sync point, so no later
- *    commit reuses a page of its tree, syncs again (little is left), and
+ *    commit reuses a page of its tree, syncs again if a commit came in
+ *    meanwhile (little is left), and
  *    records a copy of that transaction's meta page, with the boot id, in
  *    DIR/meta/safe (two slots, written in turn, each with a checksum;
  *    fdatasync'ed). The old pin is let go only then.
