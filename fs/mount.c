@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -695,6 +696,23 @@ static void detach(const struct fs_options *o)
 	}
 }
 
+/*
+ * Every open file holds its data file open, and the spare data files made
+ * ahead are kept open too: take all the descriptors the hard limit allows
+ * (the soft limit is often 1,024). Nothing here uses select().
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open files limit to %llu: %s",
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int fs_run(const struct fs_options *o)
 {
 	struct fs fs = {0};
@@ -726,6 +744,7 @@ int fs_run(const struct fs_options *o)
 			detach(o);
 	}
 	log_set_level(o->log_level);
+	raise_nofile();
 	fs.opt = o;
 	fs.owner_uid = getuid();
 	fs.owner_gid = getgid();

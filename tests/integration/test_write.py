@@ -11,6 +11,7 @@ import mmap
 import os
 import random
 import re
+import resource
 import sqlite3
 import stat
 import subprocess
@@ -577,6 +578,42 @@ class Data(TidefsTestCase):
         exp = b"".join(pattern_bytes(MiB + 333, "sh-%d" % i)
                        for i in range(6))
         self.assertIsNone(difference(read_file(shared), exp))
+
+    def test_more_open_files_than_a_default_soft_limit(self):
+        """Every open file holds its data file open in the daemon (and
+        the spare data files made ahead are open too): started with the
+        common soft limit of 1,024 descriptors, the daemon raises it to the
+        hard limit, so 1,500 files open at once all work."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        n = 1500
+        if hard < n + 600:
+            self.skipTest("hard limit of open files %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        try:
+            m = self.mount()  # inherits the low soft limit
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+        try:
+            with open("/proc/%d/limits" % m.proc.pid) as f:
+                line = [x for x in f if x.startswith("Max open files")][0]
+            self.assertEqual(line.split()[3:5], [str(hard), str(hard)])
+            fds = []
+            try:
+                for i in range(n):
+                    fds.append(os.open(m.path("open%04d" % i),
+                                       os.O_CREAT | os.O_RDWR, 0o644))
+                for i, fd in enumerate(fds):
+                    pwrite_all(fd, pattern_bytes(5000, "o%d" % i), 0)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        drop_page_cache()
+        for i in range(0, n, 7):
+            self.assertEqual(read_file(m.path("open%04d" % i)),
+                             pattern_bytes(5000, "o%d" % i))
 
     def test_readers_see_writes_of_write_only_handles(self):
         """Write-only handles bypass the kernel's page cache (the kernel
