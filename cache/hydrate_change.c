@@ -444,7 +444,14 @@ out_unlock:
 
 int hydrate_fsync(struct hydrate_file *f, int datasync)
 {
-	return meta_sync_data(f->h->db, hydrate_fd(f), datasync != 0);
+	int ret;
+
+	int fd = hydrate_fd(f);
+
+	ret = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);
+	if (ret < 0)
+		return -errno;
+	return meta_sync(f->h->db);
 }
 
 int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,

@@ -432,12 +432,7 @@ void meta_close(struct meta_db *db)
 
 int meta_sync(struct meta_db *db)
 {
-	return meta_safe_sync(db, -1, false);
-}
-
-int meta_sync_data(struct meta_db *db, int fd, bool datasync)
-{
-	return meta_safe_sync(db, fd, datasync);
+	return meta_safe_sync(db);
 }
 
 /* ---- transactions ---- */

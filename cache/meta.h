@@ -142,11 +142,6 @@ int meta_salvage(const char *dir, meta_salvage_cb cb, void *arg,
 void meta_close(struct meta_db *db);
 /* Flush commits made with nosync to disk (a sync point: see above). */
 int meta_sync(struct meta_db *db);
-/* meta_sync() and fdatasync(fd) (fsync(fd) unless datasync) of a data file
- * in the cache dir, in one: where it is safe, the data file's sync also
- * makes the sync point's own small write durable, one flush of the disk's
- * cache instead of two. fd < 0: meta_sync(). 0 or -errno, fd's first. */
-int meta_sync_data(struct meta_db *db, int fd, bool datasync);
 /* With nosync: sync by itself every seconds (default 5) while there are
  * commits; what a power loss can lose of what was not synced. */
 void meta_set_sync_interval(struct meta_db *db, int seconds);

@@ -78,13 +78,6 @@ struct meta_db {
 	 * meta_safe.c). safe_pin_ns: when the pin was taken. */
 	bool safe_renew;
 	int64_t safe_pin_ns;
-	/* Under safe_lock: slots (bit 0, bit 1) made durable by a sync of
-	 * their own since open, so their blocks are allocated for good; the
-	 * file system holding the sync points, and whether it is ext4 (whose
-	 * fsync always ends with a flush of the disk's cache). */
-	unsigned safe_ready;
-	dev_t safe_dev;
-	bool safe_ext4;
 	char boot[40]; /* this boot's id */
 };
 
@@ -170,9 +163,8 @@ int meta_safe_recover(const char *path, bool keep);
  * start the thread that makes one every sync interval (default 5 s) while
  * there are commits. */
 int meta_safe_start(struct meta_db *db, const char *path);
-/* meta_sync_data(): sync, and make a sync point when there are sync
- * points; then sync data file fd (if >= 0), sharing a flush where safe. */
-int meta_safe_sync(struct meta_db *db, int fd, bool datasync);
+/* meta_sync(): sync, and make a sync point when there are sync points. */
+int meta_safe_sync(struct meta_db *db);
 /* After a write commit: past the budget, let the sync point lapse (unless
  * a sync point is being made: then a later commit does). */
 void meta_safe_committed(struct meta_db *db);

@@ -14,11 +14,10 @@
  *    while there are commits) syncs data.mdb, pins the latest transaction
  *    with a read transaction held until the next sync point, so no later
  *    commit reuses a page of its tree, syncs again if a commit came in
- *    meanwhile (little is left), and records a copy of that transaction's
- *    meta page, with the boot id, in DIR/meta/safe (two slots, written in
- *    turn, each with a checksum; fdatasync'ed, or, for the fsync of a data
- *    file, made durable by that file's sync: slot_durable()). The old pin
- *    is let go only then.
+ *    meanwhile (little is left), and
+ *    records a copy of that transaction's meta page, with the boot id, in
+ *    DIR/meta/safe (two slots, written in turn, each with a checksum;
+ *    fdatasync'ed). The old pin is let go only then.
  *  - The pin keeps LMDB from reusing every page freed after it, and a
  *    busy writer frees several pages per commit (copy-on-write): 5 s of
  *    creating small files grew the store by 500 MiB. So once the store has
@@ -55,9 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -379,55 +375,8 @@ static int safe_lapse(struct meta_db *db)
 	return 0;
 }
 
-/* A data file synced along with a sync point (meta_sync_data). */
-struct safe_data {
-	int fd;
-	bool datasync;
-	bool done; /* out: synced, with this result: */
-	int ret;   /* 0 or -errno */
-};
-
-static void data_sync(struct safe_data *d)
-{
-	d->done = true;
-	d->ret = (d->datasync ? fdatasync(d->fd) : fsync(d->fd)) < 0 ? -errno
-								     : 0;
-}
-
-/*
- * Under safe_lock: make slot i, just written at off, durable. A sync of its
- * own waits for a flush of the disk's cache. With a data file to sync as
- * well (d) on the same file system, that file system ext4 (it overwrites
- * in place, and its fsync and fdatasync always end with a flush of the
- * disk's cache, or write a journal commit that starts with one), and a
- * slot made durable once since open (its blocks allocated and recorded,
- * so an overwrite needs no metadata): write the slot out, then let the
- * data file's sync make both durable. 0 or -errno (the slot's).
- */
-static int slot_durable(struct meta_db *db, unsigned i, off_t off, size_t len,
-			struct safe_data *d)
-{
-	struct stat st;
-
-	if (d && db->safe_ext4 && (db->safe_ready & (1u << i)) &&
-	    fstat(d->fd, &st) == 0 && st.st_dev == db->safe_dev &&
-	    sync_file_range(db->safe_fd, off, (off_t)len,
-			    SYNC_FILE_RANGE_WAIT_BEFORE |
-				    SYNC_FILE_RANGE_WRITE |
-				    SYNC_FILE_RANGE_WAIT_AFTER) == 0) {
-		data_sync(d);
-		if (d->ret == 0)
-			return 0;
-	}
-	if (fdatasync(db->safe_fd) < 0)
-		return -errno;
-	db->safe_ready |= 1u << i;
-	return 0;
-}
-
-/* Make a sync point (d: a data file to sync along, or NULL). Under
- * safe_lock. */
-static int safe_point(struct meta_db *db, struct safe_data *d)
+/* Make a sync point. Under safe_lock. */
+static int safe_point(struct meta_db *db)
 {
 	size_t len = SAFE_HDR + db->psize;
 	uint8_t *buf = calloc(1, len);
@@ -492,9 +441,8 @@ static int safe_point(struct meta_db *db, struct safe_data *d)
 	put_le64(buf + 72, (uint64_t)time(NULL));
 	put_le64(buf + SAFE_SUM_AT, slot_sum(buf, len));
 	ret = pwrite_all(db->safe_fd, buf, len, (off_t)((seq & 1) * len));
-	if (ret == 0)
-		ret = slot_durable(db, (unsigned)(seq & 1),
-				   (off_t)((seq & 1) * len), len, d);
+	if (ret == 0 && fdatasync(db->safe_fd) < 0)
+		ret = -errno;
 	if (ret) {
 		log_error("meta: writing the sync point: %s", strerror(-ret));
 		goto out;
@@ -515,9 +463,8 @@ out:
 	return ret;
 }
 
-int meta_safe_sync(struct meta_db *db, int fd, bool datasync)
+int meta_safe_sync(struct meta_db *db)
 {
-	struct safe_data d = {.fd = fd, .datasync = datasync};
 	uint64_t want = last_txnid(db);
 	int ret = 0;
 
@@ -525,15 +472,9 @@ int meta_safe_sync(struct meta_db *db, int fd, bool datasync)
 	if (db->safe_fd < 0)
 		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 	else if (atomic_load(&db->safe_txnid) < want || !db->safe_pin)
-		ret = safe_point(db, fd >= 0 ? &d : NULL);
-	/* else a sync point since covered it */
+		ret = safe_point(db); /* else a sync since covered it */
 	pthread_mutex_unlock(&db->safe_lock);
-	/* The data file and the store need no order between them: a
-	 * periodic sync point may make the store durable before any data
-	 * file too. */
-	if (fd >= 0 && !d.done)
-		data_sync(&d);
-	return d.ret < 0 ? d.ret : ret;
+	return ret;
 }
 
 /* Under safe_lock: how long after its last point the thread makes the
@@ -570,7 +511,7 @@ static void *safe_main(void *arg)
 		last_point = time_mono_ns();
 		db->safe_renew = false;
 		if (atomic_load(&db->safe_txnid) != last_txnid(db) &&
-		    safe_point(db, NULL) < 0 &&
+		    safe_point(db) < 0 &&
 		    time_mono_ns() - last_err > 60 * 1000000000LL) {
 			last_err = time_mono_ns();
 			log_warn("meta: a periodic sync point failed (see "
@@ -585,8 +526,6 @@ int meta_safe_start(struct meta_db *db, const char *path)
 {
 	char *spath = path_in(path, "safe");
 	uint8_t hdr[SAFE_HDR], *page;
-	struct statfs sfs;
-	struct stat st;
 	bool layout_ok;
 	int ret;
 
@@ -621,10 +560,6 @@ int meta_safe_start(struct meta_db *db, const char *path)
 		return ret;
 	}
 	free(spath);
-	if (fstat(db->safe_fd, &st) == 0 && fstatfs(db->safe_fd, &sfs) == 0) {
-		db->safe_dev = st.st_dev;
-		db->safe_ext4 = sfs.f_type == EXT4_SUPER_MAGIC;
-	}
 	/* Go on from the file's sequence, so the newest slot stays newest. */
 	for (int i = 0; i < 2; i++)
 		if (read_full(db->safe_fd, hdr, SAFE_HDR,
@@ -636,7 +571,7 @@ int meta_safe_start(struct meta_db *db, const char *path)
 	 * nothing pins their pages now, so a power loss must not go back to
 	 * them. */
 	pthread_mutex_lock(&db->safe_lock);
-	if (safe_point(db, NULL) < 0 && ftruncate(db->safe_fd, 0) < 0)
+	if (safe_point(db) < 0 && ftruncate(db->safe_fd, 0) < 0)
 		log_error("meta: cannot drop the old sync points: %s",
 			  strerror(errno));
 	pthread_mutex_unlock(&db->safe_lock);
@@ -666,7 +601,7 @@ void meta_safe_stop(struct meta_db *db)
 	if (db->safe_fd >= 0) {
 		pthread_mutex_lock(&db->safe_lock);
 		if (atomic_load(&db->safe_txnid) != last_txnid(db))
-			safe_point(db, NULL);
+			safe_point(db);
 		pthread_mutex_unlock(&db->safe_lock);
 		close(db->safe_fd);
 		db->safe_fd = -1;

@@ -48,7 +48,6 @@ struct fixture {
 	size_t later_len;
 	uint8_t *safe;
 	size_t safe_len;
-	bool with_data; /* state A synced by fsyncs of a data file */
 };
 
 static void write_file(const char *path, const void *buf, size_t len)
@@ -112,37 +111,6 @@ static int del_range(struct meta_db *db, uint64_t first, uint64_t n)
 	return meta_txn_commit(t);
 }
 
-/*
- * State A's sync. With a data file: three meta_sync_data() of it in a row,
- * each after a commit that writes state A again (new sync points: the
- * first one in each slot syncs the slot itself, the later ones let the
- * data file's sync make the slot durable), then one of a descriptor that
- * is not open (its error; the store is synced all the same).
- */
-static int sync_a(struct fixture *f, struct meta_db *db)
-{
-	char p[128];
-	int fd, ret = 0;
-
-	if (!f->with_data)
-		return meta_sync(db);
-	snprintf(p, sizeof(p), "%s/datafile", f->dir);
-	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	for (int i = 0; i < 3 && ret == 0; i++) {
-		if (pwrite(fd, "data", 4, i * 4) != 4 ||
-		    (i > 0 && put_range(db, 100, N_A, 1)))
-			ret = -1;
-		else
-			ret = meta_sync_data(db, fd, true);
-	}
-	close(fd);
-	if (ret == 0 && meta_sync_data(db, fd, true) != -EBADF)
-		ret = -1;
-	return ret;
-}
-
 /* The child: state A, a sync point, the disk's copy, then commits that
  * free and reuse pages, then death without a close. */
 static void build_crash(struct fixture *f)
@@ -158,7 +126,7 @@ static void build_crash(struct fixture *f)
 		uint8_t *buf;
 
 		if (meta_open(f->dir, 0, true, &db) ||
-		    put_range(db, 100, N_A, 1) || sync_a(f, db))
+		    put_range(db, 100, N_A, 1) || meta_sync(db))
 			_exit(2);
 		snprintf(snap, sizeof(snap), "%s/synced", f->dir);
 		buf = support_read_file(f->path, 1 << 24, &len);
@@ -182,14 +150,13 @@ static void build_crash(struct fixture *f)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-static int setup_with(void **state, bool with_data)
+static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char p[128];
 
 	if (!f)
 		return -1;
-	f->with_data = with_data;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/tidefs-safe-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
@@ -202,16 +169,6 @@ static int setup_with(void **state, bool with_data)
 	snprintf(p, sizeof(p), "%s/meta/safe", f->dir);
 	f->safe = support_read_file(p, 1 << 16, &f->safe_len);
 	return 0;
-}
-
-static int setup(void **state)
-{
-	return setup_with(state, false);
-}
-
-static int setup_data(void **state)
-{
-	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -371,13 +328,6 @@ static void test_power_loss_goes_back(void **state)
 		meta_close(db);
 		db = NULL;
 	}
-}
-
-/* The same, after sync points made by fsyncs of a data file (whose sync
- * also made the sync point's own write durable). */
-static void test_power_loss_after_data_fsyncs(void **state)
-{
-	test_power_loss_goes_back(state);
 }
 
 /* The same boot (the daemon was killed; the page cache had every commit):
@@ -558,9 +508,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_power_loss_goes_back,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_power_loss_after_data_fsyncs, setup_data,
-			teardown),
 		cmocka_unit_test_setup_teardown(test_same_boot_keeps_everything,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
