@@ -14,10 +14,10 @@
  *    while there are commits) syncs data.mdb, pins the latest transaction
  *    with a read transaction held until the next sync point, so no later
  *    commit reuses a page of its tree, syncs again if a commit came in
- *    meanwhile (little is left), and
- *    records a copy of that transaction's meta page, with the boot id, in
- *    DIR/meta/safe (two slots, written in turn, each with a checksum;
- *    fdatasync'ed). The old pin is let go only then.
+ *    meanwhile (little is left), and records a copy of that transaction's
+ *    meta page, with the boot id, in DIR/meta/safe (two slots, written in
+ *    turn, each with a checksum; fdatasync'ed). The old pin is let go only
+ *    then.
  *  - The pin keeps LMDB from reusing every page freed after it, and a
  *    busy writer frees several pages per commit (copy-on-write): 5 s of
  *    creating small files grew the store by 500 MiB. So once the store has
