@@ -82,6 +82,9 @@ int mkdir_p_parent(const char *path);
  * when out of memory or the size would overflow (v and *cap unchanged;
  * v is still the caller's to free). */
 void *array_grow(void *v, size_t *cap, size_t elem, size_t first);
+/* Append x to the growable array *v of *n numbers (room for *cap; starts
+ * at 64, doubling). 0, or -ENOMEM with the array as it was. */
+int u64_push(uint64_t **v, size_t *n, size_t *cap, uint64_t x);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))

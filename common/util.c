@@ -205,6 +205,19 @@ void *array_grow(void *v, size_t *cap, size_t elem, size_t first)
 	return nv;
 }
 
+int u64_push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+{
+	if (*n == *cap) {
+		uint64_t *nv = array_grow(*v, cap, sizeof(*nv), 64);
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+	}
+	(*v)[(*n)++] = x;
+	return 0;
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, int64_t off)
 {
 	const uint8_t *p = buf;

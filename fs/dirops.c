@@ -79,14 +79,8 @@ struct snap_arg {
 
 static void note_pending(struct snap_arg *sa, uint64_t ino)
 {
-	if (sa->npending == sa->cap) {
-		uint64_t *n = array_grow(sa->pending, &sa->cap, sizeof(*n), 64);
-
-		if (!n)
-			return; /* only a hint */
-		sa->pending = n;
-	}
-	sa->pending[sa->npending++] = ino;
+	/* Only a hint: out of memory, it is left out. */
+	(void)u64_push(&sa->pending, &sa->npending, &sa->cap, ino);
 }
 
 static int snap_cb(void *arg, const char *name, uint64_t ino)

@@ -113,15 +113,7 @@ static int make_symlink(const char *src, const char *dst, uint64_t size)
 
 static int note_seen(struct salvage *sv, uint64_t ino)
 {
-	if (sv->nseen == sv->cap) {
-		uint64_t *n = array_grow(sv->seen, &sv->cap, sizeof(*n), 1024);
-
-		if (!n)
-			return -ENOMEM;
-		sv->seen = n;
-	}
-	sv->seen[sv->nseen++] = ino;
-	return 0;
+	return u64_push(&sv->seen, &sv->nseen, &sv->cap, ino);
 }
 
 /* Copy inode e's data (or symlink) from src to dst. */

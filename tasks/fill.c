@@ -107,15 +107,7 @@ struct task_filler {
 
 static int inos_add(struct inos *a, uint64_t ino)
 {
-	if (a->n == a->cap) {
-		uint64_t *v = array_grow(a->v, &a->cap, sizeof(*v), 1024);
-
-		if (!v)
-			return -ENOMEM;
-		a->v = v;
-	}
-	a->v[a->n++] = ino;
-	return 0;
+	return u64_push(&a->v, &a->n, &a->cap, ino);
 }
 
 /* ---- jobs (all under f->lock) ---- */

@@ -128,6 +128,22 @@ static void test_fnv1a64(void **state)
 	assert_true(fnv1a64("foobar", 6) == 0x85944171f73967e8ull);
 }
 
+/* Appends in order across several doublings; the count and room move. */
+static void test_u64_push(void **state)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	(void)state;
+	for (uint64_t i = 0; i < 300; i++)
+		assert_int_equal(u64_push(&v, &n, &cap, i * 7), 0);
+	assert_int_equal(n, 300);
+	assert_int_equal(cap, 512);
+	for (uint64_t i = 0; i < n; i++)
+		assert_true(v[i] == i * 7);
+	free(v);
+}
+
 static void test_array_grow(void **state)
 {
 	uint64_t *v = NULL, *nv;
@@ -215,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_fnv1a64),
 		cmocka_unit_test(test_array_grow),
+		cmocka_unit_test(test_u64_push),
 		cmocka_unit_test(test_mkdir_p),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
