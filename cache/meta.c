@@ -50,14 +50,20 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <time.h>
 
 #include "common/common.h"
 
 #define META_MAP_DEFAULT (64ULL << 30)
+/* The store's pages are unmapped after this many write transactions, or
+ * after a transaction this long after the last time (trim_map()). */
+#define META_TRIM_COMMITS  256u
+#define META_TRIM_EVERY_NS 1000000000LL
 /* A failed commit with less free space than this means a full disk. */
 #define META_FULL_BELOW	  (1ULL << 20)
 #define META_MAXREADERS	  512
@@ -244,6 +250,36 @@ static int open_tables(struct meta_db *db, const char *path)
 	return meta_lmdb_err(mdb_txn_commit(txn.txn), "commit");
 }
 
+/* Where LMDB mapped data.mdb (mdb_env_info() gives the address only for
+ * MDB_FIXEDMAP): the mapping of its inode in /proc/self/maps. NULL if not
+ * found; then the map is not trimmed. */
+static void find_map(struct meta_db *db)
+{
+	unsigned long lo, hi, maj, mnr, ino;
+	mdb_filehandle_t fd;
+	struct stat st;
+	char line[512];
+	FILE *f;
+
+	db->map_addr = NULL;
+	if (mdb_env_get_fd(db->env, &fd) != 0 || fstat(fd, &st) < 0)
+		return;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %*s %*x %lx:%lx %lu", &lo, &hi, &maj,
+			   &mnr, &ino) == 5 &&
+		    ino == (unsigned long)st.st_ino &&
+		    makedev(maj, mnr) == st.st_dev && hi - lo >= db->psize) {
+			db->map_addr = (void *)lo;
+			db->map_len = hi - lo;
+			break;
+		}
+	}
+	fclose(f);
+}
+
 /* Create and open the environment; with MDB_WRITEMAP only if its room can
  * be kept allocated (meta_space.c), else without. */
 static int open_env(struct meta_db *db, const char *path, uint64_t map_size,
@@ -271,6 +307,7 @@ static int open_env(struct meta_db *db, const char *path, uint64_t map_size,
 			rc = mdb_env_stat(db->env, &st);
 		if (!rc) {
 			db->psize = st.ms_psize;
+			find_map(db);
 			if (!db->writemap || meta_space_open(db) == 0)
 				return 0;
 		} else if (!db->writemap) {
@@ -290,7 +327,7 @@ static int open_store(const char *dir, uint64_t map_size, bool nosync,
 {
 	struct meta_db *db = NULL;
 	pthread_condattr_t ca;
-	unsigned flags = MDB_NOTLS;
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	char *path = NULL;
 	int rc, dead = 0, ret;
 
@@ -311,6 +348,8 @@ static int open_store(const char *dir, uint64_t map_size, bool nosync,
 	atomic_init(&db->alloc_pages, 0);
 	atomic_init(&db->safe_txnid, 0);
 	atomic_init(&db->safe_pin_pgno, 0);
+	atomic_init(&db->trim_at, time_mono_ns());
+	db->trim_every_ns = META_TRIM_EVERY_NS;
 	db->safe_fd = -1;
 	db->safe_every_ns = 5 * 1000000000LL;
 	pthread_mutex_init(&db->commit_lock, NULL);
@@ -510,6 +549,44 @@ static int commit_failed(struct meta_db *db, int rc)
 	return ENOSPC;
 }
 
+/*
+ * LMDB reads the store through a shared map of data.mdb (and with
+ * MDB_WRITEMAP writes it that way): every page a transaction touches stays
+ * mapped into the daemon, and counted in its resident memory, until it is
+ * unmapped, and a busy writer touches many (each commit copies the pages it
+ * changes to free ones): creating a 100,000-entry tree left 12-40 MiB of
+ * the store mapped. So after every META_TRIM_COMMITS write transactions,
+ * and after any transaction once trim_every_ns passed since the last time,
+ * the whole map is let go of with MADV_DONTNEED. The pages stay in the page
+ * cache (the kernel moves a mapping's dirty bit to the page when it unmaps
+ * it, so WRITEMAP's unsynced pages are still written back and sync points
+ * still sync them); the next access maps a page back with a minor fault.
+ * Safe while other threads use the map: they fault the page back. The
+ * store is opened with MDB_NORDAHEAD: without it a fault reads ahead into
+ * large folios (ext4 has them since Linux 6.x) and maps a whole folio at
+ * once, up to 1 MiB per touched page, which brought the whole store back
+ * within milliseconds of a trim.
+ */
+static void trim_map(struct meta_db *db, bool wrote)
+{
+	int64_t now = time_mono_ns(), last = atomic_load(&db->trim_at);
+
+	if (wrote &&
+	    atomic_fetch_add(&db->trim_commits, 1) + 1 >= META_TRIM_COMMITS)
+		atomic_store(&db->trim_at, now);
+	else if (now - last < db->trim_every_ns ||
+		 !atomic_compare_exchange_strong(&db->trim_at, &last, now))
+		return;
+	atomic_store(&db->trim_commits, 0);
+	if (db->map_addr)
+		madvise(db->map_addr, db->map_len, MADV_DONTNEED);
+}
+
+void meta_set_trim_interval(struct meta_db *db, int64_t ns)
+{
+	db->trim_every_ns = ns;
+}
+
 int meta_txn_commit(struct meta_txn *txn)
 {
 	int ret, rc;
@@ -533,6 +610,7 @@ int meta_txn_commit(struct meta_txn *txn)
 			rc = commit_failed(txn->db, rc);
 		ret = meta_lmdb_err(rc, "commit");
 	}
+	trim_map(txn->db, txn->write);
 	free(txn);
 	return ret;
 }
@@ -548,6 +626,7 @@ void meta_txn_abort(struct meta_txn *txn)
 	if (!txn)
 		return;
 	mdb_txn_abort(txn->txn);
+	trim_map(txn->db, false);
 	free(txn);
 }
 

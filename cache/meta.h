@@ -145,6 +145,11 @@ int meta_sync(struct meta_db *db);
 /* With nosync: sync by itself every seconds (default 5) while there are
  * commits; what a power loss can lose of what was not synced. */
 void meta_set_sync_interval(struct meta_db *db, int seconds);
+/* The store's pages are unmapped from the process (they stay in the page
+ * cache) after every 256 write transactions and after any transaction ns
+ * (default 1 s) after the last time, so that the daemon's resident memory
+ * does not grow with the store. */
+void meta_set_trim_interval(struct meta_db *db, int64_t ns);
 
 /* How the store uses its file: MDB_WRITEMAP or not, the bytes its pages
  * use (up to the last committed page) and, with MDB_WRITEMAP, the bytes of

@@ -79,6 +79,13 @@ struct meta_db {
 	bool safe_renew;
 	int64_t safe_pin_ns;
 	char boot[40]; /* this boot's id */
+	/* trim_map() in meta.c: data.mdb's map (NULL: not found), when it
+	 * was last let go of. */
+	void *map_addr;
+	size_t map_len;
+	_Atomic int64_t trim_at;
+	atomic_uint trim_commits;
+	int64_t trim_every_ns;
 };
 
 struct meta_txn {

@@ -131,6 +131,11 @@ struct fs {
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* loop.c: run the session's request loop on up to max_workers threads
+ * until it ends (unmounted, fuse_session_exit(), or an error). 0, or the
+ * -errno that ended it. */
+int fs_loop_run(struct fuse_session *se, int max_workers);
+
 /* Passthrough reads (passthrough.c). fs_pt_setup() after the session is
  * mounted: our hooks read requests and write replies. fs_pt_enable() once
  * fs->hy exists: hydrate may register data files. fs_pt_arm(id) right

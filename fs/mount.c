@@ -717,7 +717,6 @@ int fs_run(const struct fs_options *o)
 {
 	struct fs fs = {0};
 	struct start_err e = {{0}};
-	struct fuse_loop_config *lc;
 	int pfd[2] = {-1, -1}, lockfd = -1, ret, sig;
 	size_t rlen;
 
@@ -774,16 +773,7 @@ int fs_run(const struct fs_options *o)
 	if (!o->foreground)
 		report(pfd[1], "OK");
 
-	lc = fuse_loop_cfg_create();
-	if (!lc) {
-		stop(&fs, lockfd);
-		return 1;
-	}
-	fuse_loop_cfg_set_clone_fd(lc, 1);
-	fuse_loop_cfg_set_max_threads(lc, 64);
-	fuse_loop_cfg_set_idle_threads(lc, 16);
-	ret = fuse_session_loop_mt(fs.se, lc);
-	fuse_loop_cfg_destroy(lc);
+	ret = fs_loop_run(fs.se, 64);
 	sig = atomic_load(&sig_seen);
 	if (sig || ret > 0)
 		log_info("signal %d: unmounting %s", sig ? sig : ret,

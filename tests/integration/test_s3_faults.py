@@ -273,6 +273,53 @@ class Faults(TidefsTestCase):
                     "403", code.lower())), lines[0])
                 self.assertFalse(m.is_mounted())
 
+    def test_requests_are_served_while_many_reads_wait_on_s3(self):
+        """The session loop keeps only a few workers reading /dev/fuse and
+        wakes or starts another when a request leaves none reading: with
+        24 reads stuck on S3 at once (each holds a worker), listing,
+        stat, create, write and read of a cached file still answer, and
+        the stuck reads finish correctly once S3 answers."""
+        bodies = {"h%02d.bin" % i: random_bytes(MiB + i) for i in range(24)}
+        for k, b in bodies.items():
+            self.put(k, b)
+        m = self.mount(start=False, retry_timeout=60)
+        m.endpoint = self.proxy.url
+        m.start()
+        release = threading.Event()
+        self.addCleanup(release.set)
+        held = self.proxy.add("GET", ("hold", release), ranged=True)
+        got = {}
+
+        def read(name):
+            try:
+                got[name] = file_md5(m.path(name))
+            except OSError as e:
+                got[name] = e
+
+        readers = [threading.Thread(target=read, args=(k,), daemon=True)
+                   for k in sorted(bodies)]
+        for t in readers:
+            t.start()
+        deadline = time.monotonic() + 30
+        while held.hits == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(held.hits, 0)
+        time.sleep(1)
+        self.assertEqual(sum(t.is_alive() for t in readers), len(readers))
+        t0 = time.monotonic()
+        self.assertLessEqual(set(bodies), set(os.listdir(m.path())))
+        self.assertEqual(os.stat(m.path("h03.bin")).st_size, MiB + 3)
+        with open(m.path("new.txt"), "wb") as f:
+            f.write(b"written while reads wait")
+        with open(m.path("new.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"written while reads wait")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(sum(t.is_alive() for t in readers), len(readers))
+        release.set()
+        for t in readers:
+            t.join(60)
+        self.assertEqual(got, {k: md5(b) for k, b in bodies.items()})
+
     def test_import_survives_transient_head_and_list_errors(self):
         meta = posix_meta(0o100640, 321, 654, None, 1500000000 * 10 ** 9)
         for i in range(5):

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1470,6 +1471,99 @@ static void test_state_names(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* KiB of data.mdb mapped into this process (its Rss in /proc/self/smaps). */
+static long store_rss_kib(const char *dir)
+{
+	char line[512], want[128];
+	bool in = false;
+	long kib = -1;
+	FILE *m = fopen("/proc/self/smaps", "re");
+
+	assert_non_null(m);
+	snprintf(want, sizeof(want), "%s/meta/data.mdb", dir);
+	while (fgets(line, sizeof(line), m)) {
+		if (strstr(line, want))
+			in = true;
+		else if (in && strncmp(line, "Rss:", 4) == 0) {
+			kib = strtol(line + 4, NULL, 10);
+			break;
+		}
+	}
+	fclose(m);
+	return kib;
+}
+
+static void fill_val(char *v, size_t len, int i)
+{
+	for (size_t k = 0; k < len; k++)
+		v[k] = (char)(i * 31 + (int)(k % 251));
+}
+
+/* The store's pages are unmapped after 256 write transactions and after a
+ * transaction trim_every_ns after the last time; unsynced (WRITEMAP)
+ * changes survive it, in this process and after a reopen. */
+static void test_map_trim(void **state)
+{
+	struct fixture *f = *state;
+	static char val[64 * 1024], got[64 * 1024];
+	struct meta_txn *t;
+	size_t n;
+
+	meta_set_trim_interval(f->db, INT64_MAX / 2);
+	for (int i = 0; i < 48; i++) { /* 48 x 8 x 64 KiB = 24 MiB */
+		t = wtxn(f);
+		for (int j = 0; j < 8; j++) {
+			fill_val(val, sizeof(val), i * 8 + j);
+			assert_int_equal(
+				meta_xattr_put(t, (uint64_t)(i * 8 + j),
+					       "user.v", val, sizeof(val)),
+				0);
+		}
+		assert_int_equal(meta_txn_commit(t), 0);
+	}
+	assert_true(store_rss_kib(f->dir) >= 16 * 1024);
+
+	/* By time: the next transaction, a read, lets go of the map. */
+	meta_set_trim_interval(f->db, 0);
+	meta_txn_abort(rtxn(f));
+	assert_true(store_rss_kib(f->dir) < 1024);
+	meta_set_trim_interval(f->db, INT64_MAX / 2);
+
+	/* Every value reads back (faulted in again, unsynced pages kept). */
+	t = rtxn(f);
+	for (int i = 0; i < 48 * 8; i++) {
+		fill_val(val, sizeof(val), i);
+		assert_int_equal(meta_xattr_get(t, (uint64_t)i, "user.v", got,
+						sizeof(got), &n),
+				 0);
+		assert_int_equal(n, sizeof(got));
+		assert_memory_equal(got, val, sizeof(val));
+	}
+	meta_txn_abort(t);
+	assert_true(store_rss_kib(f->dir) >= 16 * 1024);
+
+	/* By count: 256 small write transactions let go of it too. */
+	for (int i = 0; i < 256; i++) {
+		t = wtxn(f);
+		assert_int_equal(meta_super_put_u64(t, "trim", (uint64_t)i), 0);
+		assert_int_equal(meta_txn_commit(t), 0);
+	}
+	assert_true(store_rss_kib(f->dir) < 1024);
+
+	/* And after a reopen (closed cleanly) everything is there. */
+	meta_close(f->db);
+	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
+	t = rtxn(f);
+	for (int i = 0; i < 48 * 8; i++) {
+		fill_val(val, sizeof(val), i);
+		assert_int_equal(meta_xattr_get(t, (uint64_t)i, "user.v", got,
+						sizeof(got), &n),
+				 0);
+		assert_memory_equal(got, val, sizeof(val));
+	}
+	meta_txn_abort(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1482,6 +1576,7 @@ int main(void)
 		T(test_inode_record_extremes),
 		T(test_inode_record_versions),
 		T(test_inode_record_damaged),
+		T(test_map_trim),
 		T(test_foreach_stop),
 		T(test_dentries),
 		T(test_dentry_exists_sticks),
