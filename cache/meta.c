@@ -349,7 +349,7 @@ static int open_store(const char *dir, uint64_t map_size, bool nosync,
 	atomic_init(&db->safe_txnid, 0);
 	atomic_init(&db->safe_pin_pgno, 0);
 	atomic_init(&db->trim_at, time_mono_ns());
-	db->trim_every_ns = META_TRIM_EVERY_NS;
+	atomic_init(&db->trim_every_ns, META_TRIM_EVERY_NS);
 	db->safe_fd = -1;
 	db->safe_every_ns = 5 * 1000000000LL;
 	pthread_mutex_init(&db->commit_lock, NULL);
@@ -570,21 +570,26 @@ static int commit_failed(struct meta_db *db, int rc)
 static void trim_map(struct meta_db *db, bool wrote)
 {
 	int64_t now = time_mono_ns(), last = atomic_load(&db->trim_at);
+	MDB_envinfo info;
 
 	if (wrote &&
 	    atomic_fetch_add(&db->trim_commits, 1) + 1 >= META_TRIM_COMMITS)
 		atomic_store(&db->trim_at, now);
-	else if (now - last < db->trim_every_ns ||
+	else if (now - last < atomic_load(&db->trim_every_ns) ||
 		 !atomic_compare_exchange_strong(&db->trim_at, &last, now))
 		return;
 	atomic_store(&db->trim_commits, 0);
-	if (db->map_addr)
+	/* LMDB maps the store once, at open (it would map it anew only for a
+	 * new map size, which nothing here sets after open); should it ever
+	 * have, the address is stale: leave it alone. */
+	if (db->map_addr && mdb_env_info(db->env, &info) == 0 &&
+	    info.me_mapsize == db->map_len)
 		madvise(db->map_addr, db->map_len, MADV_DONTNEED);
 }
 
 void meta_set_trim_interval(struct meta_db *db, int64_t ns)
 {
-	db->trim_every_ns = ns;
+	atomic_store(&db->trim_every_ns, ns);
 }
 
 int meta_txn_commit(struct meta_txn *txn)

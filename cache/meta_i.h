@@ -85,7 +85,7 @@ struct meta_db {
 	size_t map_len;
 	_Atomic int64_t trim_at;
 	atomic_uint trim_commits;
-	int64_t trim_every_ns;
+	_Atomic int64_t trim_every_ns;
 };
 
 struct meta_txn {

@@ -775,9 +775,8 @@ int fs_run(const struct fs_options *o)
 
 	ret = fs_loop_run(fs.se, 64);
 	sig = atomic_load(&sig_seen);
-	if (sig || ret > 0)
-		log_info("signal %d: unmounting %s", sig ? sig : ret,
-			 o->mountpoint);
+	if (sig)
+		log_info("signal %d: unmounting %s", sig, o->mountpoint);
 	else if (ret < 0)
 		log_error("FUSE session failed (%s): unmounting %s",
 			  strerror(-ret), o->mountpoint);
