@@ -1499,15 +1499,32 @@ static void fill_val(char *v, size_t len, int i)
 		v[k] = (char)(i * 31 + (int)(k % 251));
 }
 
+/* Every value test_map_trim wrote reads back. */
+static void check_trim_values(struct fixture *f)
+{
+	static char val[64 * 1024], got[64 * 1024];
+	struct meta_txn *t = rtxn(f);
+	size_t n;
+
+	for (int i = 0; i < 48 * 8; i++) {
+		fill_val(val, sizeof(val), i);
+		assert_int_equal(meta_xattr_get(t, (uint64_t)i, "user.v", got,
+						sizeof(got), &n),
+				 0);
+		assert_int_equal(n, sizeof(got));
+		assert_memory_equal(got, val, sizeof(val));
+	}
+	meta_txn_abort(t);
+}
+
 /* The store's pages are unmapped after 256 write transactions and after a
  * transaction trim_every_ns after the last time; unsynced (WRITEMAP)
  * changes survive it, in this process and after a reopen. */
 static void test_map_trim(void **state)
 {
 	struct fixture *f = *state;
-	static char val[64 * 1024], got[64 * 1024];
+	static char val[64 * 1024];
 	struct meta_txn *t;
-	size_t n;
 
 	meta_set_trim_interval(f->db, INT64_MAX / 2);
 	for (int i = 0; i < 48; i++) { /* 48 x 8 x 64 KiB = 24 MiB */
@@ -1530,16 +1547,7 @@ static void test_map_trim(void **state)
 	meta_set_trim_interval(f->db, INT64_MAX / 2);
 
 	/* Every value reads back (faulted in again, unsynced pages kept). */
-	t = rtxn(f);
-	for (int i = 0; i < 48 * 8; i++) {
-		fill_val(val, sizeof(val), i);
-		assert_int_equal(meta_xattr_get(t, (uint64_t)i, "user.v", got,
-						sizeof(got), &n),
-				 0);
-		assert_int_equal(n, sizeof(got));
-		assert_memory_equal(got, val, sizeof(val));
-	}
-	meta_txn_abort(t);
+	check_trim_values(f);
 	assert_true(store_rss_kib(f->dir) >= 16 * 1024);
 
 	/* By count: 256 small write transactions let go of it too. */
@@ -1553,15 +1561,7 @@ static void test_map_trim(void **state)
 	/* And after a reopen (closed cleanly) everything is there. */
 	meta_close(f->db);
 	assert_int_equal(meta_open(f->dir, 0, true, &f->db), 0);
-	t = rtxn(f);
-	for (int i = 0; i < 48 * 8; i++) {
-		fill_val(val, sizeof(val), i);
-		assert_int_equal(meta_xattr_get(t, (uint64_t)i, "user.v", got,
-						sizeof(got), &n),
-				 0);
-		assert_memory_equal(got, val, sizeof(val));
-	}
-	meta_txn_abort(t);
+	check_trim_values(f);
 }
 
 int main(void)
