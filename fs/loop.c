@@ -203,14 +203,14 @@ int fs_loop_run(struct fuse_session *se, int max_workers)
 	/* A worker posts finish when the session ends; the signal handler
 	 * only calls fuse_session_exit(), on whichever thread it runs: look
 	 * every 100 ms. */
-	while (l.nall > 0 && !fuse_session_exited(se)) {
+	for (;;) {
 		struct timespec ts;
 		bool done;
 
 		pthread_mutex_lock(&l.lock);
-		done = l.exit;
+		done = l.exit || l.nall == 0;
 		pthread_mutex_unlock(&l.lock);
-		if (done)
+		if (done || fuse_session_exited(se))
 			break;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 100000000L;
