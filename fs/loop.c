@@ -8,7 +8,7 @@
  * waited longest: requests rotate through all idle workers (16 here), so
  * every worker's receive buffer (1 MiB + 4 KiB, the largest WRITE) ends up
  * touched and resident after a stream of large writes, ~16 MiB for what
- * one or two workers can do.
+ * a few workers can do.
  *
  * Here at most LOOP_READERS workers wait in read() at a time; the others
  * are parked on a stack and the most recently parked one (its buffer and
@@ -22,9 +22,9 @@
  * kernel sends CREATE, WRITE, an asynchronous RELEASE... back to back)
  * ran at ~55% of libfuse's loop with one reader (a wake-up per request),
  * ~85% with two, and as fast with four. Workers are not ended when idle
- * (creating one costs more than a parked one does). FORGETs, which never block,
- * do not wake anyone (as in libfuse, so a burst of them does not start
- * threads).
+ * (creating one costs more than a parked one does). FORGETs, which never
+ * block, do not wake anyone (as in libfuse, so a burst of them does not
+ * start threads).
  *
  * Shutdown as in libfuse: the session ends when a read returns 0 (the file
  * system was unmounted) or an error, or when fuse_session_exit() is called
