@@ -835,14 +835,9 @@ static void *persister_main(void *arg)
 			 * signal meanwhile): one fdatasync per file and one
 			 * transaction for many chunks. A flush or stopping
 			 * cuts it short. */
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += PERSIST_DELAY_NS / 1000000000;
-			ts.tv_nsec += PERSIST_DELAY_NS % 1000000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts =
+				time_deadline(CLOCK_REALTIME, PERSIST_DELAY_NS);
+
 			while (!h->stopping && !h->flush_wanted &&
 			       pthread_cond_timedwait(&h->persist_cond,
 						      &h->lock,

@@ -496,13 +496,7 @@ static void *safe_main(void *arg)
 		int64_t wait = next_gap(db) - (time_mono_ns() - last_point);
 
 		wait = MAX(wait, 1000000LL);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait / 1000000000LL);
-		ts.tv_nsec += (long)(wait % 1000000000LL);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = time_deadline(CLOCK_MONOTONIC, wait);
 		pthread_cond_timedwait(&db->safe_cond, &db->safe_lock, &ts);
 		if (db->safe_stop || db->safe_fd < 0)
 			continue;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -42,6 +43,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 int64_t time_now_ns(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t time_mono_ns(void);
+/* The clock's time ns (>= 0) from now, as a deadline for
+ * pthread_cond_timedwait() or sem_timedwait(). */
+struct timespec time_deadline(clockid_t clk, int64_t ns);
 
 /*
  * Parse a size such as "512M", "50G", "1T", "4096", "1.5G" (binary units,

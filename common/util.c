@@ -43,6 +43,20 @@ int64_t time_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+struct timespec time_deadline(clockid_t clk, int64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000LL);
+	ts.tv_nsec += (long)(ns % 1000000000LL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

@@ -212,12 +212,7 @@ int fs_loop_run(struct fuse_session *se, int max_workers)
 		pthread_mutex_unlock(&l.lock);
 		if (done || fuse_session_exited(se))
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = time_deadline(CLOCK_REALTIME, 100000000LL);
 		sem_timedwait(&l.finish, &ts);
 	}
 	pthread_mutex_lock(&l.lock);

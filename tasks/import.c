@@ -434,12 +434,7 @@ static void wait_workers(struct imp *im)
 
 	pthread_mutex_lock(&im->lock);
 	while (im->running > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = time_deadline(CLOCK_MONOTONIC, 200 * 1000000LL);
 		pthread_cond_timedwait(&im->cond, &im->lock, &ts);
 		if (im->running > 0 &&
 		    time_mono_ns() - im->last_log_ns >= IMPORT_PROGRESS_NS) {

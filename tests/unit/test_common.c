@@ -144,6 +144,25 @@ static void test_u64_push(void **state)
 	free(v);
 }
 
+/* time_deadline: now + ns, tv_nsec normalised, on the given clock. */
+static void test_time_deadline(void **state)
+{
+	const int64_t cases[] = {
+		0, 1, 999999999LL, 1000000000LL, 1500000000LL, 5000000000LL};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int64_t before = time_mono_ns(), at, after;
+		struct timespec ts = time_deadline(CLOCK_MONOTONIC, cases[i]);
+
+		after = time_mono_ns();
+		at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+		assert_true(at >= before + cases[i]);
+		assert_true(at <= after + cases[i]);
+	}
+}
+
 static void test_array_grow(void **state)
 {
 	uint64_t *v = NULL, *nv;
@@ -232,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_fnv1a64),
 		cmocka_unit_test(test_array_grow),
 		cmocka_unit_test(test_u64_push),
+		cmocka_unit_test(test_time_deadline),
 		cmocka_unit_test(test_mkdir_p),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
