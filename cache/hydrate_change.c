@@ -282,6 +282,40 @@ static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
 	return -EINVAL;
 }
 
+/*
+ * Write-behind: once a file's writes run sequentially WB_SLICE past a
+ * slice, the slice is handed to the disk (sync_file_range with
+ * SYNC_FILE_RANGE_WRITE starts writeback and waits for nothing). An fsync
+ * at the end of a large write then finds at most two slices to write
+ * instead of the whole file, and the disk works while the writer still
+ * sends data. Slices behind the writer are complete, so they are not
+ * dirtied again; random writes (databases) and files shorter than two
+ * slices are left to the kernel's own writeback. Durability is unchanged:
+ * only fsync promises anything, and writeback errors still reach it (this
+ * never waits, so it never consumes them).
+ */
+#define WB_SLICE (16ull << 20)
+
+/* Caller holds f->lock, after a write of [off, end): the range of whole
+ * slices at least a slice behind the writer not yet handed to the disk,
+ * in *start and *len (0 if none). */
+static void wb_after_write(struct hydrate_file *f, uint64_t off, uint64_t end,
+			   uint64_t *start, uint64_t *len)
+{
+	uint64_t upto;
+
+	*start = *len = 0;
+	if (off != f->wb_end) /* not a continuation: start over after it */
+		f->wb_next = (end + WB_SLICE - 1) / WB_SLICE * WB_SLICE;
+	f->wb_end = end;
+	if (end < WB_SLICE || f->wb_next + WB_SLICE > end - WB_SLICE)
+		return;
+	upto = (end - WB_SLICE) / WB_SLICE * WB_SLICE;
+	*start = f->wb_next;
+	*len = upto - f->wb_next;
+	f->wb_next = upto;
+}
+
 static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 			const void *buf, uint64_t off, uint64_t len,
 			bool keep_size, unsigned *flags)
@@ -293,7 +327,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
 		.frees = kind == CH_PUNCH,
 	};
-	uint64_t grow, old_size, new_size, now_cached;
+	uint64_t grow, old_size, new_size, now_cached, wb_start = 0, wb_len = 0;
 	int ret;
 
 	pthread_rwlock_wrlock(&f->io);
@@ -332,6 +366,8 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		goto out_unlock;
 	}
 	f->size = new_size;
+	if (kind == CH_WRITE)
+		wb_after_write(f, off, off + len, &wb_start, &wb_len);
 	now_cached = count_cached(f, h->csize);
 	atomic_fetch_add(&h->used, (int64_t)now_cached -
 					   (int64_t)f->ncached_bytes -
@@ -352,6 +388,12 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 out_unlock:
 	pthread_rwlock_unlock(&f->io);
 	free(c.set);
+	/* Outside the io lock: this may wait for room in the disk's queue,
+	 * which readers of the file need not. */
+	if (wb_len > 0 && sync_file_range(f->fd, (off_t)wb_start, (off_t)wb_len,
+					  SYNC_FILE_RANGE_WRITE) < 0)
+		log_debug("write-behind of inode %" PRIu64 ": %s", f->ino,
+			  strerror(errno));
 	return ret;
 }
 
@@ -430,6 +472,9 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 		c.clear_from = n;
 	}
 	f->size = size;
+	/* A rewrite from the new end continues the sequence. */
+	f->wb_end = size;
+	f->wb_next = (size + WB_SLICE - 1) / WB_SLICE * WB_SLICE;
 	new_cached = count_cached(f, h->csize);
 	f->ncached_bytes = new_cached;
 	pthread_mutex_unlock(&f->lock);

@@ -63,6 +63,9 @@ struct hydrate_file {
 	int pt_id;
 	uint64_t ra_next; /* protected by lock: where a sequential read goes */
 	uint32_t ra_window; /* protected by lock */
+	/* Write-behind (hydrate_change.c), protected by lock: where the last
+	 * write ended, and where the next slice to hand to the disk starts. */
+	uint64_t wb_end, wb_next;
 };
 
 struct hydrate {

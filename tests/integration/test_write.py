@@ -26,6 +26,44 @@ from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, allocated_bytes,
                          write_file)
 
 
+FIEMAP = 0xC020660B  # _IOWR('f', 11, struct fiemap)
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_DELALLOC = 0x4
+
+
+def delalloc_bytes(path, end):
+    """Bytes of [0, end) of path that its file system still holds as
+    delayed allocation (written, not yet handed to the disk), from
+    FS_IOC_FIEMAP; None when the file system does not report it."""
+    import fcntl
+    import struct
+    n = 256
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        start, total = 0, 0
+        while start < end:
+            req = bytearray(struct.pack("=QQIIII", start, end - start, 0, 0,
+                                        n, 0) + bytes(56 * n))
+            try:
+                fcntl.ioctl(fd, FIEMAP, req, True)
+            except OSError:
+                return None
+            count = struct.unpack_from("=I", req, 20)[0]
+            if count == 0:
+                break
+            for i in range(count):
+                lo, _, ln, _, _, flags = struct.unpack_from(
+                    "=QQQQQI", req, 32 + 56 * i)
+                if flags & FIEMAP_EXTENT_DELALLOC:
+                    total += max(0, min(lo + ln, end) - lo)
+                start = lo + ln
+                if flags & FIEMAP_EXTENT_LAST:
+                    return total
+        return total
+    finally:
+        os.close(fd)
+
+
 def tree_signature(root, mtime_div=1, skip_top=(".tidefs",)):
     """{relative path: attributes} for everything under root (not root
     itself), plus the hard-link groups. mtime_div=10**9 compares whole
@@ -578,6 +616,43 @@ class Data(TidefsTestCase):
         exp = b"".join(pattern_bytes(MiB + 333, "sh-%d" % i)
                        for i in range(6))
         self.assertIsNone(difference(read_file(shared), exp))
+
+    def test_sequential_writes_go_to_disk_behind_the_writer(self):
+        """Write-behind (DESIGN.md): a file written sequentially has its
+        data handed to the disk in 16 MiB slices once the writer is a
+        slice past them, without waiting for fsync; the bytes stay as
+        written."""
+        m = self.mount()
+        data = random_bytes(MiB)
+        fd = os.open(m.path("stream.bin"), os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            for i in range(80):
+                self.assertEqual(os.write(fd, data), MiB)
+            ino = os.fstat(fd).st_ino
+            df = os.path.join(m.cache_dir, "data", "%02x" % (ino & 0xff),
+                              str(ino))
+            # The kernel's own writeback waits 30 s (dirty_expire): what
+            # is on disk within a few seconds was sent by tidefs.
+            pending = delalloc_bytes(df, 80 * MiB)
+            if pending is None:
+                self.skipTest("the cache dir's file system has no FIEMAP")
+            deadline = time.monotonic() + 5
+            while True:
+                early = delalloc_bytes(df, 48 * MiB)
+                if early == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(early, 0, "%d bytes of the first 48 MiB still"
+                             " wait for the kernel's writeback" % early)
+        finally:
+            os.close(fd)
+        drop_page_cache()
+        fd = os.open(m.path("stream.bin"), os.O_RDONLY)
+        try:
+            for i in range(80):
+                self.assertEqual(os.pread(fd, MiB, i * MiB), data, i)
+        finally:
+            os.close(fd)
 
     def test_more_open_files_than_a_default_soft_limit(self):
         """Every open file holds its data file open in the daemon (and
