@@ -150,6 +150,7 @@ static int file_load(struct hydrate_file *f)
 		ret = S_ISDIR(mi.mode) ? -EISDIR : -EINVAL;
 		goto out_abort;
 	}
+	atomic_store(&f->need_txn, meta_txn_id(txn));
 	f->size = mi.size;
 	f->backing = 0;
 	if (mi.s3_key && mi.state != META_NEW)
@@ -755,6 +756,8 @@ static int persist_file(struct meta_txn *txn, struct persist *b,
 	}
 	pthread_mutex_unlock(&f->lock);
 
+	/* A write into these chunks now builds on their record. */
+	hyd_need_txn(f, meta_txn_id(txn));
 	ch->ino = f->ino;
 	ch->old_state = (int)mi.state;
 	if (lost && mi.state != META_DIRTY)

@@ -112,9 +112,10 @@ struct change_rec {
 static int commit_change(struct hydrate_file *f, struct change_rec *c)
 {
 	struct hydrate *h = f->h;
-	struct meta_inode mi = {0};
+	struct meta_inode mi = {0}, was;
 	struct meta_txn *txn;
 	int old_state, ret;
+	bool needed;
 
 	ret = meta_txn_begin(h->db, true, &txn);
 	if (ret < 0)
@@ -126,6 +127,7 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 		meta_txn_abort(txn);
 		return ret;
 	}
+	was = mi;
 	pthread_mutex_lock(&f->lock);
 	mi.size = f->size;
 	if (mi.s3_key)
@@ -150,6 +152,15 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 		meta_chunk_set(txn, f->ino, c->set[i]);
 	if (c->clear_from != UINT64_MAX)
 		meta_chunk_clear(txn, f->ino, c->clear_from);
+	/* Times and the generation aside, does reading the file back after
+	 * a power loss need this transaction? (An fdatasync then needs a
+	 * sync point that holds it: hydrate_fsync.) */
+	needed = c->nset > 0 || c->clear_from != UINT64_MAX ||
+		 mi.size != was.size || mi.s3_size != was.s3_size ||
+		 mi.cached_bytes != was.cached_bytes || mi.state != was.state ||
+		 mi.flags != was.flags || mi.mode != was.mode;
+	if (needed)
+		hyd_need_txn(f, meta_txn_id(txn));
 	meta_inode_put(txn, &mi);
 	meta_dirty_add(txn, f->ino);
 	meta_inode_release(&mi);
@@ -496,6 +507,11 @@ int hydrate_fsync(struct hydrate_file *f, int datasync)
 	ret = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);
 	if (ret < 0)
 		return -errno;
+	/* fdatasync: the data, and what reading it back needs. A rewrite in
+	 * place (databases) changed only times since a sync point still in
+	 * force: its data file's flush is all it needs. */
+	if (datasync)
+		return meta_sync_upto(f->h->db, atomic_load(&f->need_txn));
 	return meta_sync(f->h->db);
 }
 
@@ -513,6 +529,9 @@ int hydrate_exported(struct hydrate *h, uint64_t ino, const char *key,
 	if (!f)
 		return 0;
 
+	/* The export committed the file's object (key, etag, its extent):
+	 * reading the file back needs that transaction. */
+	hyd_need_txn(f, meta_last_txn(h->db));
 	pthread_mutex_lock(&f->lock);
 	char *nk = strdup(key);
 	if (!nk) {
@@ -1114,8 +1133,12 @@ void hydrate_invalidate_end(struct hydrate_file *f, bool changed)
 	if (!f)
 		return;
 	h = f->h;
-	if (changed)
+	if (changed) {
+		/* The import committed the file's new object: reading it
+		 * back needs that transaction. */
+		hyd_need_txn(f, meta_last_txn(h->db));
 		atomic_fetch_sub(&h->used, (int64_t)invalidate_reload(f));
+	}
 	pthread_rwlock_unlock(&f->io);
 	hydrate_close(f);
 }

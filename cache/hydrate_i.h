@@ -49,6 +49,11 @@ struct hydrate_file {
 	 * non-zero, a change records the present chunks it builds on itself,
 	 * or a crash would forget them and fetch the old bytes over it. */
 	_Atomic unsigned unpersisted;
+	/* The last transaction that changed what reading the file back
+	 * needs (size, state, chunks, flags; not times or the generation):
+	 * an fdatasync needs a sync point only if none in force holds it. At
+	 * load: the store's last transaction then (anything before may). */
+	_Atomic uint64_t need_txn;
 	uint64_t ncached_bytes; /* protected by lock */
 	int lost;	   /* protected by lock: sticky, the object changed */
 	unsigned nhandles; /* protected by lock: open file handles */
@@ -158,6 +163,17 @@ static inline uint64_t chunk_len(const struct hydrate_file *f, uint32_t csize,
 	uint64_t off = idx * csize;
 
 	return off >= f->backing ? 0 : MIN((uint64_t)csize, f->backing - off);
+}
+
+/* Raise f->need_txn to id (a transaction that changed what reading f back
+ * needs). */
+static inline void hyd_need_txn(struct hydrate_file *f, uint64_t id)
+{
+	uint64_t cur = atomic_load(&f->need_txn);
+
+	while (cur < id &&
+	       !atomic_compare_exchange_weak(&f->need_txn, &cur, id))
+		;
 }
 
 /* hydrate.c: the data file and fetching. */

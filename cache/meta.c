@@ -474,6 +474,30 @@ int meta_sync(struct meta_db *db)
 	return meta_safe_sync(db);
 }
 
+int meta_sync_upto(struct meta_db *db, uint64_t txnid)
+{
+	return meta_safe_sync_upto(db, txnid);
+}
+
+uint64_t meta_sync_count(struct meta_db *db)
+{
+	return atomic_load(&db->syncs);
+}
+
+uint64_t meta_last_txn(struct meta_db *db)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(db->env, &info) != 0)
+		return UINT64_MAX; /* unknown: anything may need a sync */
+	return info.me_last_txnid;
+}
+
+uint64_t meta_txn_id(const struct meta_txn *txn)
+{
+	return mdb_txn_id(txn->txn);
+}
+
 /* ---- transactions ---- */
 
 int meta_txn_begin(struct meta_db *db, bool write, struct meta_txn **out)

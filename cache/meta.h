@@ -142,6 +142,18 @@ int meta_salvage(const char *dir, meta_salvage_cb cb, void *arg,
 void meta_close(struct meta_db *db);
 /* Flush commits made with nosync to disk (a sync point: see above). */
 int meta_sync(struct meta_db *db);
+/* meta_sync() for one file's fdatasync: nothing when a sync point still in
+ * force (one a power loss goes back to) already holds every transaction up
+ * to txnid, the last one that changed what reading the file back needs.
+ * Without sync points (another LMDB layout) it always syncs: the store is
+ * then only whole on disk right after a sync. */
+int meta_sync_upto(struct meta_db *db, uint64_t txnid);
+/* The id of the last committed transaction; txn's own (a write
+ * transaction's once it commits). */
+uint64_t meta_last_txn(struct meta_db *db);
+uint64_t meta_txn_id(const struct meta_txn *txn);
+/* How many times the store was synced since it was opened. */
+uint64_t meta_sync_count(struct meta_db *db);
 /* With nosync: sync by itself every seconds (default 5) while there are
  * commits; what a power loss can lose of what was not synced. */
 void meta_set_sync_interval(struct meta_db *db, int seconds);

@@ -68,6 +68,7 @@ struct meta_db {
 	int safe_fd; /* DIR/meta/safe; -1: no sync points */
 	uint64_t safe_seq;
 	_Atomic uint64_t safe_txnid; /* of the last sync point */
+	_Atomic uint64_t syncs;	     /* sync points (or plain syncs) made */
 	int64_t safe_every_ns;	     /* the periodic thread's interval */
 	MDB_txn *safe_pin;	     /* read transaction at it */
 	/* The pin keeps LMDB from reusing any page freed after it: past
@@ -172,6 +173,9 @@ int meta_safe_recover(const char *path, bool keep);
 int meta_safe_start(struct meta_db *db, const char *path);
 /* meta_sync(): sync, and make a sync point when there are sync points. */
 int meta_safe_sync(struct meta_db *db);
+/* meta_safe_sync(), unless a sync point still in force holds every
+ * transaction up to txnid. */
+int meta_safe_sync_upto(struct meta_db *db, uint64_t txnid);
 /* After a write commit: past the budget, let the sync point lapse (unless
  * a sync point is being made: then a later commit does). */
 void meta_safe_committed(struct meta_db *db);

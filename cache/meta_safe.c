@@ -453,6 +453,7 @@ static int safe_point(struct meta_db *db)
 	pin = NULL;
 	db->safe_seq = seq;
 	atomic_store(&db->safe_txnid, id);
+	atomic_fetch_add(&db->syncs, 1);
 	atomic_store(&db->safe_pin_pgno, MAX(pgno, 1));
 	db->safe_pin_ns = time_mono_ns();
 	db->safe_renew = false;
@@ -463,18 +464,25 @@ out:
 	return ret;
 }
 
-int meta_safe_sync(struct meta_db *db)
+int meta_safe_sync_upto(struct meta_db *db, uint64_t want)
 {
-	uint64_t want = last_txnid(db);
 	int ret = 0;
 
 	pthread_mutex_lock(&db->safe_lock);
-	if (db->safe_fd < 0)
+	if (db->safe_fd < 0) {
 		ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
-	else if (atomic_load(&db->safe_txnid) < want || !db->safe_pin)
+		if (ret == 0)
+			atomic_fetch_add(&db->syncs, 1);
+	} else if (atomic_load(&db->safe_txnid) < want || !db->safe_pin) {
 		ret = safe_point(db); /* else a sync since covered it */
+	}
 	pthread_mutex_unlock(&db->safe_lock);
 	return ret;
+}
+
+int meta_safe_sync(struct meta_db *db)
+{
+	return meta_safe_sync_upto(db, last_txnid(db));
 }
 
 /* Under safe_lock: how long after its last point the thread makes the

@@ -442,6 +442,9 @@ static char *stats_json(struct fs *fs)
 			    json_integer((json_int_t)sp.used_bytes));
 	json_object_set_new(root, "metadata_allocated_bytes",
 			    json_integer((json_int_t)sp.allocated_bytes));
+	/* Sync points made (fsync, fsyncdir, unmount, the periodic one). */
+	json_object_set_new(root, "metadata_syncs",
+			    json_integer((json_int_t)meta_sync_count(fs->db)));
 	json_object_set_new(root, "states", states);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);

@@ -503,6 +503,58 @@ static void test_lapsed_point_is_renewed(void **state)
 	meta_close(db);
 }
 
+/* meta_sync_upto(): nothing while a sync point in force holds the asked
+ * transaction, a new point otherwise (a later one asked, or the one that
+ * held it lapsed); every sync counts. */
+static void test_sync_upto(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_db *db = NULL;
+	uint64_t a, b, n;
+	int r;
+
+	assert_int_equal(meta_open(f->dir, 0, true, &db), 0);
+	meta_set_sync_interval(db, 3600);
+	assert_int_equal(put_range(db, 300000, 10, 1), 0);
+	a = meta_last_txn(db);
+	assert_int_equal(meta_sync(db), 0);
+	n = meta_sync_count(db);
+	assert_int_equal(meta_sync_upto(db, a), 0);
+	assert_int_equal(meta_sync_count(db), n);
+	/* Later commits: a is still held by the point in force. */
+	assert_int_equal(put_range(db, 300000, 10, 2), 0);
+	b = meta_last_txn(db);
+	assert_true(b > a);
+	assert_int_equal(meta_sync_upto(db, a), 0);
+	assert_int_equal(meta_sync_count(db), n);
+	assert_int_equal(meta_sync_upto(db, b), 0);
+	assert_int_equal(meta_sync_count(db), n + 1);
+	assert_int_equal(meta_sync_upto(db, b), 0);
+	assert_int_equal(meta_sync_count(db), n + 1);
+	/* After a lapse nothing holds b any more: a power loss would find
+	 * the store as the disk holds it. */
+	for (r = 0; r < 400 && valid_slots(f) > 0; r++)
+		assert_int_equal(put_range(db, 200000, 200, r), 0);
+	assert_int_equal(valid_slots(f), 0);
+	assert_int_equal(meta_sync_upto(db, b), 0);
+	assert_int_equal(meta_sync_count(db), n + 2);
+	assert_true(valid_slots(f) >= 1);
+	/* The write transaction's own id is the one it commits as. */
+	{
+		struct meta_txn *t;
+		uint64_t id;
+		struct meta_inode in;
+
+		assert_int_equal(meta_txn_begin(db, true, &t), 0);
+		id = meta_txn_id(t);
+		inode_of(&in, 400000, 1);
+		assert_int_equal(meta_inode_put(t, &in), 0);
+		assert_int_equal(meta_txn_commit(t), 0);
+		assert_int_equal(meta_last_txn(db), id);
+	}
+	meta_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +570,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lapsed_point_is_renewed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_upto, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
