@@ -119,8 +119,12 @@ enum hydrate_write_flags {
 	/* Out: the kernel may hold pages of the file (see
 	 * hydrate_note_created). */
 	HYDRATE_MAY_BE_CACHED = 1 << 2,
+	/* In: also remove security.capability in the same transaction, as
+	 * the kernel does before any write through its page cache (whoever
+	 * writes) but not before a direct one. */
+	HYDRATE_KILL_PRIV = 1 << 3,
 };
-/* *flags: HYDRATE_KILL_SUIDGID in; on success the out flags are added. */
+/* *flags: HYDRATE_KILL_* in; on success the out flags are added. */
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
 		  uint64_t off, unsigned *flags);
 /* f was just created (call before its first handle is noted): the kernel

@@ -103,6 +103,7 @@ struct change_rec {
 	bool size_changed;
 	bool times;	     /* update mtime/ctime */
 	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
+	bool kill_priv;	     /* HYDRATE_KILL_PRIV */
 	bool mode_changed;   /* out: set-id bits cleared */
 	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
 	bool frees;	     /* a truncation or a punched hole */
@@ -143,6 +144,10 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 		c->mode_changed = (mi.mode & kill) != 0;
 		mi.mode &= ~kill;
 	}
+	/* File capabilities do not survive a change of the file's bytes
+	 * (cap_inode_killpriv); absent is the common case, one lookup. */
+	if (c->kill_priv)
+		meta_xattr_del(txn, f->ino, "security.capability");
 	mi.generation++;
 	mi.flags |= META_F_DATA_CHANGED;
 	old_state = (int)mi.state;
@@ -336,6 +341,7 @@ static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 		.clear_from = UINT64_MAX,
 		.times = true,
 		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
+		.kill_priv = flags && (*flags & HYDRATE_KILL_PRIV),
 		.frees = kind == CH_PUNCH,
 	};
 	uint64_t grow, old_size, new_size, now_cached, wb_start = 0, wb_len = 0;

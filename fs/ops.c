@@ -482,6 +482,10 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	 * on, so root stands for the capability. */
 	if (!fs_is_ctl(ino) && fs_fh_direct(fi) && fuse_req_ctx(req)->uid != 0)
 		flags |= HYDRATE_KILL_SUIDGID;
+	/* The kernel removes security.capability before a write through
+	 * its page cache (whoever writes), not before a direct one. */
+	if (!fs_is_ctl(ino) && fs_fh_direct(fi))
+		flags |= HYDRATE_KILL_PRIV;
 	if (fs_is_ctl(ino))
 		ctl_write(req, data, len, off, fi);
 	else

@@ -1611,6 +1611,51 @@ class Permissions(PosixCase):
                          % mode_of(f))
         self.assertEqual(read_file(f), b"#!/bin/sh\necho hi\n")
 
+    def test_file_capabilities_go_with_changes_of_the_bytes(self):
+        """As on ext4: security.capability goes when the file's bytes
+        change (a write through any handle, truncate, O_TRUNC) or its
+        owner does, and stays through chmod and utime. A write-only handle
+        (the kernel passes its writes straight through, without removing
+        it first) agrees with a read-write one."""
+        cap = bytes.fromhex("0100000200200000000000000000000000000000")
+
+        def write_with(flags):
+            def go(f):
+                fd = os.open(f, flags)
+                try:
+                    os.pwrite(fd, b"x", 1)
+                finally:
+                    os.close(fd)
+            return go
+        cases = [("write-only", write_with(os.O_WRONLY), False),
+                 ("read-write", write_with(os.O_RDWR), False),
+                 ("append", write_with(os.O_WRONLY | os.O_APPEND), False),
+                 ("truncate", lambda f: os.truncate(f, 1), False),
+                 ("O_TRUNC", lambda f: os.close(
+                     os.open(f, os.O_WRONLY | os.O_TRUNC)), False),
+                 ("chown", lambda f: os.chown(f, 65534, 65534), False),
+                 ("chmod", lambda f: os.chmod(f, 0o700), True),
+                 ("utime", lambda f: os.utime(f, (1, 1)), True)]
+        for name, change, kept in cases:
+            f = self.p("cap-" + name)
+            write_file(f, b"abc")
+            os.setxattr(f, "security.capability", cap)
+            change(f)
+            if kept:
+                self.assertEqual(os.getxattr(f, "security.capability"), cap,
+                                 name)
+            else:
+                self.assertErrno(errno.ENODATA, os.getxattr, f,
+                                 "security.capability")
+                self.assertNotIn("security.capability", os.listxattr(f),
+                                 name)
+        # A write to a file without capabilities changes no xattr.
+        f = self.p("cap-none")
+        write_file(f, b"abc")
+        os.setxattr(f, "user.keep", b"1")
+        write_with(os.O_WRONLY)(f)
+        self.assertEqual(os.getxattr(f, "user.keep"), b"1")
+
     def test_set_id_bits_after_writes(self):
         """As on ext4: a write by a caller without CAP_FSETID clears
         S_ISUID, and S_ISGID when group-executable; root's writes keep
