@@ -123,6 +123,9 @@ enum hydrate_write_flags {
 	 * the kernel does before any write through its page cache (whoever
 	 * writes) but not before a direct one. */
 	HYDRATE_KILL_PRIV = 1 << 3,
+	/* In (hydrate_truncate): update mtime and ctime even when the size
+	 * does not change (open with O_TRUNC does). */
+	HYDRATE_TIMES = 1 << 4,
 };
 /* *flags: HYDRATE_KILL_* in; on success the out flags are added. */
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
@@ -134,8 +137,9 @@ void hydrate_note_created(struct hydrate_file *f);
  * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. */
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 		      uint64_t len);
-/* Truncate or extend; shrinking below the S3-backed extent needs no fetch. */
-int hydrate_truncate(struct hydrate_file *f, uint64_t size);
+/* Truncate or extend; shrinking below the S3-backed extent needs no fetch.
+ * flags: HYDRATE_KILL_SUIDGID, HYDRATE_TIMES. */
+int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags);
 /* Data file and metadata durable on disk. */
 int hydrate_fsync(struct hydrate_file *f, int datasync);
 

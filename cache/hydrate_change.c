@@ -455,10 +455,13 @@ int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 	}
 }
 
-int hydrate_truncate(struct hydrate_file *f, uint64_t size)
+int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags)
 {
 	struct hydrate *h = f->h;
-	struct change_rec c = {.clear_from = UINT64_MAX};
+	struct change_rec c = {
+		.clear_from = UINT64_MAX,
+		.kill_suidgid = flags & HYDRATE_KILL_SUIDGID,
+	};
 	uint64_t old_cached, new_cached;
 	int64_t delta;
 	int ret = 0;
@@ -497,7 +500,7 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size)
 	pthread_mutex_unlock(&f->lock);
 	delta = (int64_t)new_cached - (int64_t)old_cached;
 	atomic_fetch_add(&h->used, delta);
-	c.times = c.size_changed;
+	c.times = c.size_changed || (flags & HYDRATE_TIMES);
 	ret = commit_change(f, &c);
 out_unlock:
 	pthread_rwlock_unlock(&f->io);

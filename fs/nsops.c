@@ -646,11 +646,11 @@ static int truncate_ino(struct fs *fs, fuse_ino_t ino, uint64_t size,
 	int ret;
 
 	if (fi && fi->fh)
-		return hydrate_truncate(fs_fh_file(fi), size);
+		return hydrate_truncate(fs_fh_file(fi), size, 0);
 	ret = hydrate_open(fs->hy, ino, &hf);
 	if (ret < 0)
 		return ret == -EINVAL ? -EINVAL : ret;
-	ret = hydrate_truncate(hf, size);
+	ret = hydrate_truncate(hf, size, 0);
 	hydrate_close(hf);
 	return ret;
 }

@@ -350,9 +350,16 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	/* libfuse asks for atomic O_TRUNC: the kernel leaves it to us. */
+	/* libfuse asks for atomic O_TRUNC: the kernel leaves it to us, with
+	 * what its truncate would do besides: mtime and ctime change even
+	 * when the file was empty, and a caller without CAP_FSETID (root
+	 * stands for it) loses S_ISUID, and S_ISGID when group-executable. */
 	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-		ret = hydrate_truncate(hf, 0);
+		unsigned tflags = HYDRATE_TIMES;
+
+		if (fuse_req_ctx(req)->uid != 0)
+			tflags |= HYDRATE_KILL_SUIDGID;
+		ret = hydrate_truncate(hf, 0, tflags);
 		if (ret < 0) {
 			hydrate_close(hf);
 			fuse_reply_err(req, -ret);

@@ -298,6 +298,40 @@ class Open(PosixCase):
         os.close(fd)
         self.assertEqual(read_file(self.p("f")), b"abc")
 
+    def test_trunc_of_an_empty_file_and_set_id_bits(self):
+        """As on ext4: open with O_TRUNC marks mtime and ctime even when
+        the file was empty already, and when the caller lacks CAP_FSETID
+        clears S_ISUID, and S_ISGID when group-executable (libfuse asks
+        for atomic O_TRUNC, so the kernel leaves all of it to the open)."""
+        f = self.p("e")
+        write_file(f, b"")
+        os.utime(f, ns=(10**18, 10**18))
+        st0 = os.stat(f)
+        self.tick()
+        os.close(os.open(f, os.O_WRONLY | os.O_TRUNC))
+        st = os.stat(f)
+        self.assertGreater(st.st_mtime_ns, st0.st_mtime_ns)
+        self.assertGreater(st.st_ctime_ns, st0.st_ctime_ns)
+
+        def trunc_open():
+            os.close(os.open(f, os.O_WRONLY | os.O_TRUNC))
+            return True
+        os.chmod(f, 0o6777)
+        trunc_open()
+        self.assertEqual(mode_of(f), 0o6777, "root keeps them")
+        for mode, left in ((0o6777, 0o777), (0o6767, 0o2767),
+                           (0o4777, 0o777)):
+            os.chmod(f, mode)
+            self.assertTrue(nobody(trunc_open))
+            self.assertEqual(mode_of(f), left, "%o" % mode)
+        # Its own file: the owner without CAP_FSETID loses them too.
+        os.chown(f, NOBODY, NOBODY)
+        os.chmod(f, 0o4700)
+        write_file(f, b"data")
+        self.assertTrue(nobody(trunc_open))
+        self.assertEqual(mode_of(f), 0o700)
+        self.assertEqual(os.stat(f).st_size, 0)
+
     def test_append(self):
         write_file(self.p("f"), b"head:")
         fd = os.open(self.p("f"), os.O_WRONLY | os.O_APPEND)
