@@ -78,8 +78,10 @@ int hyd_reserve(struct hydrate *h, uint64_t grow)
 		if (grow == 0)
 			return 0;
 		used = atomic_fetch_add(&h->used, (int64_t)grow);
+		/* Never below 0 in a consistent count; should it be, it
+		 * must not read as a full cache. */
 		if (!h->cfg.capacity ||
-		    (uint64_t)used + grow <= h->cfg.capacity)
+		    (uint64_t)MAX(used, 0) + grow <= h->cfg.capacity)
 			return 0;
 		atomic_fetch_sub(&h->used, (int64_t)grow);
 		if (!h->need_space || h->need_space(h->space_arg, grow) < 0) {

@@ -153,8 +153,11 @@ int fs_purge_inode(struct fs *fs, uint64_t ino)
 	meta_dirty_del(txn, ino);
 	ret = meta_txn_commit(txn);
 	if (ret == 0) {
-		/* Counted out of the stats at its last unlink. */
-		hydrate_purge(fs->hy, ino, mi.cached_bytes);
+		/* Counted out of the stats at its last unlink. Only regular
+		 * files' bytes count as cache use (a symlink's target does
+		 * not: nothing added it when it was made). */
+		hydrate_purge(fs->hy, ino,
+			      S_ISREG(mi.mode) ? mi.cached_bytes : 0);
 	} else {
 		log_warn("purging inode %" PRIu64 ": %s", ino, strerror(-ret));
 	}

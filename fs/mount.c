@@ -265,7 +265,9 @@ static int scan_inode(void *arg, const struct meta_inode *mi)
 	fs->ninodes++;
 	if (S_ISREG(mi->mode) && mi->state < FS_NSTATES)
 		fs->nstate[mi->state]++;
-	fs->cached_bytes += mi->cached_bytes;
+	/* Cache use is regular files' bytes (hydrate counts nothing else). */
+	if (S_ISREG(mi->mode))
+		fs->cached_bytes += mi->cached_bytes;
 	return 0;
 }
 
@@ -325,7 +327,8 @@ static int scan_store(struct fs *fs, struct start_err *e)
 			break;
 		if (meta_inode_get(txn, sc.dead[i], &mi) == 0) {
 			fs_count_inode(fs, &mi, -1);
-			fs->cached_bytes -= mi.cached_bytes;
+			if (S_ISREG(mi.mode))
+				fs->cached_bytes -= mi.cached_bytes;
 		}
 		meta_inode_del(txn, sc.dead[i]);
 		meta_chunk_clear(txn, sc.dead[i], 0);

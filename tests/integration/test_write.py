@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, allocated_bytes,
                          difference, drop_page_cache, file_md5, md5,
                          pattern_bytes, pwrite_all, random_bytes, read_file,
-                         write_file)
+                         wait_until, write_file)
 
 
 FIEMAP = 0xC020660B  # _IOWR('f', 11, struct fiemap)
@@ -1016,6 +1016,37 @@ class CacheFull(TidefsTestCase):
                     raise
                 time.sleep(0.2)
         self.assertEqual(md5(read_file(m.path("after.bin"))), md5(data))
+
+    def test_removed_symlinks_leave_the_cache_count_alone(self):
+        """Cache use counts regular files' bytes. A symlink's target was
+        counted out when its inode went, though nothing counted it in: the
+        count went below zero and every write then failed with ENOSPC,
+        "cache full", until the next mount."""
+        m = self.mount(args=["--cache-size", "64M"])
+        inos = []
+        for i in range(20):
+            os.symlink("t" * 100, m.path("l%02d" % i))
+            inos.append(os.lstat(m.path("l%02d" % i)).st_ino)
+        for i in range(20):
+            os.unlink(m.path("l%02d" % i))
+        drop_page_cache()  # the kernel forgets them: they are purged
+
+        def purged():
+            return not any(os.path.exists(os.path.join(
+                m.cache_dir, "data", "%02x" % (ino & 0xff), str(ino)))
+                for ino in inos)
+        self.assertTrue(wait_until(purged, 10), "symlinks not purged")
+        data = random_bytes(MiB)
+        write_file(m.path("after"), data)
+        self.assertEqual(md5(read_file(m.path("after"))), md5(data))
+        os.symlink("target", m.path("kept"))
+        self.assertEqual(m.stats()["cached_bytes"],
+                         os.stat(m.path("after")).st_blocks * 512)
+        self.assertEqual(m.unmount(), 0)
+        m2 = self.mount(cache_dir=m.cache_dir, args=["--cache-size", "64M"])
+        self.assertEqual(m2.stats()["cached_bytes"],
+                         os.stat(m2.path("after")).st_blocks * 512)
+        self.assertEqual(os.readlink(m2.path("kept")), "target")
 
     def test_sparse_files_take_no_cache_space(self):
         """Space is what the data files allocate (DESIGN.md): a 1 GiB hole
