@@ -111,8 +111,9 @@ int hydrate_read(struct hydrate_file *f, uint64_t off, size_t len,
  * needed fetch failed.
  */
 enum hydrate_write_flags {
-	/* In: also clear S_ISUID, and S_ISGID when group-executable, in the
-	 * same transaction (a write the kernel did not clear them for). */
+	/* In: the caller lacks CAP_FSETID and the kernel cleared nothing:
+	 * also clear S_ISUID, and S_ISGID when group-executable or when the
+	 * caller is not in the file's group, in the same transaction. */
 	HYDRATE_KILL_SUIDGID = 1 << 0,
 	/* Out: the mode changed (set-id bits cleared). */
 	HYDRATE_MODE_CHANGED = 1 << 1,
@@ -126,20 +127,38 @@ enum hydrate_write_flags {
 	/* In (hydrate_truncate): update mtime and ctime even when the size
 	 * does not change (open with O_TRUNC does). */
 	HYDRATE_TIMES = 1 << 4,
+	/* In: the caller lacks CAP_FSETID and the kernel cleared what its
+	 * FUSE client clears (S_ISUID; S_ISGID when group-executable): also
+	 * clear S_ISGID of a file that is not group-executable when the
+	 * caller is not in its group, as the VFS does since Linux 6.2
+	 * (setattr_should_drop_sgid) and FUSE's client does not. */
+	HYDRATE_KILL_SGID_NOGROUP = 1 << 5,
 };
-/* *flags: HYDRATE_KILL_* in; on success the out flags are added. */
+/* Who makes a change, for the set-id rules: whether the caller is in group
+ * gid (its own or a supplementary one). */
+struct hydrate_caller {
+	bool (*in_group)(void *arg, uint32_t gid);
+	void *arg;
+};
+/* *flags: HYDRATE_KILL_* in; on success the out flags are added. caller:
+ * for the group test of the KILL flags (NULL: taken to be in the group). */
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off, unsigned *flags);
+		  uint64_t off, unsigned *flags,
+		  const struct hydrate_caller *caller);
 /* f was just created (call before its first handle is noted): the kernel
  * holds no pages of it until it is read. */
 void hydrate_note_created(struct hydrate_file *f);
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
- * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. */
+ * FALLOC_FL_ZERO_RANGE[|KEEP_SIZE]; others -EOPNOTSUPP. *flags and caller
+ * as for hydrate_write(). */
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
-		      uint64_t len);
+		      uint64_t len, unsigned *flags,
+		      const struct hydrate_caller *caller);
 /* Truncate or extend; shrinking below the S3-backed extent needs no fetch.
- * flags: HYDRATE_KILL_SUIDGID, HYDRATE_TIMES. */
-int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags);
+ * flags: HYDRATE_KILL_SUIDGID, HYDRATE_KILL_SGID_NOGROUP, HYDRATE_TIMES;
+ * caller as for hydrate_write(). */
+int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags,
+		     const struct hydrate_caller *caller);
 /* Data file and metadata durable on disk. */
 int hydrate_fsync(struct hydrate_file *f, int datasync);
 

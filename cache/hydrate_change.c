@@ -103,8 +103,10 @@ struct change_rec {
 	uint64_t *set;
 	size_t nset, nnew;
 	bool size_changed;
-	bool times;	     /* update mtime/ctime */
-	bool kill_suidgid;   /* HYDRATE_KILL_SUIDGID */
+	bool times;		/* update mtime/ctime */
+	bool kill_suidgid;	/* HYDRATE_KILL_SUIDGID */
+	bool kill_sgid_nogroup; /* HYDRATE_KILL_SGID_NOGROUP */
+	const struct hydrate_caller *caller;
 	bool kill_priv;	     /* HYDRATE_KILL_PRIV */
 	bool mode_changed;   /* out: set-id bits cleared */
 	uint64_t clear_from; /* UINT64_MAX: no chunk records to drop */
@@ -140,9 +142,18 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 	if (c->times) {
 		mi.mtime_ns = mi.ctime_ns = time_now_ns();
 	}
-	if (c->kill_suidgid) {
-		/* As the kernel does for a write without CAP_FSETID. */
-		uint32_t kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
+	if (c->kill_suidgid || c->kill_sgid_nogroup) {
+		/* As the kernel does for a change by a caller without
+		 * CAP_FSETID (setattr_should_drop_suidgid): S_ISUID; S_ISGID
+		 * when group-executable, or else when the caller is not in
+		 * the file's group. */
+		uint32_t kill = 0;
+
+		if (c->kill_suidgid)
+			kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
+		if ((mi.mode & S_ISGID) && !(mi.mode & S_IXGRP) && c->caller &&
+		    !c->caller->in_group(c->caller->arg, mi.gid))
+			kill |= S_ISGID;
 		c->mode_changed = (mi.mode & kill) != 0;
 		mi.mode &= ~kill;
 	}
@@ -336,13 +347,17 @@ static void wb_after_write(struct hydrate_file *f, uint64_t off, uint64_t end,
 
 static int change_range(struct hydrate_file *f, enum change_kind kind, int mode,
 			const void *buf, uint64_t off, uint64_t len,
-			bool keep_size, unsigned *flags)
+			bool keep_size, unsigned *flags,
+			const struct hydrate_caller *caller)
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {
 		.clear_from = UINT64_MAX,
 		.times = true,
 		.kill_suidgid = flags && (*flags & HYDRATE_KILL_SUIDGID),
+		.kill_sgid_nogroup =
+			flags && (*flags & HYDRATE_KILL_SGID_NOGROUP),
+		.caller = caller,
 		.kill_priv = flags && (*flags & HYDRATE_KILL_PRIV),
 		.frees = kind == CH_PUNCH,
 	};
@@ -417,11 +432,13 @@ out_unlock:
 }
 
 int hydrate_write(struct hydrate_file *f, const void *buf, size_t len,
-		  uint64_t off, unsigned *flags)
+		  uint64_t off, unsigned *flags,
+		  const struct hydrate_caller *caller)
 {
 	if (len == 0)
 		return 0;
-	return change_range(f, CH_WRITE, 0, buf, off, len, false, flags);
+	return change_range(f, CH_WRITE, 0, buf, off, len, false, flags,
+			    caller);
 }
 
 void hydrate_note_created(struct hydrate_file *f)
@@ -434,7 +451,8 @@ void hydrate_note_created(struct hydrate_file *f)
 }
 
 int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
-		      uint64_t len)
+		      uint64_t len, unsigned *flags,
+		      const struct hydrate_caller *caller)
 {
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 
@@ -443,26 +461,29 @@ int hydrate_fallocate(struct hydrate_file *f, int mode, uint64_t off,
 	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
 	case 0:
 		return change_range(f, CH_ALLOC, mode, NULL, off, len, keep,
-				    NULL);
+				    flags, caller);
 	case FALLOC_FL_PUNCH_HOLE:
 		if (!keep)
 			return -EOPNOTSUPP;
 		return change_range(f, CH_PUNCH, mode, NULL, off, len, true,
-				    NULL);
+				    flags, caller);
 	case FALLOC_FL_ZERO_RANGE:
 		return change_range(f, CH_ZERO, mode, NULL, off, len, keep,
-				    NULL);
+				    flags, caller);
 	default:
 		return -EOPNOTSUPP;
 	}
 }
 
-int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags)
+int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags,
+		     const struct hydrate_caller *caller)
 {
 	struct hydrate *h = f->h;
 	struct change_rec c = {
 		.clear_from = UINT64_MAX,
 		.kill_suidgid = flags & HYDRATE_KILL_SUIDGID,
+		.kill_sgid_nogroup = flags & HYDRATE_KILL_SGID_NOGROUP,
+		.caller = caller,
 	};
 	uint64_t old_cached, new_cached;
 	int64_t delta;

@@ -78,6 +78,8 @@ static inline bool fs_fh_direct(const struct fuse_file_info *fi)
 
 /* Reply flags of an opened regular file (open and create). */
 void fs_open_flags(struct fuse_file_info *fi, struct hydrate_file *hf);
+/* The caller of req, for hydrate's set-id rules (hydrate_caller). */
+struct hydrate_caller fs_caller(fuse_req_t req);
 
 struct ctl_buf;
 struct dirh;

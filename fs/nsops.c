@@ -639,18 +639,26 @@ out:
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
-static int truncate_ino(struct fs *fs, fuse_ino_t ino, uint64_t size,
+/* The kernel clears S_ISUID and a group-executable S_ISGID of a file a
+ * caller without CAP_FSETID (root stands for it) truncates, by FUSE's
+ * older rule; the VFS also clears S_ISGID without group execute when the
+ * caller is not in the file's group. */
+static int truncate_ino(fuse_req_t req, fuse_ino_t ino, uint64_t size,
 			struct fuse_file_info *fi)
 {
+	struct fs *fs = req_fs(req);
+	struct hydrate_caller who = fs_caller(req);
+	unsigned flags =
+		fuse_req_ctx(req)->uid != 0 ? HYDRATE_KILL_SGID_NOGROUP : 0;
 	struct hydrate_file *hf = NULL;
 	int ret;
 
 	if (fi && fi->fh)
-		return hydrate_truncate(fs_fh_file(fi), size, 0);
+		return hydrate_truncate(fs_fh_file(fi), size, flags, &who);
 	ret = hydrate_open(fs->hy, ino, &hf);
 	if (ret < 0)
 		return ret == -EINVAL ? -EINVAL : ret;
-	ret = hydrate_truncate(hf, size, 0);
+	ret = hydrate_truncate(hf, size, flags, &who);
 	hydrate_close(hf);
 	return ret;
 }
@@ -693,7 +701,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (attr->st_size < 0)
 			ret = -EINVAL;
 		else
-			ret = truncate_ino(fs, ino, (uint64_t)attr->st_size,
+			ret = truncate_ino(req, ino, (uint64_t)attr->st_size,
 					   fi);
 		if (ret < 0)
 			goto out;
@@ -704,8 +712,18 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (ret < 0)
 		goto out;
 	if (to_set & ~FUSE_SET_ATTR_SIZE) {
-		if (to_set & FUSE_SET_ATTR_MODE)
+		if (to_set & FUSE_SET_ATTR_MODE) {
+			uint32_t was = mi.mode;
+
 			mi.mode = (mi.mode & S_IFMT) | (attr->st_mode & 07777);
+			/* The kernel's mode for a truncate that clears set-id
+			 * bits comes from before the truncate, which may have
+			 * cleared S_ISGID (truncate_ino): keep it cleared. */
+			if ((to_set & FUSE_SET_ATTR_SIZE) && !(was & S_ISGID) &&
+			    (mi.mode & S_ISGID) && !(mi.mode & S_IXGRP) &&
+			    fuse_req_ctx(req)->uid != 0)
+				mi.mode &= ~(uint32_t)S_ISGID;
+		}
 		if (to_set & FUSE_SET_ATTR_UID)
 			mi.uid = attr->st_uid;
 		if (to_set & FUSE_SET_ATTR_GID)

@@ -318,6 +318,43 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ---- */
 
+/* Is the caller of req (arg) in group gid: its own, or a supplementary
+ * one (from /proc, only asked for files whose set-group-id bit is at
+ * stake)? When that cannot be told, yes: the bit stays, as before. */
+static bool req_in_group(void *arg, uint32_t gid)
+{
+	fuse_req_t req = arg;
+	gid_t small[64], *list = small;
+	int n, max = 64;
+	bool in = false;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	for (;;) {
+		n = fuse_req_getgroups(req, max, list);
+		if (n < 0 || n <= max)
+			break;
+		if (list != small)
+			free(list);
+		max = n;
+		list = malloc((size_t)max * sizeof(*list));
+		if (!list)
+			return true;
+	}
+	if (n < 0)
+		in = true;
+	for (int i = 0; i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != small)
+		free(list);
+	return in;
+}
+
+struct hydrate_caller fs_caller(fuse_req_t req)
+{
+	return (struct hydrate_caller){.in_group = req_in_group, .arg = req};
+}
+
 void fs_open_flags(struct fuse_file_info *fi, struct hydrate_file *hf)
 {
 	/* A write-only handle cannot read or map the file: the kernel may
@@ -355,11 +392,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * when the file was empty, and a caller without CAP_FSETID (root
 	 * stands for it) loses S_ISUID, and S_ISGID when group-executable. */
 	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		struct hydrate_caller who = fs_caller(req);
 		unsigned tflags = HYDRATE_TIMES;
 
 		if (fuse_req_ctx(req)->uid != 0)
 			tflags |= HYDRATE_KILL_SUIDGID;
-		ret = hydrate_truncate(hf, 0, tflags);
+		ret = hydrate_truncate(hf, 0, tflags, &who);
 		if (ret < 0) {
 			hydrate_close(hf);
 			fuse_reply_err(req, -ret);
@@ -465,6 +503,7 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct hydrate_file *hf = fs_fh_file(fi);
 	size_t len = fuse_buf_size(in);
 	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	struct hydrate_caller who = fs_caller(req);
 	unsigned flags = 0;
 	void *data = NULL;
 	int ret;
@@ -486,9 +525,12 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	}
 	/* The kernel asks us to clear the set-id bits of a direct write
 	 * by a caller without CAP_FSETID; libfuse does not pass that flag
-	 * on, so root stands for the capability. */
-	if (!fs_is_ctl(ino) && fs_fh_direct(fi) && fuse_req_ctx(req)->uid != 0)
-		flags |= HYDRATE_KILL_SUIDGID;
+	 * on, so root stands for the capability. Before a write through its
+	 * page cache it clears them itself, by FUSE's older rule, which
+	 * keeps S_ISGID of a file that is not group-executable. */
+	if (!fs_is_ctl(ino) && fuse_req_ctx(req)->uid != 0)
+		flags |= fs_fh_direct(fi) ? HYDRATE_KILL_SUIDGID
+					  : HYDRATE_KILL_SGID_NOGROUP;
 	/* The kernel removes security.capability before a write through
 	 * its page cache (whoever writes), not before a direct one. */
 	if (!fs_is_ctl(ino) && fs_fh_direct(fi))
@@ -496,7 +538,7 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (fs_is_ctl(ino))
 		ctl_write(req, data, len, off, fi);
 	else
-		ret = hydrate_write(hf, data, len, (uint64_t)off, &flags);
+		ret = hydrate_write(hf, data, len, (uint64_t)off, &flags, &who);
 	if (data != in->buf[0].mem)
 		free(data);
 	if (fs_is_ctl(ino))
@@ -504,6 +546,8 @@ static void fs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (ret == 0 && fs_fh_direct(fi) &&
 	    (flags & (HYDRATE_MODE_CHANGED | HYDRATE_MAY_BE_CACHED)))
 		direct_written(req_fs(req), ino, off, len);
+	else if (ret == 0 && (flags & HYDRATE_MODE_CHANGED))
+		direct_written(req_fs(req), ino, -1, 0); /* attributes only */
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -514,13 +558,20 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
 	struct hydrate_file *hf = fs_fh_file(fi);
+	struct hydrate_caller who = fs_caller(req);
+	/* The kernel clears set-id bits first, by FUSE's older rule. */
+	unsigned flags =
+		fuse_req_ctx(req)->uid != 0 ? HYDRATE_KILL_SGID_NOGROUP : 0;
 	int ret;
 
 	if (fs_is_ctl(ino) || offset < 0 || length <= 0) {
 		fuse_reply_err(req, fs_is_ctl(ino) ? EOPNOTSUPP : EINVAL);
 		return;
 	}
-	ret = hydrate_fallocate(hf, mode, (uint64_t)offset, (uint64_t)length);
+	ret = hydrate_fallocate(hf, mode, (uint64_t)offset, (uint64_t)length,
+				&flags, &who);
+	if (ret == 0 && (flags & HYDRATE_MODE_CHANGED))
+		direct_written(req_fs(req), ino, -1, 0); /* attributes only */
 	fuse_reply_err(req, -ret);
 }
 

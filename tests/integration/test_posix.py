@@ -17,6 +17,7 @@ import ctypes
 import errno
 import os
 import pickle
+import random
 import select
 import signal
 import socket
@@ -301,8 +302,9 @@ class Open(PosixCase):
     def test_trunc_of_an_empty_file_and_set_id_bits(self):
         """As on ext4: open with O_TRUNC marks mtime and ctime even when
         the file was empty already, and when the caller lacks CAP_FSETID
-        clears S_ISUID, and S_ISGID when group-executable (libfuse asks
-        for atomic O_TRUNC, so the kernel leaves all of it to the open)."""
+        clears S_ISUID, and S_ISGID when group-executable or the caller is
+        not in the file's group (libfuse asks for atomic O_TRUNC, so the
+        kernel leaves all of it to the open)."""
         f = self.p("e")
         write_file(f, b"")
         os.utime(f, ns=(10**18, 10**18))
@@ -319,8 +321,12 @@ class Open(PosixCase):
         os.chmod(f, 0o6777)
         trunc_open()
         self.assertEqual(mode_of(f), 0o6777, "root keeps them")
-        for mode, left in ((0o6777, 0o777), (0o6767, 0o2767),
-                           (0o4777, 0o777)):
+        # S_ISGID without group execute goes too when the caller is not
+        # in the file's group (the VFS since Linux 6.2), stays when it is.
+        for mode, group, left in ((0o6777, 0, 0o777), (0o6767, 0, 0o767),
+                                  (0o4777, 0, 0o777),
+                                  (0o6767, NOBODY, 0o2767)):
+            os.chown(f, 0, group)
             os.chmod(f, mode)
             self.assertTrue(nobody(trunc_open))
             self.assertEqual(mode_of(f), left, "%o" % mode)
@@ -1690,6 +1696,43 @@ class Permissions(PosixCase):
         write_with(os.O_WRONLY)(f)
         self.assertEqual(os.getxattr(f, "user.keep"), b"1")
 
+    def test_set_group_id_without_group_execute(self):
+        """As on ext4 (the VFS since Linux 6.2): S_ISGID on a file that is
+        not group-executable goes when a caller without CAP_FSETID that is
+        not in the file's group writes, truncates or allocates it, and
+        stays for one in the group. FUSE's kernel client keeps it either
+        way (its own, older rule), so tidefs clears it itself."""
+        f = self.p("sg")
+        write_file(f, b"0123456789")
+
+        def change(how):
+            def go():
+                if how == "truncate":
+                    os.truncate(f, 5)
+                    return True
+                fd = os.open(f, os.O_WRONLY if how == "write-only"
+                             else os.O_RDWR)
+                try:
+                    if how == "fallocate":
+                        os.posix_fallocate(fd, 0, 64)
+                    else:
+                        os.pwrite(fd, b"x", 1)
+                finally:
+                    os.close(fd)
+                return True
+            return go
+        for how in ("write-only", "read-write", "truncate", "fallocate"):
+            for group, left in ((0, 0o767), (NOBODY, 0o2767)):
+                os.chown(f, 0, group)
+                os.chmod(f, 0o2767)
+                self.assertTrue(nobody(change(how)))
+                self.assertEqual(mode_of(f), left, "%s, group %d: %o"
+                                 % (how, group, mode_of(f)))
+            os.chown(f, 0, 0)
+            os.chmod(f, 0o2767)
+            change(how)()  # root keeps it
+            self.assertEqual(mode_of(f), 0o2767, how)
+
     def test_set_id_bits_after_writes(self):
         """As on ext4: a write by a caller without CAP_FSETID clears
         S_ISUID, and S_ISGID when group-executable; root's writes keep
@@ -1717,6 +1760,177 @@ class Permissions(PosixCase):
             nobody(write_at(flags, 3))
             self.assertEqual(mode_of(f), 0o757, "S_ISUID only (%o)" % flags)
         self.assertEqual(read_file(f), b"0xxx456789")
+
+
+# ------------------------------------------- against the local file system --
+
+class AgainstLocal(PosixCase):
+    """The same random operations, as root and as nobody, on the mount and
+    on a directory of the test's own (local) file system, side by side:
+    after each, the same result (errno) and the same tree (type, mode,
+    owner, links, size, bytes, symlink targets, xattrs, and whether mtime
+    and ctime moved). Found: O_TRUNC that kept set-id bits and times, and
+    file capabilities kept by a write-only handle's write."""
+
+    TEST_TIMEOUT = 240
+    maxDiff = None
+    SEEDS = 12
+    OPS = 80
+    NAMES = ["a", "b", "c", "d/e", "d/f", "d", "g", "g/h"]
+
+    def caps(self, i):
+        # security.capability v2, its permitted set varying with i (the
+        # same value set again would leave ext4's ctime alone).
+        return bytes([1, 0, 0, 2, i & 0xff, 0x20]) + bytes(14)
+
+    def local_supports(self, root):
+        f = os.path.join(root, "probe")
+        write_file(f, b"")
+        try:
+            os.setxattr(f, "user.x", b"1")
+            os.setxattr(f, "security.capability", self.caps(1))
+        except OSError:
+            return False
+        finally:
+            os.unlink(f)
+        return True
+
+    def op(self, root, k, a, b, i, arg):
+        p, q = os.path.join(root, a), os.path.join(root, b)
+        nb = os.O_NONBLOCK  # FIFOs: never wait for the other end
+
+        def pw(flags, data, off=None):
+            fd = os.open(p, flags | nb, 0o666)
+            try:
+                if off is None:
+                    os.write(fd, data)
+                else:
+                    os.pwrite(fd, data, off)
+            finally:
+                os.close(fd)
+        if k == 0:
+            pw(os.O_CREAT | os.O_WRONLY, b"w%d" % i * 10, i)
+        elif k == 1:
+            pw(os.O_RDWR | os.O_APPEND, b"app")
+        elif k == 2:
+            os.truncate(p, i * 3)
+        elif k == 3:
+            os.chmod(p, arg)
+        elif k == 4:
+            os.chown(p, *arg)
+        elif k == 5:
+            os.setxattr(p, "security.capability", self.caps(i))
+        elif k == 6:
+            os.setxattr(p, "user.x", b"%d" % i)
+        elif k == 7:
+            os.rename(p, q)
+        elif k == 8:
+            os.link(p, q)
+        elif k == 9:
+            os.unlink(p)
+        elif k == 10:
+            os.close(os.open(p, os.O_WRONLY | os.O_TRUNC | nb))
+        elif k == 11:
+            os.utime(p, (i, i))
+        elif k == 12:
+            pw(os.O_WRONLY, b"Z", 0)
+        elif k == 13:
+            pw(os.O_RDWR, b"Y", 1)
+        elif k == 14:
+            os.mkdir(p, 0o777)
+        elif k == 15:
+            os.rmdir(p)
+        elif k == 16:
+            os.symlink("tgt%d" % i, p)
+        elif k == 17:
+            os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
+        elif k == 18:
+            fd = os.open(p, os.O_RDWR | nb)
+            try:
+                os.posix_fallocate(fd, 0, i * 5)
+            finally:
+                os.close(fd)
+        elif k == 19:
+            os.removexattr(p, "user.x")
+        elif k == 20:
+            os.mkfifo(p, 0o600)
+        elif k == 21:
+            os.chmod(p, arg | 0o1000)
+        elif k == 22:
+            os.lchown(p, arg[0], -1)
+        elif k == 23:
+            os.replace(p, q)
+        return True
+
+    def run_op(self, root, k, a, b, i, arg, who):
+        try:
+            if who:
+                nobody(lambda: self.op(root, k, a, b, i, arg))
+            else:
+                self.op(root, k, a, b, i, arg)
+            return 0
+        except OSError as e:
+            return e.errno
+
+    def tree(self, root, prev):
+        out, raw = {}, {}
+        for dp, dns, fns in os.walk(root):
+            if dp == root:
+                dns[:] = [d for d in dns if d != ".tidefs"]
+            for n in sorted(dns + fns):
+                path = os.path.join(dp, n)
+                st = os.lstat(path)
+                rel = os.path.relpath(path, root)
+                raw[rel] = (st.st_mtime_ns, st.st_ctime_ns)
+                old = prev.get(rel)
+                moved = (old is None or old[0] != st.st_mtime_ns,
+                         old is None or old[1] != st.st_ctime_ns)
+                if stat.S_ISFIFO(st.st_mode):
+                    moved = None  # the kernel keeps a FIFO's write times
+                e = [oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink,
+                     0 if stat.S_ISDIR(st.st_mode) else st.st_size, moved]
+                if stat.S_ISREG(st.st_mode):
+                    e.append(read_file(path))
+                elif stat.S_ISLNK(st.st_mode):
+                    e.append(os.readlink(path))
+                if not stat.S_ISLNK(st.st_mode):
+                    e.append({x: os.getxattr(path, x)
+                              for x in sorted(os.listxattr(path))
+                              if not x.startswith("user.tidefs.")})
+                out[rel] = e
+        return out, raw
+
+    def test_random_operations_match_the_local_file_system(self):
+        local = os.path.join(self.tmp, "local")
+        os.mkdir(local)
+        os.chmod(local, 0o755)
+        if not self.local_supports(local):
+            self.skipTest("the test's file system lacks user.* or "
+                          "security.* xattrs")
+        modes = [0o6755, 0o644, 0o2775, 0o4700, 0o777, 0o2767]
+        owners = [(0, 0), (0, NOBODY), (NOBODY, 0), (NOBODY, NOBODY)]
+        for seed in range(self.SEEDS):
+            rnd = random.Random(9000 + seed)
+            roots = [self.p("s%d" % seed), os.path.join(local, "s%d" % seed)]
+            for r in roots:
+                os.makedirs(os.path.join(r, "d"))
+                os.chmod(r, 0o777)
+                os.chmod(os.path.join(r, "d"), 0o777)
+            prev = [self.tree(r, {})[1] for r in roots]
+            for i in range(self.OPS):
+                k = rnd.randrange(24)
+                a, b = rnd.choice(self.NAMES), rnd.choice(self.NAMES)
+                who = rnd.random() < 0.3
+                arg = (rnd.choice(modes) if k in (3, 21)
+                       else rnd.choice(owners))
+                time.sleep(0.002)  # a moved time is a different one
+                res = [self.run_op(r, k, a, b, i, arg, who) for r in roots]
+                trees = [self.tree(r, pv) for r, pv in zip(roots, prev)]
+                prev = [t[1] for t in trees]
+                what = "seed %d op %d: %d %s %s as %s" % (
+                    seed, i, k, a, b, "nobody" if who else "root")
+                self.assertEqual(res[0], res[1], what)
+                self.assertEqual(trees[0][0], trees[1][0], what)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ static void *write_part(void *arg)
 		ret = hydrate_handle_open(hf, true);
 		if (ret == -1) {
 			ret = hydrate_write(hf, buf, PART,
-					    (uint64_t)w->part * PART, NULL);
+					    (uint64_t)w->part * PART, NULL,
+					    NULL);
 			hydrate_handle_close(hf, false);
 		}
 		hydrate_close(hf);
