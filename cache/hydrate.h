@@ -135,7 +135,8 @@ enum hydrate_write_flags {
 	HYDRATE_KILL_SGID_NOGROUP = 1 << 5,
 };
 /* Who makes a change, for the set-id rules: whether the caller is in group
- * gid (its own or a supplementary one). */
+ * gid (its own or a supplementary one); in_group NULL: S_ISGID without group
+ * execute is never cleared for being outside the group. */
 struct hydrate_caller {
 	bool (*in_group)(void *arg, uint32_t gid);
 	void *arg;

@@ -152,6 +152,7 @@ static int commit_change(struct hydrate_file *f, struct change_rec *c)
 		if (c->kill_suidgid)
 			kill = S_ISUID | (mi.mode & S_IXGRP ? S_ISGID : 0);
 		if ((mi.mode & S_ISGID) && !(mi.mode & S_IXGRP) && c->caller &&
+		    c->caller->in_group &&
 		    !c->caller->in_group(c->caller->arg, mi.gid))
 			kill |= S_ISGID;
 		c->mode_changed = (mi.mode & kill) != 0;

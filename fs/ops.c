@@ -12,9 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -350,9 +353,30 @@ static bool req_in_group(void *arg, uint32_t gid)
 	return in;
 }
 
+/* Does this kernel's VFS clear S_ISGID without group execute for a caller
+ * outside the file's group (setattr_should_drop_sgid, Linux 6.2)? Then so
+ * does tidefs, as the local file systems here do. */
+static bool vfs_drops_sgid_nogroup;
+
+static void check_vfs_sgid(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2)
+		vfs_drops_sgid_nogroup =
+			major > 6 || (major == 6 && minor >= 2);
+}
+
 struct hydrate_caller fs_caller(fuse_req_t req)
 {
-	return (struct hydrate_caller){.in_group = req_in_group, .arg = req};
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, check_vfs_sgid);
+	return (struct hydrate_caller){
+		.in_group = vfs_drops_sgid_nogroup ? req_in_group : NULL,
+		.arg = req,
+	};
 }
 
 void fs_open_flags(struct fuse_file_info *fi, struct hydrate_file *hf)
