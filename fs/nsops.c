@@ -807,6 +807,20 @@ static int change_xattr(struct fs *fs, fuse_ino_t ino, const char *name,
 	}
 	if (ret < 0)
 		goto out;
+	if (value && exists && !(flags & XATTR_CREATE) && len == size &&
+	    strcmp(name, FS_PIN_XATTR) != 0) {
+		/* The same value again changes nothing, not even ctime (as
+		 * on ext4): the file does not become dirty for it. */
+		char *cur = malloc(size ? size : 1);
+		bool same =
+			cur &&
+			meta_xattr_get(txn, ino, name, cur, size, &len) == 0 &&
+			len == size && memcmp(cur, value, size) == 0;
+
+		free(cur);
+		if (same)
+			goto out; /* ret is 0; the transaction is aborted */
+	}
 	if (value && (flags & XATTR_CREATE) && exists)
 		ret = -EEXIST;
 	else if ((!value || (flags & XATTR_REPLACE)) && !exists)

@@ -1416,6 +1416,18 @@ class Xattr(PosixCase):
         st2 = os.stat(self.p("f"))
         self.assertGreater(st2.st_ctime_ns, st1.st_ctime_ns)
         self.assertEqual(st2.st_mtime_ns, st0.st_mtime_ns)
+        # The same value again changes nothing, not even ctime (ext4).
+        os.setxattr(self.p("f"), "user.t", b"same")
+        st3 = os.stat(self.p("f"))
+        self.tick()
+        os.setxattr(self.p("f"), "user.t", b"same")
+        os.setxattr(self.p("f"), "user.t", b"same", os.XATTR_REPLACE)
+        self.assertEqual(os.stat(self.p("f")).st_ctime_ns, st3.st_ctime_ns)
+        self.assertErrno(errno.EEXIST, os.setxattr, self.p("f"), "user.t",
+                         b"same", os.XATTR_CREATE)
+        os.setxattr(self.p("f"), "user.t", b"samf")
+        self.assertGreater(os.stat(self.p("f")).st_ctime_ns, st3.st_ctime_ns)
+        self.assertEqual(os.getxattr(self.p("f"), "user.t"), b"samf")
 
     def test_reserved_tidefs_names(self):
         write_file(self.p("f"), b"x")
