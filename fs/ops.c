@@ -415,8 +415,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * what its truncate would do besides: mtime and ctime change even
 	 * when the file was empty, and a caller without CAP_FSETID (root
 	 * stands for it) loses S_ISUID, and S_ISGID when group-executable
-	 * or (kernels since 6.2) when it is not in the file's group. */
-	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+	 * or (kernels since 6.2) when it is not in the file's group.
+	 * O_RDONLY | O_TRUNC truncates too, as on Linux: the kernel checked
+	 * for write permission, which it asks whenever O_TRUNC is set. */
+	if (fi->flags & O_TRUNC) {
 		struct hydrate_caller who = fs_caller(req);
 		unsigned tflags = HYDRATE_TIMES;
 

@@ -303,6 +303,19 @@ class Open(PosixCase):
         os.close(fd)
         self.assertEqual(read_file(self.p("f")), b"abc")
 
+    def test_rdonly_trunc_truncates(self):
+        """Linux truncates on O_RDONLY | O_TRUNC (asking for write
+        permission, as for any O_TRUNC); so does tidefs."""
+        write_file(self.p("f"), b"0123456789")
+        os.chmod(self.p("f"), 0o644)
+        os.close(os.open(self.p("f"), os.O_RDONLY | os.O_TRUNC))
+        self.assertEqual(os.stat(self.p("f")).st_size, 0)
+        self.assertEqual(read_file(self.p("f")), b"")
+        write_file(self.p("f"), b"0123456789")
+        self.assertErrno(errno.EACCES, lambda: nobody(
+            lambda: os.close(os.open(self.p("f"), os.O_RDONLY | os.O_TRUNC))))
+        self.assertEqual(read_file(self.p("f")), b"0123456789")
+
     def test_trunc_of_an_empty_file_and_set_id_bits(self):
         """As on ext4: open with O_TRUNC marks mtime and ctime even when
         the file was empty already, and when the caller lacks CAP_FSETID
@@ -1790,8 +1803,12 @@ class AgainstLocal(PosixCase):
     on a directory of the test's own (local) file system, side by side:
     after each, the same result (errno) and the same tree (type, mode,
     owner, links, size, bytes, symlink targets, xattrs, and whether mtime
-    and ctime moved). Found: O_TRUNC that kept set-id bits and times, and
-    file capabilities kept by a write-only handle's write."""
+    and ctime moved). Found: O_TRUNC that kept set-id bits and times (and
+    did not truncate with O_RDONLY), file capabilities kept by a
+    write-only handle's write, S_ISGID kept for callers outside the group,
+    the same xattr value again moving ctime, and removed symlinks that
+    made every write fail with ENOSPC. (Device nodes are left out: FUSE
+    mounts are nodev.)"""
 
     TEST_TIMEOUT = 240
     maxDiff = None
@@ -1881,6 +1898,28 @@ class AgainstLocal(PosixCase):
             os.lchown(p, arg[0], -1)
         elif k == 23:
             os.replace(p, q)
+        elif k in (24, 25):  # RENAME_NOREPLACE, RENAME_EXCHANGE
+            renameat2(p, q, 1 if k == 24 else 2)
+        elif k == 26:
+            os.mknod(p, stat.S_IFIFO | 0o640)
+        elif k == 27:
+            fd = os.open(p, os.O_RDONLY | nb)
+            try:
+                os.read(fd, 10)
+            finally:
+                os.close(fd)
+        elif k == 28:
+            os.listdir(p)
+        elif k == 29:
+            os.chmod(p, 0o2770 if i % 2 else 0o700)
+        elif k == 30:
+            os.mkdir(p, 0o2777)
+        elif k == 31:
+            os.close(os.open(p, os.O_RDONLY | os.O_TRUNC | nb))
+        elif k == 32:
+            os.link(p, q, follow_symlinks=False)
+        elif k == 33:
+            os.utime(p, None)
         return True
 
     def run_op(self, root, k, a, b, i, arg, who):
@@ -1939,7 +1978,7 @@ class AgainstLocal(PosixCase):
                 os.chmod(os.path.join(r, "d"), 0o777)
             prev = [self.tree(r, {})[1] for r in roots]
             for i in range(self.OPS):
-                k = rnd.randrange(24)
+                k = rnd.randrange(34)
                 a, b = rnd.choice(self.NAMES), rnd.choice(self.NAMES)
                 who = rnd.random() < 0.3
                 arg = (rnd.choice(modes) if k in (3, 21)
