@@ -1983,7 +1983,9 @@ class AgainstLocal(PosixCase):
                 who = rnd.random() < 0.3
                 arg = (rnd.choice(modes) if k in (3, 21)
                        else rnd.choice(owners))
-                time.sleep(0.002)  # a moved time is a different one
+                # A moved time is a different one, even where the local
+                # file system stamps times by the tick (HZ 100 or more).
+                time.sleep(0.011)
                 res = [self.run_op(r, k, a, b, i, arg, who) for r in roots]
                 trees = [self.tree(r, pv) for r, pv in zip(roots, prev)]
                 prev = [t[1] for t in trees]
