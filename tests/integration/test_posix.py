@@ -1993,6 +1993,13 @@ class AgainstLocal(PosixCase):
                     seed, i, k, a, b, "nobody" if who else "root")
                 self.assertEqual(res[0], res[1], what)
                 self.assertEqual(trees[0][0], trees[1][0], what)
+        # All of it, times to the nanosecond, is what the next mount finds.
+        before = self.tree(self.p(), {})[1], self.tree(self.p(), {})[0]
+        self.assertEqual(self.m.unmount(), 0)
+        self.m = self.mount(cache_dir=self.m.cache_dir,
+                            args=["-o", "allow_other"])
+        after = self.tree(self.p(), {})[1], self.tree(self.p(), {})[0]
+        self.assertEqual(after, before)
 
 
 if __name__ == "__main__":
