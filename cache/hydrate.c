@@ -46,9 +46,10 @@
  * written back already, instead of forcing the disk to write while a reader
  * streams the object in (that cost a cold sequential read 30% here).
  * Readers never wait for it (presence is published in memory first);
- * hydrate_flush() cuts the wait short for fsync, stats, the state xattr,
- * every task and unmount. A crash forgets at most those 5 s of fetches:
- * they are fetched again.
+ * hydrate_flush() cuts the wait short for stats, the state xattr, every
+ * task and unmount (fsync need not: a change records the chunks it builds
+ * on itself). A crash forgets at most those 5 s of fetches: they are
+ * fetched again.
  */
 #define PERSIST_DELAY_NS 5000000000ll
 
