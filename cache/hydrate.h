@@ -68,7 +68,7 @@ int hydrate_new(struct meta_db *db, struct chunk_store *cs,
 		struct hydrate **out);
 /* Waits for in-flight fetches, persists what was fetched, stops threads. */
 void hydrate_free(struct hydrate *h);
-/* Persist pending presence records now (for fsync/unmount). */
+/* Persist pending presence records now (stats, tasks, unmount). */
 int hydrate_flush(struct hydrate *h);
 
 /*
