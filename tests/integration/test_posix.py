@@ -26,8 +26,9 @@ import subprocess
 import time
 import unittest
 
-from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase, md5,
-                         random_bytes, read_file, wait_until, write_file)
+from tidefs_test import (SETTLE_TIMEOUT, MiB, TidefsTestCase,
+                         fusermount_unmount, md5, random_bytes, read_file,
+                         wait_until, write_file)
 
 NOBODY = 65534  # uid and gid
 # Linux 6.2's VFS clears S_ISGID without group execute for a caller outside
@@ -1993,13 +1994,20 @@ class AgainstLocal(PosixCase):
                     seed, i, k, a, b, "nobody" if who else "root")
                 self.assertEqual(res[0], res[1], what)
                 self.assertEqual(trees[0][0], trees[1][0], what)
-        # All of it, times to the nanosecond, is what the next mount finds.
+        # All of it, times to the nanosecond, is what the next mount finds,
+        # after kill -9 of the daemon (every change was acknowledged) and
+        # after a clean unmount.
         before = self.tree(self.p(), {})[1], self.tree(self.p(), {})[0]
-        self.assertEqual(self.m.unmount(), 0)
-        self.m = self.mount(cache_dir=self.m.cache_dir,
-                            args=["-o", "allow_other"])
-        after = self.tree(self.p(), {})[1], self.tree(self.p(), {})[0]
-        self.assertEqual(after, before)
+        os.kill(self.m.proc.pid, signal.SIGKILL)
+        self.m.proc.wait(20)
+        fusermount_unmount(self.m.mountpoint, lazy=True)
+        for how in ("kill -9", "unmount"):
+            self.m = self.mount(cache_dir=self.m.cache_dir,
+                                args=["-o", "allow_other"])
+            after = self.tree(self.p(), {})[1], self.tree(self.p(), {})[0]
+            self.assertEqual(after, before, "after " + how)
+            if how == "kill -9":
+                self.assertEqual(self.m.unmount(), 0)
 
 
 if __name__ == "__main__":
