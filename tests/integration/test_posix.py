@@ -1814,6 +1814,7 @@ class AgainstLocal(PosixCase):
     TEST_TIMEOUT = 240
     maxDiff = None
     SEEDS = 12
+    S3_SEEDS = 6
     OPS = 80
     NAMES = ["a", "b", "c", "d/e", "d/f", "d", "g", "g/h"]
 
@@ -1942,10 +1943,13 @@ class AgainstLocal(PosixCase):
                 path = os.path.join(dp, n)
                 st = os.lstat(path)
                 rel = os.path.relpath(path, root)
-                raw[rel] = (st.st_mtime_ns, st.st_ctime_ns)
+                raw[rel] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
                 old = prev.get(rel)
-                moved = (old is None or old[0] != st.st_mtime_ns,
-                         old is None or old[1] != st.st_ctime_ns)
+                if old is None or old[0] != st.st_ino:
+                    moved = "another file"  # times not comparable
+                else:
+                    moved = (old[1] != st.st_mtime_ns,
+                             old[2] != st.st_ctime_ns)
                 if stat.S_ISFIFO(st.st_mode):
                     moved = None  # the kernel keeps a FIFO's write times
                 e = [oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink,
@@ -1961,15 +1965,72 @@ class AgainstLocal(PosixCase):
                 out[rel] = e
         return out, raw
 
-    def test_random_operations_match_the_local_file_system(self):
+    MODES = [0o6755, 0o644, 0o2775, 0o4700, 0o777, 0o2767]
+    OWNERS = [(0, 0), (0, NOBODY), (NOBODY, 0), (NOBODY, NOBODY)]
+
+    def local_dir(self):
         local = os.path.join(self.tmp, "local")
         os.mkdir(local)
         os.chmod(local, 0o755)
         if not self.local_supports(local):
             self.skipTest("the test's file system lacks user.* or "
                           "security.* xattrs")
-        modes = [0o6755, 0o644, 0o2775, 0o4700, 0o777, 0o2767]
-        owners = [(0, 0), (0, NOBODY), (NOBODY, 0), (NOBODY, NOBODY)]
+        return local
+
+    def run_seed(self, seed, rnd, roots):
+        """OPS random operations on both roots, compared after each."""
+        prev = [self.tree(r, {})[1] for r in roots]
+        first = [self.tree(r, {})[0] for r in roots]
+        self.assertEqual(first[0], first[1], "seed %d: before" % seed)
+        for i in range(self.OPS):
+            k = rnd.randrange(34)
+            a, b = rnd.choice(self.NAMES), rnd.choice(self.NAMES)
+            who = rnd.random() < 0.3
+            arg = (rnd.choice(self.MODES) if k in (3, 21)
+                   else rnd.choice(self.OWNERS))
+            # A moved time is a different one, even where the local file
+            # system stamps times by the tick (HZ 100 or more).
+            time.sleep(0.011)
+            res = [self.run_op(r, k, a, b, i, arg, who) for r in roots]
+            trees = [self.tree(r, pv) for r, pv in zip(roots, prev)]
+            prev = [t[1] for t in trees]
+            what = "seed %d op %d: %d %s %s as %s" % (
+                seed, i, k, a, b, "nobody" if who else "root")
+            self.assertEqual(res[0], res[1], what)
+            self.assertEqual(trees[0][0], trees[1][0], what)
+
+    def test_random_operations_on_files_from_s3_match_local_copies(self):
+        """The same on files a first mount imported from S3 and has not
+        read yet (released: writes into them fetch what they cover only
+        partly), beside local copies with the same bytes, mode and owner."""
+        local = self.local_dir()
+        sizes = [0, 1, 4096, MiB - 1, MiB + 7, 3 * MiB + 5]
+        for seed in range(self.S3_SEEDS):
+            rnd = random.Random(7000 + seed)
+            prefix = "s3-%d" % seed
+            bodies = {n: random_bytes(rnd.choice(sizes))
+                      for n in ("a", "b", "c", "d/e", "d/f", "g/h")}
+            self.put_many(("%s/%s" % (prefix, n), b)
+                          for n, b in bodies.items())
+            self.assertEqual(self.m.unmount(), 0)
+            self.m = self.mount(prefix=prefix, args=["-o", "allow_other"])
+            roots = [self.p(), os.path.join(local, prefix)]
+            for n, b in bodies.items():
+                path = os.path.join(roots[1], n)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_file(path, b)
+                st = os.lstat(self.p(n))
+                self.assertEqual(self.m.state(n),
+                                 "released" if b else "archived")
+                os.chown(path, st.st_uid, st.st_gid)
+                os.chmod(path, stat.S_IMODE(st.st_mode))
+            for r in roots:
+                for d in ("", "d", "g"):
+                    os.chmod(os.path.join(r, d), 0o777)
+            self.run_seed(seed, rnd, roots)
+
+    def test_random_operations_match_the_local_file_system(self):
+        local = self.local_dir()
         for seed in range(self.SEEDS):
             rnd = random.Random(9000 + seed)
             roots = [self.p("s%d" % seed), os.path.join(local, "s%d" % seed)]
@@ -1977,23 +2038,7 @@ class AgainstLocal(PosixCase):
                 os.makedirs(os.path.join(r, "d"))
                 os.chmod(r, 0o777)
                 os.chmod(os.path.join(r, "d"), 0o777)
-            prev = [self.tree(r, {})[1] for r in roots]
-            for i in range(self.OPS):
-                k = rnd.randrange(34)
-                a, b = rnd.choice(self.NAMES), rnd.choice(self.NAMES)
-                who = rnd.random() < 0.3
-                arg = (rnd.choice(modes) if k in (3, 21)
-                       else rnd.choice(owners))
-                # A moved time is a different one, even where the local
-                # file system stamps times by the tick (HZ 100 or more).
-                time.sleep(0.011)
-                res = [self.run_op(r, k, a, b, i, arg, who) for r in roots]
-                trees = [self.tree(r, pv) for r, pv in zip(roots, prev)]
-                prev = [t[1] for t in trees]
-                what = "seed %d op %d: %d %s %s as %s" % (
-                    seed, i, k, a, b, "nobody" if who else "root")
-                self.assertEqual(res[0], res[1], what)
-                self.assertEqual(trees[0][0], trees[1][0], what)
+            self.run_seed(seed, rnd, roots)
         # All of it, times to the nanosecond, is what the next mount finds,
         # after kill -9 of the daemon (every change was acknowledged) and
         # after a clean unmount.
