@@ -326,6 +326,14 @@ static int apply(struct hydrate_file *f, enum change_kind kind, int mode,
  */
 #define WB_SLICE (16ull << 20)
 
+/* Caller holds f->lock: the next sequence starts at pos (its first slice
+ * is the one after pos). */
+static void wb_restart(struct hydrate_file *f, uint64_t pos)
+{
+	f->wb_end = pos;
+	f->wb_next = (pos + WB_SLICE - 1) / WB_SLICE * WB_SLICE;
+}
+
 /* Caller holds f->lock, after a write of [off, end): the range of whole
  * slices at least a slice behind the writer not yet handed to the disk,
  * in *start and *len (0 if none). */
@@ -336,7 +344,7 @@ static void wb_after_write(struct hydrate_file *f, uint64_t off, uint64_t end,
 
 	*start = *len = 0;
 	if (off != f->wb_end) /* not a continuation: start over after it */
-		f->wb_next = (end + WB_SLICE - 1) / WB_SLICE * WB_SLICE;
+		wb_restart(f, end);
 	f->wb_end = end;
 	if (end < WB_SLICE || f->wb_next + WB_SLICE > end - WB_SLICE)
 		return;
@@ -517,8 +525,7 @@ int hydrate_truncate(struct hydrate_file *f, uint64_t size, unsigned flags,
 	}
 	f->size = size;
 	/* A rewrite from the new end continues the sequence. */
-	f->wb_end = size;
-	f->wb_next = (size + WB_SLICE - 1) / WB_SLICE * WB_SLICE;
+	wb_restart(f, size);
 	new_cached = count_cached(f, h->csize);
 	f->ncached_bytes = new_cached;
 	pthread_mutex_unlock(&f->lock);

@@ -310,11 +310,6 @@ static MDB_envinfo env_last(struct meta_db *db)
 	return info;
 }
 
-static uint64_t last_txnid(struct meta_db *db)
-{
-	return env_last(db).me_last_txnid;
-}
-
 static int safe_lapse(struct meta_db *db);
 
 void meta_safe_committed(struct meta_db *db)
@@ -392,7 +387,7 @@ static int safe_point(struct meta_db *db)
 	/* Write most of it out before pinning: the pinned sync below then
 	 * has little left, and the store grows only while it runs. Every
 	 * transaction up to `synced` has its pages in the map already. */
-	synced = last_txnid(db);
+	synced = meta_last_txn(db);
 	ret = meta_lmdb_err(mdb_env_sync(db->env, 1), "sync");
 	if (ret) {
 		free(buf);
@@ -482,7 +477,7 @@ int meta_safe_sync_upto(struct meta_db *db, uint64_t want)
 
 int meta_safe_sync(struct meta_db *db)
 {
-	return meta_safe_sync_upto(db, last_txnid(db));
+	return meta_safe_sync_upto(db, meta_last_txn(db));
 }
 
 /* Under safe_lock: how long after its last point the thread makes the
@@ -512,7 +507,7 @@ static void *safe_main(void *arg)
 			continue;
 		last_point = time_mono_ns();
 		db->safe_renew = false;
-		if (atomic_load(&db->safe_txnid) != last_txnid(db) &&
+		if (atomic_load(&db->safe_txnid) != meta_last_txn(db) &&
 		    safe_point(db) < 0 &&
 		    time_mono_ns() - last_err > 60 * 1000000000LL) {
 			last_err = time_mono_ns();
@@ -541,7 +536,7 @@ int meta_safe_start(struct meta_db *db, const char *path)
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&db->commit_lock);
-	layout_ok = read_meta(db, last_txnid(db), page) == 0;
+	layout_ok = read_meta(db, meta_last_txn(db), page) == 0;
 	pthread_mutex_unlock(&db->commit_lock);
 	free(page);
 	if (!db->boot[0] || !layout_ok) {
@@ -602,7 +597,7 @@ void meta_safe_stop(struct meta_db *db)
 	}
 	if (db->safe_fd >= 0) {
 		pthread_mutex_lock(&db->safe_lock);
-		if (atomic_load(&db->safe_txnid) != last_txnid(db))
+		if (atomic_load(&db->safe_txnid) != meta_last_txn(db))
 			safe_point(db);
 		pthread_mutex_unlock(&db->safe_lock);
 		close(db->safe_fd);
